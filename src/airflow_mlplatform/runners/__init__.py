@@ -1,0 +1,1 @@
+"""runners of the airflow-mlplatform provider."""

@@ -1,0 +1,106 @@
+"""What runs INSIDE a job: report named values and metrics back to Airflow.
+
+Standard library only, so a job image needs nothing but this file (or no file at all:
+the wire format is one line on stdout and is as easy to print from R or a shell).
+
+Wire format, one line on stdout per value::
+
+    ::mlplatform::record {"name": "accuracy", "value": 0.93}
+
+Metrics follow the Valohai convention: every line of stdout that is a JSON object,
+e.g. ``{"epoch": 3, "loss": 0.21}``, is one row of the metric series.
+
+From R (the one-liner)::
+
+    cat("::mlplatform::record", jsonlite::toJSON(list(name = "accuracy", value = 0.93), auto_unbox = TRUE, digits = NA), "\\n")
+
+or ``source(Sys.getenv("MLPLATFORM_R_RUNTIME")); record("accuracy", 0.93)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from airflow_mlplatform.exceptions import RecordError
+
+RECORD_PREFIX = "::mlplatform::record"
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,249}$")
+#: XCom keys the provider writes itself; a recorded value cannot use them.
+RESERVED_NAMES = frozenset({"return_value", "metrics", "execution_record"})
+#: Environment variable holding the directory where a job writes its output files.
+OUTPUT_DIR_ENV = "MLPLATFORM_OUTPUT_DIR"
+
+__all__ = ["RECORD_PREFIX", "RESERVED_NAMES", "log_metrics", "output_dir", "record"]
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it can be a recorded value's name (an XCom key), else raise.
+
+    :param name: the proposed name.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise RecordError(
+            f"cannot record a value named {name!r}: a name starts with a letter or '_' and holds only "
+            "letters, digits, '_', '.', '-' (at most 250 characters)"
+        )
+    if name in RESERVED_NAMES:
+        raise RecordError(
+            f"cannot record a value named {name!r}: that XCom key is reserved by the provider "
+            f"({', '.join(sorted(RESERVED_NAMES))}); choose another name"
+        )
+    return name
+
+
+def _dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        hint = ""
+        if type(value).__module__.startswith("numpy"):
+            hint = " (numpy value: convert it with .item() or .tolist())"
+        raise RecordError(
+            f"cannot record {what}: {e}{hint}. Recorded values must be JSON-serializable "
+            "(str, int, float, bool, None, list, dict); pass large data or files as a path/URI "
+            "written under output_dir()"
+        ) from e
+
+
+def record(name: str, value: Any) -> Any:
+    """Record a named value; Airflow pushes it to XCom under ``name`` and in ``return_value``.
+
+    :param name: the value's name (becomes an XCom key).
+    :param value: any JSON-serializable value; large data travels as a URI.
+    :return: ``value`` unchanged, so ``x = record("x", compute())`` reads naturally.
+    """
+    check_name(name)
+    payload = _dumps({"name": name, "value": value}, f"value {name!r}")
+    sys.stdout.write(f"{RECORD_PREFIX} {payload}\n")
+    sys.stdout.flush()
+    return value
+
+
+def log_metrics(**metrics: Any) -> None:
+    """Print one JSON line of metrics (``log_metrics(epoch=1, loss=0.3)``).
+
+    :param metrics: metric names and values; NaN and infinity are written as null.
+    """
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    sys.stdout.write(_dumps(clean, "metrics") + "\n")
+    sys.stdout.flush()
+
+
+def output_dir() -> Path:
+    """Directory where the job should write files it wants to keep (created if missing).
+
+    The operator sets ``MLPLATFORM_OUTPUT_DIR`` for each try of each task; outside Airflow
+    it is the current directory.
+    """
+    path = Path(os.environ.get(OUTPUT_DIR_ENV) or ".").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
