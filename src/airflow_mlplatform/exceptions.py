@@ -66,3 +66,125 @@ class JobFailedError(MLPlatformError):
 
 class ScriptNotFoundError(MLPlatformError, FileNotFoundError):
     """A script file given to an operator does not exist."""
+
+
+class ComputeProfileError(ConfigurationError):
+    """Base for problems with compute profiles (the profiles file or a profile's fields)."""
+
+
+class UnknownComputeProfileError(ComputeProfileError, LookupError):
+    """``compute=`` names a profile the profiles file does not define; the message lists the known ones."""
+
+
+class InvalidQuantityError(ComputeProfileError, ValueError):
+    """A cpu/memory/GPU amount is not a Kubernetes quantity (``"2Gi"``, ``"500m"``, ``4``)."""
+
+
+class ProfilesFileError(ComputeProfileError):
+    """The compute profiles file is missing, not YAML, or has a malformed field (file and field named)."""
+
+
+class KubernetesError(MLPlatformError):
+    """Base for errors talking to the Kubernetes API."""
+
+
+class KubernetesApiError(KubernetesError):
+    """The API refused a request (400/403/404/409/422...), or retries ran out; the object is named."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class KubernetesResourceTypeNotFoundError(KubernetesApiError):
+    """A whole resource type is unknown to the cluster (for example a CRD that is not installed)."""
+
+
+class KubernetesTimeoutError(KubernetesError, TimeoutError):
+    """A wait on a Kubernetes object passed its deadline; the message says what to check."""
+
+
+class WorkflowError(MLPlatformError, ValueError):
+    """One problem in a workflow file, with where it is (file, 1-based line and column).
+
+    :param message: what is wrong and what was expected.
+    :param file: the workflow file (or ``<string>``).
+    :param line: 1-based line, or None when the problem has no single place.
+    :param column: 1-based column, or None.
+    """
+
+    def __init__(
+        self, message: str, *, file: str = "<string>", line: int | None = None, column: int | None = None
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        super().__init__(self.location() + ": " + message)
+
+    def location(self) -> str:
+        """``file:line:column`` (as far as known)."""
+        parts = [self.file] + [str(n) for n in (self.line, self.column) if n is not None]
+        return ":".join(parts)
+
+
+class WorkflowValidationError(WorkflowError):
+    """A workflow file has one or more problems; ``errors`` holds every one of them."""
+
+    def __init__(self, errors: list[WorkflowError]) -> None:
+        first = errors[0]
+        self.errors = list(errors)
+        super().__init__(first.message, file=first.file, line=first.line, column=first.column)
+        self.args = ("\n".join(str(e) for e in errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class JobDefinitionError(MLPlatformError, ValueError):
+    """A job is defined wrongly: no command, both or neither of ``python_callable``/``script``..."""
+
+
+class ReplicaSpecError(JobDefinitionError):
+    """``replicas`` of a distributed training job is wrong (unknown type, count < 1, PS without Workers)."""
+
+
+class DaskSchedulerUnreachableError(MLPlatformError, ConnectionError):
+    """No Dask scheduler answered at the given address; the message names the address and what to check."""
+
+
+class ValohaiError(MLPlatformError):
+    """Base for problems talking to Valohai's REST API."""
+
+
+class ValohaiAPIError(ValohaiError):
+    """Valohai answered an error (after retries, for 429/5xx); ``status_code`` tells which."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ValohaiAuthError(ValohaiAPIError, PermissionError):
+    """401/403: the API token in the ``valohai`` connection's password field is wrong or lacks access."""
+
+
+class ValohaiNotFoundError(ValohaiAPIError, LookupError):
+    """404, or a project/execution name that matches nothing."""
+
+
+class ValohaiRequestError(ValohaiAPIError, ValueError):
+    """400: Valohai rejected the request (unknown step, bad input, missing commit, ...)."""
+
+
+class ValohaiConnectionError(ValohaiError, ConnectionError):
+    """Valohai could not be reached (after retries): check the connection's host and the network."""
+
+
+class ValohaiStepError(ValohaiError, ValueError):
+    """The step, a parameter or an input is not declared in the repository's valohai.yaml."""
+
+
+class ValohaiExecutionFailedError(JobFailedError):
+    """A Valohai execution ended ``error``, ``crashed`` or ``stopped``, or timed out."""

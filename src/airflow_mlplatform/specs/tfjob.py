@@ -1,0 +1,398 @@
+"""Build a Kubeflow ``kubeflow.org/v1`` TFJob manifest (a plain dict) from arguments.
+
+Pure functions: no client, no server. Tests validate every manifest against the CRD's
+``openAPIV3Schema`` (../shared/crds/kubeflow.org_tfjobs.yaml).
+
+``replicas`` as DAG authors write it maps a replica type to a count, or to a count plus a
+compute profile of its own::
+
+    {"Worker": 2}
+    {"Chief": 1, "Worker": {"count": 4, "compute": "gpu-small"}, "PS": (2, "cpu-large")}
+
+:func:`parse_replicas` checks it (unknown type, count < 1, PS without Workers...) and
+:func:`build_tfjob` takes per-replica pod fields (resources, node selector, tolerations...)
+as plain dicts, so they can come from compute profiles or be written by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_mlplatform.exceptions import ReplicaSpecError
+
+API_VERSION = "kubeflow.org/v1"
+KIND = "TFJob"
+GROUP = "kubeflow.org"
+VERSION = "v1"
+PLURAL = "tfjobs"
+#: The training operator looks for the container with this name.
+CONTAINER_NAME = "tensorflow"
+PORT_NAME = "tfjob-port"
+DEFAULT_PORT = 2222
+REPLICA_TYPES = ("Chief", "Master", "PS", "Worker", "Evaluator")
+#: Replica types of which TensorFlow allows at most one.
+SINGLETONS = ("Chief", "Master", "Evaluator")
+CLEAN_POD_POLICIES = ("All", "Running", "None")
+RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
+#: Pod fields a replica may set (snake_case keys of ``Replica.pod``).
+POD_FIELDS = (
+    "image",
+    "resources",
+    "node_selector",
+    "tolerations",
+    "affinity",
+    "priority_class",
+    "service_account",
+    "env",
+    "labels",
+    "annotations",
+    "volumes",
+    "volume_mounts",
+    "pod_security_context",
+    "container_security_context",
+    "image_pull_policy",
+)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One replica type of a distributed training job.
+
+    :param type: ``Chief``, ``Master``, ``PS``, ``Worker`` or ``Evaluator``.
+    :param count: how many replicas of this type (>= 1).
+    :param compute: name of this replica type's own compute profile, or None.
+    :param pod: pod fields of this replica type (see ``POD_FIELDS``), plain dicts.
+    """
+
+    type: str
+    count: int
+    compute: str | None = None
+    pod: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _replica_type(name: object) -> str:
+    if isinstance(name, str):
+        for known in REPLICA_TYPES:
+            if name.lower() == known.lower():
+                return known
+    raise ReplicaSpecError(
+        f"unknown replica type {name!r}: use one of {', '.join(REPLICA_TYPES)} "
+        "(e.g. replicas={'Chief': 1, 'Worker': 2})"
+    )
+
+
+def _count(rtype: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ReplicaSpecError(
+            f"replicas[{rtype!r}]: the count must be an integer >= 1, got {value!r} "
+            f"(write {rtype!r}: 2, or {rtype!r}: {{'count': 2, 'compute': 'profile'}})"
+        )
+    if value < 1:
+        raise ReplicaSpecError(
+            f"replicas[{rtype!r}] = {value}: every listed replica type needs at least 1 replica; "
+            "leave the type out instead of giving it 0"
+        )
+    return value
+
+
+def parse_replicas(replicas: Mapping[str, Any] | None) -> dict[str, Replica]:
+    """Check and normalise ``replicas``; None means one Worker (single-node training).
+
+    Values: an int (count), a ``(count, compute)`` pair, or a dict with ``count`` (or
+    ``replicas``), optional ``compute`` and optional pod fields (``resources``,
+    ``node_selector``, ``tolerations``...).
+
+    :param replicas: replica type to count / (count, compute) / dict.
+    :raises ReplicaSpecError: unknown replica type, count < 1, more than one Chief/Master/Evaluator,
+        both Chief and Master, PS without Workers, or no training replica at all.
+    """
+    if replicas is None:
+        return {"Worker": Replica("Worker", 1)}
+    if not isinstance(replicas, Mapping) or not replicas:
+        raise ReplicaSpecError(
+            f"replicas must be a non-empty dict of replica type to count, got {replicas!r} "
+            "(e.g. {'Worker': 2} or {'Chief': 1, 'Worker': 2, 'PS': 1})"
+        )
+    out: dict[str, Replica] = {}
+    for raw_type, value in replicas.items():
+        rtype = _replica_type(raw_type)
+        if rtype in out:
+            raise ReplicaSpecError(f"replica type {rtype!r} is given twice (as {raw_type!r}); give it once")
+        compute: str | None = None
+        pod: dict[str, Any] = {}
+        if isinstance(value, (tuple, list)):
+            if len(value) != 2:
+                raise ReplicaSpecError(
+                    f"replicas[{rtype!r}] = {value!r}: a pair is (count, compute profile name)"
+                )
+            count, compute = _count(rtype, value[0]), value[1]
+        elif isinstance(value, Mapping):
+            unknown = set(value) - {"count", "replicas", "compute", *POD_FIELDS}
+            if unknown:
+                raise ReplicaSpecError(
+                    f"replicas[{rtype!r}] has unknown keys {sorted(unknown)}: use count, compute "
+                    f"and pod fields {', '.join(POD_FIELDS)}"
+                )
+            count = _count(rtype, value.get("count", value.get("replicas", 1)))
+            compute = value.get("compute")
+            pod = {k: v for k, v in value.items() if k in POD_FIELDS}
+        else:
+            count = _count(rtype, value)
+        if compute is not None and not isinstance(compute, str):
+            raise ReplicaSpecError(f"replicas[{rtype!r}]: compute must be a profile name, got {compute!r}")
+        if rtype in SINGLETONS and count > 1:
+            raise ReplicaSpecError(
+                f"replicas[{rtype!r}] = {count}: TensorFlow allows at most one {rtype}; "
+                "add Workers for more parallelism"
+            )
+        out[rtype] = Replica(rtype, count, compute, pod)
+    if "Chief" in out and "Master" in out:
+        raise ReplicaSpecError("give either a Chief or a Master replica (Master is the older name), not both")
+    if "PS" in out and "Worker" not in out:
+        raise ReplicaSpecError(
+            "PS replicas without Workers: parameter servers only hold variables, Workers do the "
+            "training; add e.g. 'Worker': 2 (ParameterServerStrategy needs at least one Worker)"
+        )
+    if not any(t in out for t in ("Chief", "Master", "Worker")):
+        raise ReplicaSpecError(
+            f"replicas {sorted(out)} has no replica that trains: add a Worker (or a Chief)"
+        )
+    return out
+
+
+def leader(replicas: Mapping[str, Replica]) -> tuple[str, int]:
+    """The replica whose log and recorded values are the job's: the Chief (or Master), else Worker 0.
+
+    :param replicas: from :func:`parse_replicas`.
+    """
+    for rtype in ("Chief", "Master"):
+        if rtype in replicas:
+            return rtype, 0
+    return "Worker", 0
+
+
+def _env_list(env: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"name": str(k), "value": str(v)} for k, v in env.items()]
+
+
+def _container(
+    *,
+    image: str,
+    command: Sequence[str],
+    args: Sequence[str] | None,
+    env: Mapping[str, Any],
+    port: int,
+    pod: Mapping[str, Any],
+    working_dir: str | None,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": pod.get("image") or image,
+        "command": [str(c) for c in command],
+        "ports": [{"name": PORT_NAME, "containerPort": int(port), "protocol": "TCP"}],
+    }
+    if args:
+        container["args"] = [str(a) for a in args]
+    merged_env = {**env, **(pod.get("env") or {})}
+    if merged_env:
+        container["env"] = _env_list(merged_env)
+    if pod.get("resources"):
+        container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in pod["resources"].items()}
+    if pod.get("volume_mounts"):
+        container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
+    if pod.get("container_security_context"):
+        container["securityContext"] = dict(pod["container_security_context"])
+    if pod.get("image_pull_policy"):
+        container["imagePullPolicy"] = pod["image_pull_policy"]
+    if working_dir:
+        container["workingDir"] = working_dir
+    return container
+
+
+def build_replica_spec(
+    replica: Replica,
+    *,
+    image: str,
+    command: Sequence[str],
+    args: Sequence[str] | None = None,
+    env: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    port: int = DEFAULT_PORT,
+    restart_policy: str = "Never",
+    working_dir: str | None = None,
+) -> dict[str, Any]:
+    """One entry of ``spec.tfReplicaSpecs``.
+
+    :param replica: the replica type, count and pod fields.
+    :param image: default image (a replica's ``pod["image"]`` wins).
+    :param command: the training command, the same for every replica.
+    :param args: container args.
+    :param env: environment variables (TF_CONFIG is injected by the training operator).
+    :param labels: pod labels (task identity...).
+    :param port: the ``tfjob-port`` container port.
+    :param restart_policy: Always, OnFailure, Never or ExitCode.
+    :param working_dir: the container's working directory.
+    """
+    if restart_policy not in RESTART_POLICIES:
+        raise ReplicaSpecError(f"restart_policy {restart_policy!r}: use one of {', '.join(RESTART_POLICIES)}")
+    pod = replica.pod
+    spec: dict[str, Any] = {
+        "containers": [
+            _container(
+                image=image,
+                command=command,
+                args=args,
+                env=env or {},
+                port=port,
+                pod=pod,
+                working_dir=working_dir,
+            )
+        ]
+    }
+    if pod.get("node_selector"):
+        spec["nodeSelector"] = {str(k): str(v) for k, v in pod["node_selector"].items()}
+    if pod.get("tolerations"):
+        spec["tolerations"] = [dict(t) for t in pod["tolerations"]]
+    if pod.get("affinity"):
+        spec["affinity"] = dict(pod["affinity"])
+    if pod.get("priority_class"):
+        spec["priorityClassName"] = pod["priority_class"]
+    if pod.get("service_account"):
+        spec["serviceAccountName"] = pod["service_account"]
+    if pod.get("volumes"):
+        spec["volumes"] = [dict(v) for v in pod["volumes"]]
+    if pod.get("pod_security_context"):
+        spec["securityContext"] = dict(pod["pod_security_context"])
+    metadata: dict[str, Any] = {
+        "labels": {**(pod.get("labels") or {}), **(labels or {})},
+    }
+    if pod.get("annotations"):
+        metadata["annotations"] = dict(pod["annotations"])
+    return {
+        "replicas": replica.count,
+        "restartPolicy": restart_policy,
+        "template": {"metadata": metadata, "spec": spec},
+    }
+
+
+def build_run_policy(
+    *,
+    clean_pod_policy: str = "Running",
+    ttl_seconds_after_finished: int | None = None,
+    active_deadline_seconds: int | None = None,
+    backoff_limit: int | None = None,
+) -> dict[str, Any]:
+    """``spec.runPolicy`` of a Kubeflow training job.
+
+    :param clean_pod_policy: which pods to delete when the job ends: All, Running or None.
+    :param ttl_seconds_after_finished: delete the finished job after this many seconds.
+    :param active_deadline_seconds: fail the job after it has been active this long.
+    :param backoff_limit: retries before the job is marked failed.
+    """
+    if clean_pod_policy not in CLEAN_POD_POLICIES:
+        raise ReplicaSpecError(
+            f"clean_pod_policy {clean_pod_policy!r}: use one of {', '.join(CLEAN_POD_POLICIES)}"
+        )
+    policy: dict[str, Any] = {"cleanPodPolicy": clean_pod_policy}
+    for key, value in (
+        ("ttlSecondsAfterFinished", ttl_seconds_after_finished),
+        ("activeDeadlineSeconds", active_deadline_seconds),
+        ("backoffLimit", backoff_limit),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ReplicaSpecError(f"runPolicy {key} must be an integer >= 0, got {value!r}")
+        policy[key] = value
+    return policy
+
+
+def build_tfjob(
+    *,
+    name: str,
+    namespace: str,
+    image: str,
+    command: Sequence[str],
+    replicas: Mapping[str, Replica],
+    args: Sequence[str] | None = None,
+    env: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    run_policy: Mapping[str, Any] | None = None,
+    port: int = DEFAULT_PORT,
+    restart_policy: str = "Never",
+    working_dir: str | None = None,
+) -> dict[str, Any]:
+    """A complete TFJob manifest.
+
+    :param name: the TFJob's name (DNS-1035, short: pod names are derived from it).
+    :param namespace: its namespace.
+    :param image: the default image of every replica.
+    :param command: the training command, run by every replica.
+    :param replicas: from :func:`parse_replicas` (pod fields already resolved).
+    :param args: container args.
+    :param env: environment variables of every replica.
+    :param labels: labels of the TFJob and of every pod (task identity).
+    :param annotations: annotations of the TFJob.
+    :param run_policy: from :func:`build_run_policy` (default: cleanPodPolicy Running).
+    :param port: the ``tfjob-port`` container port.
+    :param restart_policy: replica restart policy.
+    :param working_dir: the containers' working directory.
+    """
+    if not command:
+        raise ReplicaSpecError("a TFJob needs a command, e.g. ['python', '/code/train.py']")
+    if not image and not all(r.pod.get("image") for r in replicas.values()):
+        raise ReplicaSpecError("a TFJob needs an image: pass image=... or a compute profile with an image")
+    specs = {
+        rtype: build_replica_spec(
+            replica,
+            image=image,
+            command=command,
+            args=args,
+            env=env,
+            labels=labels,
+            port=port,
+            restart_policy=restart_policy,
+            working_dir=working_dir,
+        )
+        for rtype, replica in replicas.items()
+    }
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": {
+            "runPolicy": dict(run_policy) if run_policy is not None else build_run_policy(),
+            "tfReplicaSpecs": specs,
+        },
+    }
+
+
+def pod_fields_from_profile(profile: Any) -> dict[str, Any]:
+    """A replica's pod fields from a :class:`airflow_mlplatform.compute.ComputeProfile`.
+
+    :param profile: the compute profile.
+    """
+    fields: dict[str, Any] = {
+        "image": profile.image,
+        "resources": profile.resources(),
+        "node_selector": dict(profile.node_selector),
+        "tolerations": list(profile.tolerations),
+        "affinity": profile.affinity,
+        "priority_class": profile.priority_class,
+        "service_account": profile.service_account,
+        "env": dict(profile.env),
+        "labels": dict(profile.labels),
+        "annotations": dict(profile.annotations),
+        "volumes": list(profile.volumes),
+        "volume_mounts": list(profile.volume_mounts),
+        "pod_security_context": profile.pod_security_context(),
+        "container_security_context": profile.container_security_context(),
+        "image_pull_policy": profile.image_pull_policy,
+    }
+    return {k: v for k, v in fields.items() if v}
