@@ -28,19 +28,50 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://papermill.readthedocs.io/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Valohai",
+                "external-doc-url": "https://docs.valohai.com/",
+                "tags": ["service"],
+            },
         ],
         "operators": [
             {
                 "integration-name": "Jupyter notebooks (papermill)",
                 "python-modules": ["airflow_mlplatform.operators.notebook"],
             },
+            {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.operators.valohai"]},
         ],
-        "hooks": [],
-        "triggers": [],
-        "sensors": [],
-        "connection-types": [],
+        "hooks": [
+            {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.hooks.valohai"]},
+        ],
+        "triggers": [
+            {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.triggers.valohai"]},
+        ],
+        "sensors": [
+            {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.sensors.valohai"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "valohai",
+                "hook-class-name": "airflow_mlplatform.hooks.valohai.ValohaiHook",
+                "hook-name": "Valohai",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"host": "Valohai URL", "password": "API token"},
+                    "placeholders": {"host": "https://app.valohai.com"},
+                },
+                "conn-fields": {
+                    "project": {
+                        "label": "Default project",
+                        "description": "Project id or owner/name used when an operator names none.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        ],
         "extra-links": [
             "airflow_mlplatform.links.OutputNotebookLink",
+            "airflow_mlplatform.operators.valohai.ValohaiExecutionLink",
         ],
         "config": {
             "mlplatform": {

@@ -1,0 +1,526 @@
+"""ValohaiHook: Valohai's REST API, synchronous (requests) and asynchronous (httpx, for triggers).
+
+Connection type ``valohai``: host (default ``https://app.valohai.com``), the API token in
+the password field, and optionally a default project in the extra field ``project``.
+
+Every call has a timeout. 429 (honouring Retry-After), 5xx and dropped connections are
+retried with capped exponential backoff; 400/401/403/404 fail at once with an error that
+says what was wrong. The token never appears in a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from airflow.sdk import BaseHook
+
+from airflow_mlplatform.exceptions import (
+    ConfigurationError,
+    ValohaiAPIError,
+    ValohaiAuthError,
+    ValohaiConnectionError,
+    ValohaiNotFoundError,
+    ValohaiRequestError,
+)
+from airflow_mlplatform.valohai_payloads import (
+    FINISHED,
+    IN_PROGRESS,
+    api_error_detail,
+    is_project_id,
+    poll_intervals,
+    retry_delay,
+)
+
+DEFAULT_HOST = "https://app.valohai.com"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: Project name -> id, per API base URL (one filtered request per name per process).
+_PROJECT_CACHE: dict[tuple[str, str], str] = {}
+_PROJECT_LOCK = threading.Lock()
+
+#: One httpx.AsyncClient per event loop and base URL, shared by every trigger in that loop.
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class ValohaiSettings:
+    """What a ``valohai`` connection holds.
+
+    :param api_url: ``{host}/api/v0/``.
+    :param token: the API token.
+    :param project: the default project (id or name), or None.
+    """
+
+    api_url: str
+    token: str
+    project: str | None
+
+    def __repr__(self) -> str:  # never show the token
+        return f"ValohaiSettings(api_url={self.api_url!r}, token='***', project={self.project!r})"
+
+
+def settings_from_connection(conn: Any, conn_id: str) -> ValohaiSettings:
+    """Read a ``valohai`` connection.
+
+    :param conn: the Airflow connection.
+    :param conn_id: its id, for error messages.
+    :raises ConfigurationError: when the token is missing.
+    """
+    host = (conn.host or DEFAULT_HOST).strip().rstrip("/")
+    if "://" not in host:
+        host = f"https://{host}"
+    if conn.port and host.count(":") < 2:
+        host = f"{host}:{conn.port}"
+    token = conn.password or ""
+    if not token:
+        raise ConfigurationError(
+            f"connection {conn_id!r} has no API token: put the Valohai API token in its password field"
+        )
+    extra = conn.extra_dejson or {}
+    project = extra.get("project") or extra.get("extra__valohai__project") or None
+    return ValohaiSettings(api_url=f"{host}/api/v0/", token=token, project=project)
+
+
+class ValohaiHook(BaseHook):
+    """Talks to Valohai's REST API.
+
+    :param valohai_conn_id: the ``valohai`` connection.
+    :param timeout: seconds for each HTTP call (connect and read).
+    :param retries: how many times a call is retried on 429, 5xx or a dropped connection.
+    :param backoff: first retry delay in seconds; doubles each retry.
+    :param backoff_max: longest retry delay (also caps a server's Retry-After).
+    """
+
+    conn_name_attr = "valohai_conn_id"
+    default_conn_name = "valohai_default"
+    conn_type = "valohai"
+    hook_name = "Valohai"
+
+    def __init__(
+        self,
+        valohai_conn_id: str = default_conn_name,
+        *,
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.valohai_conn_id = valohai_conn_id
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self._settings: ValohaiSettings | None = None
+        self._session: Any = None
+
+    # --- connection ---------------------------------------------------------
+    @property
+    def settings(self) -> ValohaiSettings:
+        """The connection's settings (read once)."""
+        if self._settings is None:
+            conn = self.get_connection(self.valohai_conn_id)
+            self._settings = settings_from_connection(conn, self.valohai_conn_id)
+        return self._settings
+
+    async def asettings(self) -> ValohaiSettings:
+        """The connection's settings, read without blocking the event loop."""
+        if self._settings is None:
+            conn = await self.aget_connection(self.valohai_conn_id)
+            self._settings = settings_from_connection(conn, self.valohai_conn_id)
+        return self._settings
+
+    def get_conn(self) -> Any:
+        """The ``requests.Session`` every synchronous call uses (auth header set)."""
+        if self._session is None:
+            import requests
+
+            session = requests.Session()
+            session.headers["Authorization"] = f"Token {self.settings.token}"
+            session.headers["Accept"] = "application/json"
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    async def _aclient(self) -> Any:
+        import httpx
+
+        settings = await self.asettings()
+        loop = asyncio.get_running_loop()
+        clients = _ASYNC_CLIENTS.setdefault(loop, {})
+        key = f"{settings.api_url}|{hash(settings.token)}"
+        client = clients.get(key)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                headers={"Authorization": f"Token {settings.token}", "Accept": "application/json"},
+                timeout=self.timeout,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+            )
+            clients[key] = client
+        return client
+
+    @staticmethod
+    async def aclose_all() -> None:
+        """Close the shared async clients of the running event loop."""
+        clients = _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {})
+        for client in clients.values():
+            await client.aclose()
+
+    # --- raw calls with retries --------------------------------------------
+    def _url(self, api_url: str, path: str) -> str:
+        return path if path.startswith("http") else api_url + path.lstrip("/")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        what: str = "",
+        retry_dropped: bool = True,
+    ) -> Any:
+        """One API call with retries; returns the parsed JSON body.
+
+        :param method: HTTP method.
+        :param path: path below ``/api/v0/`` (or a full URL from the API).
+        :param params: query parameters.
+        :param json: JSON body.
+        :param what: what is being asked for, for error messages (e.g. "project 'x'").
+        :param retry_dropped: retry after a dropped connection (False for non-idempotent calls).
+        """
+        import requests
+
+        url = self._url(self.settings.api_url, path)
+        attempt = 0
+        while True:
+            try:
+                resp = self.get_conn().request(method, url, params=params, json=json, timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if not retry_dropped or attempt >= self.retries:
+                    raise ValohaiConnectionError(
+                        f"{method} {path}: Valohai at {self.settings.api_url} could not be reached "
+                        f"after {attempt + 1} tries ({type(e).__name__}); check the connection's host"
+                    ) from e
+                attempt += 1
+                delay = retry_delay(attempt, base=self.backoff, cap=self.backoff_max)
+                self.log.warning(
+                    "%s %s: %s; retry %d in %.1fs", method, path, type(e).__name__, attempt, delay
+                )
+                time.sleep(delay)
+                continue
+            if resp.status_code in RETRY_STATUSES and attempt < self.retries:
+                attempt += 1
+                delay = retry_delay(
+                    attempt,
+                    base=self.backoff,
+                    cap=self.backoff_max,
+                    retry_after=resp.headers.get("Retry-After"),
+                )
+                self.log.warning(
+                    "%s %s: HTTP %d; retry %d in %.1fs", method, path, resp.status_code, attempt, delay
+                )
+                time.sleep(delay)
+                continue
+            return self._parse(method, path, resp.status_code, resp.content, what)
+
+    async def arequest(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        what: str = "",
+    ) -> Any:
+        """Async twin of :meth:`request` (httpx, shared client per event loop)."""
+        import httpx
+
+        settings = await self.asettings()
+        client = await self._aclient()
+        url = self._url(settings.api_url, path)
+        attempt = 0
+        while True:
+            try:
+                resp = await client.request(method, url, params=params, json=json)
+            except httpx.TransportError as e:
+                if attempt >= self.retries:
+                    raise ValohaiConnectionError(
+                        f"{method} {path}: Valohai at {settings.api_url} could not be reached after "
+                        f"{attempt + 1} tries ({type(e).__name__}); check the connection's host"
+                    ) from e
+                attempt += 1
+                delay = retry_delay(attempt, base=self.backoff, cap=self.backoff_max)
+                self.log.warning(
+                    "%s %s: %s; retry %d in %.1fs", method, path, type(e).__name__, attempt, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            if resp.status_code in RETRY_STATUSES and attempt < self.retries:
+                attempt += 1
+                delay = retry_delay(
+                    attempt,
+                    base=self.backoff,
+                    cap=self.backoff_max,
+                    retry_after=resp.headers.get("Retry-After"),
+                )
+                self.log.warning(
+                    "%s %s: HTTP %d; retry %d in %.1fs", method, path, resp.status_code, attempt, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            return self._parse(method, path, resp.status_code, resp.content, what)
+
+    def _parse(self, method: str, path: str, status: int, content: bytes, what: str) -> Any:
+        import json as _json
+
+        try:
+            body = _json.loads(content) if content else None
+        except ValueError:
+            body = content.decode("utf-8", "replace")
+        if status < 400:
+            return body
+        detail = api_error_detail(body)
+        where = f"{method} {path}" + (f" ({what})" if what else "")
+        if status in (401, 403):
+            raise ValohaiAuthError(
+                f"{where}: HTTP {status} {detail}. The API token of connection {self.valohai_conn_id!r} "
+                "is wrong, expired, or has no access to this project: put a valid token in its password field",
+                status_code=status,
+            )
+        if status == 404:
+            raise ValohaiNotFoundError(
+                f"{where}: HTTP 404, not found{': ' + what if what else ''}. Check the name or id "
+                "(and that the token's user can see it)",
+                status_code=status,
+            )
+        if status == 400:
+            raise ValohaiRequestError(
+                f"{where}: HTTP 400, Valohai rejected the request: {detail}", status_code=400
+            )
+        raise ValohaiAPIError(f"{where}: HTTP {status} {detail}", status_code=status)
+
+    # --- projects -------------------------------------------------------------
+    def resolve_project(self, project: str | None) -> str:
+        """A project's id from its id or ``owner/name`` (one filtered request per name, cached).
+
+        :param project: id or name; None uses the connection's default project.
+        :raises ConfigurationError: when no project is given anywhere.
+        :raises ValohaiNotFoundError: when no project has that name.
+        """
+        project = project or self.settings.project
+        if not project:
+            raise ConfigurationError(
+                "no Valohai project: pass project= to the operator or set 'project' in the extra "
+                f"field of connection {self.valohai_conn_id!r}"
+            )
+        if is_project_id(project):
+            return project
+        key = (self.settings.api_url, project)
+        with _PROJECT_LOCK:
+            if key in _PROJECT_CACHE:
+                return _PROJECT_CACHE[key]
+        page = self.request(
+            "GET", "projects/", params={"name": project, "limit": 10}, what=f"project {project!r}"
+        )
+        matches = [p for p in page.get("results", []) if p.get("name") == project or p.get("id") == project]
+        if not matches:
+            raise ValohaiNotFoundError(
+                f"no Valohai project named {project!r} is visible to the token of connection "
+                f"{self.valohai_conn_id!r}; check the name (owner/name) or pass the project id"
+            )
+        with _PROJECT_LOCK:
+            _PROJECT_CACHE[key] = str(matches[0]["id"])
+        return _PROJECT_CACHE[key]
+
+    def fetch_repository(self, project_id: str) -> Any:
+        """Make newly pushed commits known to Valohai (``POST projects/{id}/fetch/``).
+
+        :param project_id: the project's id.
+        """
+        return self.request("POST", f"projects/{project_id}/fetch/", what="refresh repository")
+
+    # --- executions -------------------------------------------------------------
+    def create_execution(self, payload: Mapping[str, Any], *, find_tags: list[str] | None = None) -> Any:
+        """Submit an execution. After a dropped connection it first looks for an execution with
+        ``find_tags`` (the POST may have gone through) before submitting again.
+
+        :param payload: from :func:`valohai_payloads.execution_payload`.
+        :param find_tags: tags that identify this submission.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self.request(
+                    "POST",
+                    "executions/",
+                    json=dict(payload),
+                    what=f"step {payload.get('step')!r}",
+                    retry_dropped=False,
+                )
+            except ValohaiConnectionError:
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                time.sleep(retry_delay(attempt, base=self.backoff, cap=self.backoff_max))
+                if find_tags:
+                    found = self.find_executions(str(payload["project"]), find_tags)
+                    if found:
+                        return found[0]
+
+    def get_execution(self, execution_id: str) -> Any:
+        """An execution object by id (or ``project_id:counter``).
+
+        :param execution_id: the execution.
+        """
+        return self.request(
+            "GET", f"executions/{quote(execution_id, safe=':')}/", what=f"execution {execution_id}"
+        )
+
+    async def aget_execution(self, execution_id: str) -> Any:
+        """Async :meth:`get_execution`."""
+        return await self.arequest(
+            "GET", f"executions/{quote(execution_id, safe=':')}/", what=f"execution {execution_id}"
+        )
+
+    def stop_execution(self, execution_id: str) -> None:
+        """Ask Valohai to stop an execution; a finished or unknown one is not an error.
+
+        :param execution_id: the execution.
+        """
+        try:
+            self.request("POST", f"executions/{quote(execution_id, safe=':')}/stop/", what="stop")
+        except ValohaiNotFoundError:
+            self.log.info("execution %s not found; nothing to stop", execution_id)
+
+    async def astop_execution(self, execution_id: str) -> None:
+        """Async :meth:`stop_execution`."""
+        try:
+            await self.arequest("POST", f"executions/{quote(execution_id, safe=':')}/stop/", what="stop")
+        except ValohaiNotFoundError:
+            self.log.info("execution %s not found; nothing to stop", execution_id)
+
+    def find_executions(
+        self, project_id: str, tags: list[str], *, in_progress_only: bool = False
+    ) -> list[Any]:
+        """Executions of a project carrying every one of ``tags``, newest first.
+
+        :param project_id: the project's id.
+        :param tags: tags that must all be present.
+        :param in_progress_only: only executions that have not finished.
+        """
+        page = self.request(
+            "GET",
+            "executions/",
+            params={"project": project_id, "tags": ",".join(tags), "ordering": "-counter", "limit": 50},
+            what="find executions by tag",
+        )
+        wanted = set(tags)
+        found = [e for e in page.get("results", []) if wanted <= set(e.get("tags") or [])]
+        if in_progress_only:
+            found = [e for e in found if e.get("status") in IN_PROGRESS]
+        return sorted(found, key=lambda e: -int(e.get("counter") or 0))
+
+    def wait_for_execution(
+        self,
+        execution_id: str,
+        *,
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 90.0,
+        timeout: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Any:
+        """Poll until the execution finishes (backing off from ``poll_interval`` to ``max_poll_interval``).
+
+        :param execution_id: the execution.
+        :param poll_interval: first wait, seconds.
+        :param max_poll_interval: longest wait, seconds.
+        :param timeout: give up after this many seconds (None: never); raises TimeoutError.
+        :param sleep: the sleep function.
+        :return: the finished execution object.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for interval in poll_intervals(poll_interval, max_poll_interval):
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"execution {execution_id} did not finish within {timeout}s")
+                interval = min(interval, left)
+            sleep(interval)
+            execution = self.get_execution(execution_id)
+            if execution.get("status") in FINISHED:
+                return execution
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- results ---------------------------------------------------------------
+    def list_outputs(self, execution_id: str) -> list[Any]:
+        """Every output datum of an execution (follows pagination).
+
+        :param execution_id: the execution's id.
+        """
+        datums: list[Any] = []
+        offset = 0
+        while True:
+            page = self.request(
+                "GET",
+                "data/",
+                params={"output_execution": execution_id, "limit": 500, "offset": offset},
+                what="outputs",
+            )
+            results = page.get("results", [])
+            datums.extend(results)
+            if not page.get("next") or not results:
+                return datums
+            offset += len(results)
+
+    def get_metadata(self, execution_id: str) -> list[dict[str, Any]]:
+        """The metrics series (one row per JSON line the execution printed).
+
+        :param execution_id: the execution's id.
+        """
+        body = self.request("GET", f"executions/{execution_id}/metadata/", what="metadata")
+        rows = body.get("series", body.get("results", [])) if isinstance(body, dict) else body
+        return [r for r in rows or [] if isinstance(r, dict)]
+
+    def get_log_tail(self, execution_id: str, lines: int = 20) -> list[str]:
+        """The last ``lines`` log lines (stdout and stderr) of an execution; [] if unavailable.
+
+        :param execution_id: the execution's id.
+        :param lines: how many lines.
+        """
+        try:
+            body = self.request(
+                "GET", f"executions/{execution_id}/events/", params={"limit": max(lines * 2, 50)}
+            )
+        except Exception as e:  # the log is a courtesy in an error message
+            self.log.warning("could not read the log of execution %s: %s", execution_id, e)
+            return []
+        messages = [
+            str(ev.get("message", "")).rstrip("\n")
+            for ev in (body or {}).get("events", [])
+            if ev.get("stream") in ("stdout", "stderr")
+        ]
+        text = "\n".join(messages).splitlines()
+        return text[-lines:]
+
+    def download_url(self, datum_id: str) -> str:
+        """A signed URL from which a datum can be downloaded (no token needed there).
+
+        :param datum_id: the datum's id (with or without ``datum://``).
+        """
+        datum_id = datum_id.removeprefix("datum://")
+        return str(self.request("GET", f"data/{datum_id}/download/", what=f"datum {datum_id}")["url"])
