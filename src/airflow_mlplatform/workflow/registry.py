@@ -1,0 +1,234 @@
+"""The one map from a workflow step ``type`` to the operator that runs it.
+
+Each entry says which class builds the task (as an import path, imported only when a DAG is
+built), how each type-specific field of the step maps onto an operator keyword, which
+fields are files to check, which are templated (so they may hold references to other
+steps' outputs), and which hold only strings (references there are rendered as Jinja).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Field:
+    """One type-specific field of a step.
+
+    :param kwarg: the operator keyword it maps to.
+    :param kind: ``str``, ``int``, ``number``, ``bool``, ``list``, ``dict``, ``command``
+        (a string or a list of strings), ``callable`` (``module:function``), ``path`` (a file
+        relative to the workflow file, checked), ``any``.
+    :param required: the step must set it.
+    :param templated: the operator renders it, so references may appear in it.
+    :param strings: references inside it are rendered as Jinja strings (e.g. env vars).
+    :param choices: allowed values, if limited.
+    :param description: one line for the docs and the JSON Schema.
+    """
+
+    kwarg: str
+    kind: str = "str"
+    required: bool = False
+    templated: bool = False
+    strings: bool = False
+    choices: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StepType:
+    """A step type of the workflow format.
+
+    :param name: the ``type`` written in the workflow file.
+    :param operator: ``module:Class`` of the operator.
+    :param fields: type-specific field name -> :class:`Field` (``parameters`` included).
+    :param compute: the operator takes a ``compute`` profile name.
+    :param named_outputs: the operator pushes each recorded value under its own XCom key.
+    :param one_of: groups of fields of which exactly one must be set.
+    :param fixed: keywords always passed (e.g. ``append_env=True``).
+    :param outputs_flag: keyword set to True when the step declares outputs (``multiple_outputs``).
+    :param description: one line for the docs.
+    """
+
+    name: str
+    operator: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    compute: bool = False
+    named_outputs: bool = True
+    one_of: tuple[tuple[str, ...], ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)
+    outputs_flag: str | None = None
+    description: str = ""
+
+    @property
+    def module(self) -> str:
+        """The operator's module."""
+        return self.operator.partition(":")[0]
+
+    @property
+    def class_name(self) -> str:
+        """The operator's class name."""
+        return self.operator.partition(":")[2]
+
+    def available(self) -> bool:
+        """Whether the operator's module can be imported here (without importing it)."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def load(self) -> type:
+        """Import and return the operator class."""
+        return getattr(importlib.import_module(self.module), self.class_name)
+
+
+_PARAMS = Field("parameters", "dict", templated=True, description="local parameters; they win over globals")
+
+STEP_TYPES: dict[str, StepType] = {
+    t.name: t
+    for t in (
+        StepType(
+            "notebook",
+            "airflow_mlplatform.operators.notebook:NotebookOperator",
+            {
+                "notebook": Field(
+                    "notebook", "path", required=True, templated=True, description="the .ipynb"
+                ),
+                "parameters": _PARAMS,
+                "output_notebook": Field("output_notebook", templated=True, description="where to save it"),
+                "kernel_name": Field("kernel_name", description="Jupyter kernel name"),
+                "cell_timeout": Field("cell_timeout", "number", description="seconds per cell"),
+                "include_dag_params": Field("include_dag_params", "bool", description="pass globals too"),
+            },
+            compute=True,
+            description="a Jupyter notebook run with papermill",
+        ),
+        StepType(
+            "r",
+            "airflow_mlplatform.operators.rstudio:RStudioJobOperator",
+            {
+                "script": Field("script", "path", required=True, templated=True, description=".R or .Rmd"),
+                "parameters": _PARAMS,
+            },
+            compute=True,
+            description="an R script (Rscript) or R Markdown document",
+        ),
+        StepType(
+            "tfjob",
+            "airflow_mlplatform.operators.tfjob:TFJobOperator",
+            {
+                "command": Field("command", "command", required=True, templated=True, description="argv"),
+                "image": Field("image", templated=True, description="container image"),
+                "replicas": Field("replicas", "dict", description="replica type -> count"),
+                "parameters": _PARAMS,
+                "backend": Field("backend", choices=("kubeflow", "local"), description="where it runs"),
+            },
+            compute=True,
+            description="TensorFlow training, distributed or single-node",
+        ),
+        StepType(
+            "rapids",
+            "airflow_mlplatform.operators.rapids:RapidsDaskOperator",
+            {
+                "callable": Field("python_callable", "callable", description="module:function"),
+                "script": Field("script", "path", templated=True, description="a Python script"),
+                "args": Field("op_args", "list", templated=True, description="positional arguments"),
+                "parameters": Field("op_kwargs", "dict", templated=True, description="keyword arguments"),
+                "cluster": Field(
+                    "cluster", choices=("local", "address", "kubernetes"), description="cluster"
+                ),
+                "n_workers": Field("n_workers", "int", description="number of Dask workers"),
+                "dask_conn_id": Field("dask_conn_id", templated=True, description="Airflow connection"),
+            },
+            compute=True,
+            one_of=(("callable", "script"),),
+            description="a Python callable or script on a Dask (RAPIDS) cluster",
+        ),
+        StepType(
+            "valohai",
+            "airflow_mlplatform.operators.valohai:ValohaiSubmitExecutionOperator",
+            {
+                "project": Field(
+                    "project", templated=True, description="name or id (default: the connection's)"
+                ),
+                "step": Field("step", required=True, templated=True, description="valohai.yaml step"),
+                "commit": Field("commit", templated=True, description="commit or ref"),
+                "inputs": Field("inputs", "dict", templated=True, description="input name -> URL(s)"),
+                "parameters": _PARAMS,
+                "environment": Field("environment", templated=True, description="environment slug"),
+                "image": Field("image", templated=True, description="Docker image"),
+                "environment_variables": Field(
+                    "environment_variables", "dict", templated=True, strings=True, description="env"
+                ),
+                "tags": Field("tags", "list", templated=True, description="execution tags"),
+                "title": Field("title", templated=True, description="execution title"),
+                "time_limit": Field("time_limit", "int", templated=True, description="seconds"),
+                "valohai_conn_id": Field("valohai_conn_id", templated=True, description="connection"),
+                "deferrable": Field("deferrable", "bool", description="wait in the triggerer"),
+            },
+            description="an execution on Valohai",
+        ),
+        StepType(
+            "bash",
+            "airflow.providers.standard.operators.bash:BashOperator",
+            {
+                "command": Field("bash_command", required=True, templated=True, description="shell command"),
+                "parameters": Field(
+                    "env", "dict", templated=True, strings=True, description="environment variables"
+                ),
+                "cwd": Field("cwd", templated=True, description="working directory"),
+            },
+            named_outputs=False,
+            fixed={"append_env": True},
+            description="a shell command (its last stdout line is return_value)",
+        ),
+        StepType(
+            "python",
+            "airflow.providers.standard.operators.python:PythonOperator",
+            {
+                "callable": Field(
+                    "python_callable", "callable", required=True, description="module:function"
+                ),
+                "args": Field("op_args", "list", templated=True, description="positional arguments"),
+                "parameters": Field("op_kwargs", "dict", templated=True, description="keyword arguments"),
+            },
+            outputs_flag="multiple_outputs",
+            description="a Python function in the worker (a returned dict's keys are its outputs)",
+        ),
+    )
+}
+
+COMMON_FIELDS: dict[str, str] = {
+    "id": "step id, unique in the workflow (also the task id)",
+    "type": "step type: " + ", ".join(STEP_TYPES),
+    "description": "shown as the task's documentation",
+    "depends_on": "step ids that must finish first (besides those inferred from references)",
+    "outputs": "names of the values the step records (referenced as steps.ID.outputs.NAME)",
+    "group": "task group id",
+    "compute": "compute profile name (notebook, r, tfjob, rapids)",
+    "retries": "number of retries",
+    "retry_delay": "seconds (or 30s, 5m, 1h) between retries",
+    "timeout": "execution timeout: seconds (or 30s, 5m, 1h)",
+    "trigger_rule": "Airflow trigger rule (default all_success)",
+}
+
+
+def load_callable(path: str) -> Any:
+    """Import ``module:function`` (or ``module.function``) and return the function.
+
+    :param path: the import path written in the workflow.
+    """
+    module, sep, attr = path.partition(":")
+    if not sep:
+        module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ImportError(f"{path!r} is not of the form module:function")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ImportError(f"{path!r} is not callable")
+    return obj
