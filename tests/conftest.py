@@ -64,3 +64,7 @@ def run_dag(dags_folder: Path):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+# The Kubernetes test bed's fixtures (emulator + fake kubelet): see tests/kube/fixtures.py.
+from kube.fixtures import k8s, k8s_clean  # noqa: E402, F401

@@ -1,0 +1,123 @@
+"""Pytest fixtures of the Kubernetes test bed (exported by tests/conftest.py).
+
+``k8s`` (session-scoped) starts the emulator with the fake kubelet in a background thread, writes a
+kubeconfig pointing at it and sets ``AIRFLOW_CONN_KUBERNETES_DEFAULT`` to use it. Tests get a
+:class:`KubeBed`; to add a fake controller for custom resources (TFJob, DaskJob...)::
+
+    @pytest.fixture(scope="session")
+    def tfjobs(k8s):
+        k8s.call(k8s.emulator.declare, "kubeflow.org/v1/tfjobs", "TFJob")
+        k8s.call(k8s.emulator.add_controller, MyTFJobController())
+        return k8s
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kube.emulator import Emulator, EmulatorThread
+from kube.kubelet import FakeKubelet
+
+
+def write_kubeconfig(url: str, path: Path, namespace: str = "default") -> Path:
+    """A kubeconfig whose only cluster is ``url`` (plain HTTP on loopback, a dummy token)."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+        "users": [{"name": "tester", "user": {"token": "test-token"}}],
+        "contexts": [
+            {"name": "emulator", "context": {"cluster": "emulator", "user": "tester", "namespace": namespace}}
+        ],
+        "current-context": "emulator",
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+class KubeBed:
+    """A running emulator + fake kubelet, with thread-safe helpers for tests."""
+
+    def __init__(self, thread: EmulatorThread, kubelet: FakeKubelet, kubeconfig: Path) -> None:
+        self.thread = thread
+        self.kubelet = kubelet
+        self.kubeconfig = kubeconfig
+        self.url = thread.url
+        self.conn_uri = json.dumps(
+            {
+                "conn_type": "kubernetes",
+                "extra": {"kube_config_path": str(kubeconfig), "namespace": "default"},
+            }
+        )
+
+    @property
+    def emulator(self) -> Emulator:
+        assert self.thread.emulator is not None
+        return self.thread.emulator
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` in the emulator's loop (thread-safe access to its state)."""
+        return self.thread.call(fn, *args)
+
+    def pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.call(self.emulator.objects, "v1/pods", namespace)
+
+    def pod(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        return self.call(self.emulator.get_object, "v1/pods", namespace, name)
+
+    def running_processes(self) -> list[str]:
+        return self.call(self.kubelet.running)
+
+    def inject(self, status: int, **kwargs: Any) -> Any:
+        return self.call(lambda: self.emulator.inject(status, **kwargs))
+
+    def clear_faults(self) -> None:
+        self.call(self.emulator.faults.clear)
+
+    def mark(self) -> int:
+        """Index of the next request, to count requests made after this point."""
+        return self.call(lambda: len(self.emulator._requests))
+
+    def requests_since(self, mark: int) -> list[Any]:
+        return self.call(lambda: list(self.emulator._requests[mark:]))
+
+    def drop_watches(self) -> int:
+        return self.call(self.emulator.drop_watches)
+
+    def expire(self) -> None:
+        self.call(self.emulator.expire)
+
+
+@pytest.fixture(scope="session")
+def k8s() -> Iterator[KubeBed]:
+    """The Kubernetes test bed, with ``AIRFLOW_CONN_KUBERNETES_DEFAULT`` pointing at it."""
+    kubelet = FakeKubelet()
+    thread = EmulatorThread([kubelet]).start()
+    folder = Path(tempfile.mkdtemp(prefix="kube-bed-"))
+    kubeconfig = write_kubeconfig(thread.url, folder / "kubeconfig")
+    bed = KubeBed(thread, kubelet, kubeconfig)
+    old = os.environ.get("AIRFLOW_CONN_KUBERNETES_DEFAULT")
+    os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = bed.conn_uri
+    try:
+        yield bed
+    finally:
+        if old is None:
+            os.environ.pop("AIRFLOW_CONN_KUBERNETES_DEFAULT", None)
+        else:
+            os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = old
+        thread.stop()
+
+
+@pytest.fixture
+def k8s_clean(k8s: KubeBed) -> Iterator[KubeBed]:
+    """The bed with no injected faults before and after the test."""
+    k8s.clear_faults()
+    yield k8s
+    k8s.clear_faults()
