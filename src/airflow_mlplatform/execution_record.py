@@ -67,9 +67,7 @@ def python_environment() -> dict[str, Any]:
     if _PACKAGES_HASH is None:
         from importlib import metadata
 
-        names = sorted(
-            f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions()
-        )
+        names = sorted(f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions())
         _PACKAGES_HASH = hashlib.sha256("\n".join(names).encode()).hexdigest()
     return {
         "python": platform.python_version(),

@@ -60,8 +60,6 @@ def merge_parameters(
     merged: dict[str, Any] = dag_params(context) if (context is not None and include_dag_params) else {}
     if local:
         if not isinstance(local, Mapping):
-            raise ParameterError(
-                f"parameters must be a dict of name to value, got {type(local).__name__}"
-            )
+            raise ParameterError(f"parameters must be a dict of name to value, got {type(local).__name__}")
         merged.update(local)
     return check_json(merged)

@@ -142,6 +142,9 @@ def push_outputs(
 ) -> dict[str, Any]:
     """Push the contract's XComs and return the dict that becomes ``return_value``.
 
+    Each value is pushed under its own key too: by Airflow when the operator has
+    ``multiple_outputs=True`` (the provider's operators do), otherwise here.
+
     :param context: the task's Airflow context (needs ``ti``).
     :param values: recorded values; each is also pushed under its own key.
     :param metrics: metric summary (last value per key).
@@ -149,8 +152,11 @@ def push_outputs(
     """
     checked = check_values(values)
     ti = context["ti"]
-    for name, value in checked.items():
-        ti.xcom_push(key=name, value=value)
+    # Operators set multiple_outputs=True (as TaskFlow does): Airflow then pushes each key of
+    # the returned dict itself, and XComArg resolves a recorded None as None.
+    if not getattr(getattr(ti, "task", None), "multiple_outputs", False):
+        for name, value in checked.items():
+            ti.xcom_push(key=name, value=value)
     ti.xcom_push(key="metrics", value=dict(metrics))
     if execution_record is not None:
         ti.xcom_push(key="execution_record", value=dict(execution_record))

@@ -58,6 +58,7 @@ class NotebookOperator(BaseOperator):
         cwd: str | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.notebook = notebook
         self.parameters = parameters
@@ -124,7 +125,7 @@ class NotebookOperator(BaseOperator):
         result, error = None, None
         try:
             result = self._runner.run()
-        except Exception as e:
+        except BaseException as e:  # AirflowTaskTimeout is a BaseException
             error = e
             raise
         finally:
@@ -133,7 +134,11 @@ class NotebookOperator(BaseOperator):
             outputs = result.outputs if result is not None else None
             record = er.build_record(
                 task=er.task_identity(context),
-                code={"notebook": notebook, "sha256": er.file_sha256(notebook), "git_commit": er.git_commit(notebook)},
+                code={
+                    "notebook": notebook,
+                    "sha256": er.file_sha256(notebook),
+                    "git_commit": er.git_commit(notebook),
+                },
                 environment={
                     **er.python_environment(),
                     "kernel": prepared.kernel_name,
@@ -150,7 +155,7 @@ class NotebookOperator(BaseOperator):
                 ended=ended,
                 ran_on=er.where(),
                 status="success" if error is None else "failed",
-                error=None if error is None else str(error).splitlines()[0],
+                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
             )
             self._store(folder, record, local_output, output_uri)
             self.log.info("Output notebook: %s", output_uri)
@@ -174,7 +179,9 @@ class NotebookOperator(BaseOperator):
         if output_uri != folder.uri(Path(local_output).name) and Path(local_output).exists():
             from airflow.sdk import ObjectStoragePath
 
-            target = ObjectStoragePath(output_uri if "://" in output_uri else f"file://{os.path.abspath(output_uri)}")
+            target = ObjectStoragePath(
+                output_uri if "://" in output_uri else f"file://{os.path.abspath(output_uri)}"
+            )
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(Path(local_output).read_bytes())
         folder.cleanup()

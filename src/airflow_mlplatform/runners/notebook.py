@@ -12,6 +12,7 @@ starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -154,9 +155,11 @@ def prepare(spec: NotebookSpec) -> PreparedNotebook:
     check_json(spec.parameters)
     meta = nb.metadata
     kernel_name = spec.kernel_name or meta.get("kernelspec", {}).get("name")
-    language = spec.language or meta.get("kernelspec", {}).get("language") or meta.get(
-        "language_info", {}
-    ).get("name")
+    language = (
+        spec.language
+        or meta.get("kernelspec", {}).get("language")
+        or meta.get("language_info", {}).get("name")
+    )
     if not kernel_name:
         kernel_name = "ir" if (language or "").lower() == "r" else "python3"
     kspec = _kernel_spec(kernel_name)
@@ -208,18 +211,6 @@ def read_scraps(nb: Any) -> dict[str, Any]:
     return scraps
 
 
-def running_cell(nb: Any) -> tuple[int | None, str | None]:
-    """Index and source of the cell papermill marked as running or failed, if any.
-
-    :param nb: the (partially) executed notebook.
-    """
-    for index, cell in enumerate(nb.cells):
-        status = cell.get("metadata", {}).get("papermill", {}).get("status")
-        if status in ("running", "failed"):
-            return index, cell.get("source", "")
-    return None, None
-
-
 class NotebookRunner:
     """Runs one prepared notebook; ``kill()`` may be called from a signal handler.
 
@@ -227,10 +218,17 @@ class NotebookRunner:
     :param echo_stdout: called with every chunk of the cells' stdout (None: not echoed).
     """
 
-    def __init__(self, prepared: PreparedNotebook, *, echo_stdout: Callable[[str], Any] | None = None) -> None:
+    def __init__(
+        self, prepared: PreparedNotebook, *, echo_stdout: Callable[[str], Any] | None = None
+    ) -> None:
         self.prepared = prepared
         self.echo_stdout = echo_stdout
         self._km: Any = None
+        self._current: tuple[int | None, str | None] = (None, None)
+
+    def _on_cell_execute(self, cell: Any, cell_index: int) -> None:
+        """nbclient hook: remember which cell runs, to name it if the kernel dies."""
+        self._current = (cell_index, cell.get("source", ""))
 
     def _start_kernel(self) -> Any:
         from jupyter_client.manager import AsyncKernelManager
@@ -260,10 +258,9 @@ class NotebookRunner:
         provisioner = getattr(km, "provisioner", None)
         pid = getattr(getattr(provisioner, "process", None), "pid", None)
         if pid:
-            try:  # kernels run in their own session: kill the whole process group
+            # kernels run in their own session: kill the whole process group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def kill(self) -> None:
         """Kill the kernel now (safe to call from a signal handler or another thread)."""
@@ -307,6 +304,7 @@ class NotebookRunner:
                 start_timeout=int(spec.start_timeout),
                 execution_timeout=spec.cell_timeout,
                 km=km,
+                on_cell_execute=self._on_cell_execute,
             )
         except PapermillExecutionError as e:
             raise self._cell_error(e) from None
@@ -341,13 +339,7 @@ class NotebookRunner:
 
         if not isinstance(e, (DeadKernelError, CellTimeoutError)):
             return
-        import nbformat
-
-        index, source = None, None
-        try:
-            index, source = running_cell(nbformat.read(self.prepared.spec.output_path, as_version=4))
-        except (OSError, ValueError):
-            pass
+        index, source = self._current
         where = f"cell {index} of {self.prepared.spec.notebook}" if index is not None else "the notebook"
         if isinstance(e, CellTimeoutError):
             raise NotebookExecutionError(

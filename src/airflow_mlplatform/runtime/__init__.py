@@ -58,12 +58,18 @@ def check_name(name: object) -> str:
 
 
 def _dumps(value: Any, what: str) -> str:
+    offenders: list[Any] = []
+
+    def _default(obj: Any) -> Any:
+        offenders.append(obj)
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"), default=_default)
     except (TypeError, ValueError) as e:
         hint = ""
-        if type(value).__module__.startswith("numpy"):
-            hint = " (numpy value: convert it with .item() or .tolist())"
+        if offenders and type(offenders[0]).__module__.split(".")[0] == "numpy":
+            hint = " (a numpy value: convert it with .item() or .tolist())"
         raise RecordError(
             f"cannot record {what}: {e}{hint}. Recorded values must be JSON-serializable "
             "(str, int, float, bool, None, list, dict); pass large data or files as a path/URI "

@@ -1,0 +1,56 @@
+"""runtime.record and friends, as a job would call them."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from airflow_mlplatform import runtime
+from airflow_mlplatform.exceptions import RecordError
+from airflow_mlplatform.values import parse_stdout
+
+
+def test_record_round_trips_through_stdout(capsys):
+    assert runtime.record("acc", 0.93) == 0.93
+    runtime.record("text", 'quote " newline \n ✓')
+    runtime.log_metrics(loss=0.1, bad=math.nan)
+    out = parse_stdout(capsys.readouterr().out)
+    assert out.values == {"acc": 0.93, "text": 'quote " newline \n ✓'}
+    assert out.metric_rows == [{"loss": 0.1, "bad": None}]
+
+
+@pytest.mark.parametrize("name", ["", "1abc", "has space", "a/b", "x" * 251, 5, "metrics", "return_value"])
+def test_bad_names_are_clear_errors(name):
+    with pytest.raises(RecordError, match="cannot record a value named"):
+        runtime.record(name, 1)
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes", math.inf, {"nested": math.nan}])
+def test_non_json_values_are_clear_errors(value):
+    with pytest.raises(RecordError, match="must be JSON-serializable"):
+        runtime.record("v", value)
+
+
+def test_numpy_values_get_a_hint():
+    np = pytest.importorskip("numpy")
+    with pytest.raises(RecordError, match=r"\.item\(\)"):
+        runtime.record("v", np.float32(1.5))
+
+
+def test_runtime_imports_only_the_standard_library():
+    code = (
+        "import sys; before = set(sys.modules); import airflow_mlplatform.runtime; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "print(sorted(new - set(sys.stdlib_module_names)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['airflow_mlplatform']"
+
+
+def test_output_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.OUTPUT_DIR_ENV, str(tmp_path / "out"))
+    assert runtime.output_dir() == tmp_path / "out"
+    assert (tmp_path / "out").is_dir()
