@@ -404,6 +404,19 @@ class ContractServer:
         return 404, {"detail": "Not found."}
 
 
+def connection_json(server: ContractServer, *, project: str | None = PROJECT_NAME, token: str | None = None) -> str:
+    """``AIRFLOW_CONN_VALOHAI_DEFAULT`` (JSON form) pointing at ``server``.
+
+    :param server: the contract server.
+    :param project: the connection's default project.
+    :param token: the token (default: the one the server accepts).
+    """
+    extra = {"project": project} if project else {}
+    return json.dumps(
+        {"conn_type": "valohai", "host": server.url, "password": token or server.token, "extra": extra}
+    )
+
+
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_700_000_000 + t)) + "Z"
 

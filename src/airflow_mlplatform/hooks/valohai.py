@@ -219,7 +219,7 @@ class ValohaiHook(BaseHook):
                 attempt += 1
                 delay = retry_delay(attempt, base=self.backoff, cap=self.backoff_max)
                 self.log.warning(
-                    "%s %s: %s; retry %d in %.1fs", method, path, type(e).__name__, attempt, delay
+                    "%s %s: %s; retry %d in %.2fs", method, path, type(e).__name__, attempt, delay
                 )
                 time.sleep(delay)
                 continue
@@ -232,7 +232,7 @@ class ValohaiHook(BaseHook):
                     retry_after=resp.headers.get("Retry-After"),
                 )
                 self.log.warning(
-                    "%s %s: HTTP %d; retry %d in %.1fs", method, path, resp.status_code, attempt, delay
+                    "%s %s: HTTP %d; retry %d in %.2fs", method, path, resp.status_code, attempt, delay
                 )
                 time.sleep(delay)
                 continue
@@ -266,7 +266,7 @@ class ValohaiHook(BaseHook):
                 attempt += 1
                 delay = retry_delay(attempt, base=self.backoff, cap=self.backoff_max)
                 self.log.warning(
-                    "%s %s: %s; retry %d in %.1fs", method, path, type(e).__name__, attempt, delay
+                    "%s %s: %s; retry %d in %.2fs", method, path, type(e).__name__, attempt, delay
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -279,7 +279,7 @@ class ValohaiHook(BaseHook):
                     retry_after=resp.headers.get("Retry-After"),
                 )
                 self.log.warning(
-                    "%s %s: HTTP %d; retry %d in %.1fs", method, path, resp.status_code, attempt, delay
+                    "%s %s: HTTP %d; retry %d in %.2fs", method, path, resp.status_code, attempt, delay
                 )
                 await asyncio.sleep(delay)
                 continue

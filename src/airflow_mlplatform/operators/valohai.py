@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseOperatorLink, conf
+from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
@@ -54,6 +54,12 @@ class ValohaiExecutionLink(BaseOperatorLink):
         return str(value.get("url") or "") if isinstance(value, dict) else ""
 
 
+def _deferrable(value: bool | None) -> bool:
+    from airflow.sdk import conf
+
+    return bool(value) if value is not None else conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
 def _hook(conn_id: str, hook_kwargs: Mapping[str, Any] | None) -> Any:
     from airflow_mlplatform.hooks.valohai import ValohaiHook
 
@@ -76,7 +82,8 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
     :param title: execution title (default ``dag_id.task_id``).
     :param time_limit: seconds after which Valohai itself stops the execution.
     :param valohai_conn_id: the ``valohai`` connection.
-    :param deferrable: wait in the triggerer instead of the worker.
+    :param deferrable: wait in the triggerer instead of the worker (default: ``[operators]
+        default_deferrable``, read when the task runs).
     :param fetch_repository: ask Valohai to fetch the repository first (for a just-pushed commit).
     :param valohai_yaml: path of the repository's valohai.yaml; when given, an unknown step,
         parameter or input is an error before anything is submitted, and DAG params that the
@@ -127,7 +134,7 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
         title: str | None = None,
         time_limit: int | None = None,
         valohai_conn_id: str = "valohai_default",
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         fetch_repository: bool = False,
         valohai_yaml: str | None = None,
         include_dag_params: bool = True,
@@ -229,7 +236,7 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
         )
         self.log.info("Valohai execution #%s of step %r: %s", execution.get("counter"), self.step, url)
         timeout = self._wait_timeout()
-        if self.deferrable:
+        if _deferrable(self.deferrable):
             from airflow_mlplatform.triggers.valohai import ValohaiExecutionTrigger
 
             self.defer(

@@ -6,9 +6,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import BaseSensorOperator
 
 from airflow_mlplatform.exceptions import ValohaiError, ValohaiExecutionFailedError
+from airflow_mlplatform.operators.valohai import _deferrable
 from airflow_mlplatform.valohai_payloads import FINISHED, SUCCESS, output_values
 
 
@@ -20,7 +21,7 @@ class ValohaiExecutionSensor(BaseSensorOperator):
 
     :param execution: execution id or ``project_id:counter``.
     :param valohai_conn_id: the ``valohai`` connection.
-    :param deferrable: wait in the triggerer.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param max_poll_interval: longest wait between polls in deferrable mode (the first is ``poke_interval``).
     :param hook_kwargs: extra ValohaiHook arguments.
     """
@@ -32,7 +33,7 @@ class ValohaiExecutionSensor(BaseSensorOperator):
         *,
         execution: str,
         valohai_conn_id: str = "valohai_default",
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         max_poll_interval: float = 90.0,
         hook_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -70,7 +71,7 @@ class ValohaiExecutionSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=values is not None, xcom_value=values)
 
     def execute(self, context: Any) -> Any:
-        if not self.deferrable:
+        if not _deferrable(self.deferrable):
             return super().execute(context)
         from airflow_mlplatform.triggers.valohai import ValohaiExecutionTrigger
 

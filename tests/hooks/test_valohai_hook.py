@@ -1,0 +1,191 @@
+"""ValohaiHook against the contract server over 127.0.0.1: retries, errors, re-attach, async."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from valohai_contract_server import PROJECT_ID, PROJECT_NAME, ContractServer, connection_json
+
+from airflow_mlplatform.exceptions import (
+    ConfigurationError,
+    ValohaiAPIError,
+    ValohaiAuthError,
+    ValohaiConnectionError,
+    ValohaiNotFoundError,
+    ValohaiRequestError,
+)
+from airflow_mlplatform.hooks import valohai as hook_module
+from airflow_mlplatform.hooks.valohai import ValohaiHook
+from airflow_mlplatform.valohai_payloads import execution_payload
+
+FAST = {"backoff": 0.01, "backoff_max": 0.05, "timeout": 5.0}
+
+
+@pytest.fixture
+def server(monkeypatch):
+    # executions run for 1000 simulated s (10 s real) unless a test configures a step
+    with ContractServer(speed=100, durations={"started": 1000}) as srv:
+        monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", connection_json(srv))
+        hook_module._PROJECT_CACHE.clear()
+        yield srv
+
+
+def submit(hook: ValohaiHook, step: str = "train", tags: list[str] | None = None) -> dict:
+    payload = execution_payload(project_id=PROJECT_ID, commit="main", step=step, tags=tags or [])
+    return hook.create_execution(payload, find_tags=tags)
+
+
+def test_project_resolved_with_one_filtered_request_then_cached(server):
+    hook = ValohaiHook(**FAST)
+    assert hook.resolve_project(None) == PROJECT_ID  # the connection's default project
+    assert ValohaiHook(**FAST).resolve_project(PROJECT_NAME) == PROJECT_ID
+    assert hook.resolve_project(PROJECT_ID) == PROJECT_ID
+    calls = server.api_requests("GET", "/projects/")
+    assert len(calls) == 1
+    assert calls[0].query["name"] == [PROJECT_NAME]
+
+
+def test_unknown_project_is_a_clear_error(server):
+    with pytest.raises(ValohaiNotFoundError, match=r"no Valohai project named 'nobody/nothing'"):
+        ValohaiHook(**FAST).resolve_project("nobody/nothing")
+
+
+def test_missing_project_everywhere_says_where_to_set_it(server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", connection_json(server, project=None))
+    with pytest.raises(ConfigurationError, match="pass project="):
+        ValohaiHook(**FAST).resolve_project(None)
+
+
+def test_bad_token_is_an_auth_error_that_never_shows_the_token(server, monkeypatch, caplog, capsys):
+    monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", connection_json(server, token="wrong-Secret-123"))
+    hook = ValohaiHook(**FAST)
+    with caplog.at_level(logging.DEBUG), pytest.raises(ValohaiAuthError) as info:
+        hook.get_execution("x")
+    assert "password field" in str(info.value)
+    assert "wrong-Secret-123" not in str(info.value)
+    assert "wrong-Secret-123" not in caplog.text
+    assert "wrong-Secret-123" not in capsys.readouterr().out
+    assert "wrong-Secret-123" not in repr(hook.settings)
+    assert len(server.api_requests()) == 1  # 401 is not retried
+
+
+def test_unknown_step_is_a_400_that_names_the_step(server):
+    server.project_steps = {"preprocess", "train"}
+    with pytest.raises(ValohaiRequestError, match=r"step 'evaluate'.*step: Step 'evaluate' not found"):
+        submit(ValohaiHook(**FAST), step="evaluate")
+
+
+def test_unknown_execution_is_not_found(server):
+    with pytest.raises(ValohaiNotFoundError, match="execution nope"):
+        ValohaiHook(**FAST).get_execution("nope")
+
+
+def test_429_with_retry_after_503_and_dropped_connections_are_retried(server, capsys):
+    hook = ValohaiHook(**FAST)
+    ex = submit(hook)
+    server.inject("429", count=2, retry_after=0.02)
+    server.inject("503", count=1)
+    server.inject("drop", count=1)
+    assert hook.get_execution(ex["id"])["id"] == ex["id"]
+    statuses = [r.status for r in server.api_requests("GET", "/executions/")]
+    assert statuses == [429, 429, 503, -1, 200]
+    logged = capsys.readouterr().out
+    assert "HTTP 429; retry 1 in 0.02s" in logged
+    assert server.token not in logged
+
+
+def test_retries_are_bounded(server):
+    server.inject("503", count=10)
+    with pytest.raises(ValohaiAPIError, match="HTTP 503") as info:
+        ValohaiHook(retries=2, **FAST).get_execution("x")
+    assert info.value.status_code == 503
+    assert len(server.api_requests()) == 3
+
+
+def test_unreachable_host_is_a_connection_error(monkeypatch):
+    with ContractServer() as srv:
+        env = connection_json(srv)
+    monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", env)  # server gone: connection refused
+    with pytest.raises(ValohaiConnectionError, match="could not be reached after 2 tries"):
+        ValohaiHook(retries=1, **FAST).get_execution("x")
+
+
+def test_dropped_create_does_not_submit_twice(server):
+    hook = ValohaiHook(**FAST)
+    server.inject("drop", count=1, path="/executions/", method="POST")
+    ex = submit(hook, tags=["airflow-dag:d", "airflow-try:1"])
+    assert ex["status"] == "created"
+    assert len(server.executions) == 1
+    # a drop *after* the server created it: the lookup by tags finds it instead of resubmitting
+    server.inject("drop", count=1, path="/executions/", method="POST")
+    again = submit(hook, tags=["airflow-dag:d", "airflow-try:1"])
+    assert again["id"] in server.executions
+
+
+def test_find_running_executions_by_tags(server):
+    hook = ValohaiHook(**FAST)
+    mine = submit(hook, tags=["airflow-dag:d", "airflow-task:t", "airflow-try:1"])
+    submit(hook, tags=["airflow-dag:d", "airflow-task:other"])
+    found = hook.find_executions(PROJECT_ID, ["airflow-dag:d", "airflow-task:t"], in_progress_only=True)
+    assert [e["id"] for e in found] == [mine["id"]]
+    hook.stop_execution(mine["id"])
+    assert hook.get_execution(mine["id"])["status"] == "stopped"
+    assert hook.find_executions(PROJECT_ID, ["airflow-task:t"], in_progress_only=True) == []
+    hook.stop_execution("gone")  # a 404 on stop is fine
+
+
+def test_wait_outputs_metadata_log_and_download(server):
+    server.configure_step(
+        "train",
+        outputs={"model.pkl": b"MODEL"},
+        metadata=[{"loss": 0.5}, {"loss": 0.2, "acc": 0.9}],
+        durations={"started": 5},
+    )
+    hook = ValohaiHook(**FAST)
+    ex = submit(hook)
+    final = hook.wait_for_execution(ex["id"], poll_interval=0.02, max_poll_interval=0.05)
+    assert final["status"] == "complete"
+    assert final["cumulative_metadata"] == {"loss": 0.2, "acc": 0.9}
+    assert [d["name"] for d in hook.list_outputs(ex["id"])] == ["model.pkl"]
+    assert hook.get_metadata(ex["id"]) == [{"loss": 0.5}, {"loss": 0.2, "acc": 0.9}]
+    assert "done" in hook.get_log_tail(ex["id"])
+    url = hook.download_url(f"datum://{final['outputs'][0]['id']}")
+    assert url.startswith(server.url)
+    addressed = hook.get_execution(f"{PROJECT_ID}:{ex['counter']}")
+    assert addressed["id"] == ex["id"]
+
+
+def test_wait_has_a_deadline(server):
+    hook = ValohaiHook(**FAST)
+    ex = submit(hook)
+    with pytest.raises(TimeoutError, match="did not finish within"):
+        hook.wait_for_execution(ex["id"], poll_interval=0.02, max_poll_interval=0.05, timeout=0.2)
+
+
+def test_async_calls_retry_and_share_one_client(server):
+    hook = ValohaiHook(**FAST)
+    ex = submit(hook)
+    server.inject("429", count=1, retry_after=0.01)
+    server.inject("drop", count=1)
+
+    async def main():
+        a = await ValohaiHook(**FAST).aget_execution(ex["id"])
+        b = await ValohaiHook(**FAST).aget_execution(ex["id"])
+        clients = dict(hook_module._ASYNC_CLIENTS[asyncio.get_running_loop()])
+        await ValohaiHook(**FAST).astop_execution(ex["id"])
+        with pytest.raises(ValohaiAuthError):
+            server.token, saved = "other", server.token
+            try:
+                await ValohaiHook(**FAST).aget_execution(ex["id"])
+            finally:
+                server.token = saved
+        await ValohaiHook.aclose_all()
+        return a, b, clients
+
+    a, b, clients = asyncio.run(main())
+    assert a["id"] == b["id"] == ex["id"]
+    assert len(clients) == 1
+    assert [r.status for r in server.api_requests("GET", ex["id"])][:3] == [429, -1, 200]
+    assert server.status_of(server.executions[ex["id"]]) == "stopped"
