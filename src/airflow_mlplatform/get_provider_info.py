@@ -33,6 +33,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.valohai.com/",
                 "tags": ["service"],
             },
+            {
+                "integration-name": "TensorFlow (Kubeflow training operator)",
+                "external-doc-url": "https://www.kubeflow.org/docs/components/trainer/legacy-v1/user-guides/tensorflow/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -40,6 +45,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_mlplatform.operators.notebook"],
             },
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.operators.valohai"]},
+            {
+                "integration-name": "TensorFlow (Kubeflow training operator)",
+                "python-modules": ["airflow_mlplatform.operators.tfjob"],
+            },
         ],
         "hooks": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.hooks.valohai"]},

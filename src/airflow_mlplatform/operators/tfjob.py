@@ -1,0 +1,296 @@
+"""TFJobOperator: distributed (or single-node) TensorFlow training as an Airflow task."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+BACKENDS = ("kubeflow", "local")
+#: Environment variable holding the job's parameters as one JSON object.
+PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
+
+
+class TFJobOperator(BaseOperator):
+    """Run a TensorFlow training command on several replicas, each with its ``TF_CONFIG``.
+
+    ``replicas`` maps a replica type (``Chief``, ``Worker``, ``PS``, ``Evaluator``) to a count,
+    or to a count plus its own compute profile (``{"Worker": {"count": 4, "compute": "gpu"}}``
+    or ``{"Worker": (4, "gpu")}``); None is one Worker (single-node training).
+
+    The Chief's (else Worker 0's) output is streamed into the task log; what it records with
+    ``airflow_mlplatform.runtime.record(name, value)`` becomes the XCom ``return_value`` (and
+    one XCom per name), its JSON-object lines are metrics (XCom ``metrics``) and the execution
+    record is pushed as ``execution_record`` and stored beside the replicas' logs.
+
+    Parameters reach every replica as one JSON object in the environment variable
+    ``MLPLATFORM_PARAMETERS`` (DAG params overlaid by ``parameters``).
+
+    :param command: the training command, a string (split like a shell) or an argv list
+        (templated). With backend ``local``, ``python``/``python3`` as the first word is the
+        worker's own interpreter.
+    :param image: container image of the replicas (backend ``kubeflow``; templated).
+    :param replicas: replica type to count, ``(count, compute)`` or ``{"count": n, "compute": name}``.
+    :param parameters: local parameters (templated; Jinja and XComArg values work).
+    :param backend: ``kubeflow`` (a TFJob on Kubernetes) or ``local`` (replicas as local
+        processes on 127.0.0.1: small runs and CI).
+    :param compute: default compute profile of every replica (backend ``kubeflow``).
+    :param env: extra environment variables of every replica (templated).
+    :param cwd: working folder of local replicas (templated); default: the DAG file's folder.
+    :param include_dag_params: pass the DAG-level params too (default True).
+    :param clean_pod_policy: kubeflow runPolicy: which pods to delete at the end (All, Running, None).
+    :param ttl_seconds_after_finished: kubeflow runPolicy: delete the finished TFJob after this long.
+    :param active_deadline_seconds: kubeflow runPolicy: fail the TFJob after this long.
+    :param backoff_limit: kubeflow runPolicy: retries before the TFJob is failed.
+    :param namespace: namespace of the TFJob (templated); default: the profile's, else the connection's.
+    :param kubernetes_conn_id: the Kubernetes connection (templated).
+    :param grace_period: seconds between SIGTERM and SIGKILL when local replicas are stopped.
+    :param job_timeout: seconds the local replicas may run (None: only ``execution_timeout``).
+    """
+
+    template_fields: Sequence[str] = (
+        "command",
+        "image",
+        "parameters",
+        "env",
+        "cwd",
+        "namespace",
+        "kubernetes_conn_id",
+    )
+    template_ext: Sequence[str] = ()
+    template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json", "env": "json"}
+    ui_color = "#ffe0b2"
+
+    def __init__(
+        self,
+        *,
+        command: str | Sequence[str],
+        image: str | None = None,
+        replicas: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        backend: str = "kubeflow",
+        compute: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        include_dag_params: bool = True,
+        clean_pod_policy: str = "Running",
+        ttl_seconds_after_finished: int | None = None,
+        active_deadline_seconds: int | None = None,
+        backoff_limit: int | None = None,
+        namespace: str | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
+        grace_period: float = 5.0,
+        job_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+        self.command = command
+        self.image = image
+        self.replicas = replicas
+        self.parameters = parameters
+        self.backend = backend
+        self.compute = compute
+        self.env = env
+        self.cwd = cwd
+        self.include_dag_params = include_dag_params
+        self.clean_pod_policy = clean_pod_policy
+        self.ttl_seconds_after_finished = ttl_seconds_after_finished
+        self.active_deadline_seconds = active_deadline_seconds
+        self.backoff_limit = backoff_limit
+        self.namespace = namespace
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.grace_period = grace_period
+        self.job_timeout = job_timeout
+        self._job: Any = None
+
+    # -- checks, before anything is started ------------------------------------------------
+    def _argv(self) -> list[str]:
+        from airflow_mlplatform.exceptions import JobDefinitionError
+
+        command = self.command
+        argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command or []]
+        if not argv:
+            raise JobDefinitionError(
+                f"task {self.task_id!r}: command is empty; give the training command, e.g. "
+                "command=['python', 'scripts/train.py']"
+            )
+        return argv
+
+    def _workdir(self) -> str:
+        if self.cwd:
+            return str(Path(self.cwd).expanduser().resolve())
+        fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
+        return str(Path(fileloc).parent) if fileloc else os.getcwd()
+
+    @staticmethod
+    def _script(argv: Sequence[str], cwd: str) -> str | None:
+        """The script the command runs (first ``*.py`` argument of a Python command), if any."""
+        if Path(argv[0]).name.startswith("python"):
+            for arg in argv[1:]:
+                if arg == "-m" or arg == "-c":
+                    return None
+                if not arg.startswith("-"):
+                    return str(Path(cwd, arg).resolve()) if arg.endswith(".py") else None
+        elif argv[0].endswith(".py"):
+            return str(Path(cwd, argv[0]).resolve())
+        return None
+
+    def _check_backend(self) -> None:
+        from airflow_mlplatform.exceptions import ConfigurationError
+
+        if self.backend not in BACKENDS:
+            raise ConfigurationError(
+                f"task {self.task_id!r}: backend {self.backend!r} is unknown; use one of {', '.join(BACKENDS)}"
+            )
+
+    # -- execute ---------------------------------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Check the inputs, run the replicas, push values, metrics and the execution record.
+
+        :param context: the task's Airflow context.
+        """
+        from airflow_mlplatform.exceptions import ConfigurationError, ScriptNotFoundError
+        from airflow_mlplatform.parameters import merge_parameters
+        from airflow_mlplatform.specs.tfjob import parse_replicas
+
+        self._check_backend()
+        replicas = parse_replicas(self.replicas)
+        argv = self._argv()
+        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
+        cwd = self._workdir()
+        script = self._script(argv, cwd)
+        if script is not None and not os.path.isfile(script):
+            raise ScriptNotFoundError(
+                f"task {self.task_id!r}: the training script {script} does not exist (command {argv}, "
+                f"working folder {cwd}); fix the path or set cwd="
+            )
+        if self.backend == "kubeflow":
+            raise ConfigurationError(
+                f"task {self.task_id!r}: backend 'kubeflow' is not available in this version of "
+                "airflow-mlplatform yet; use backend='local' (replicas as local processes), or run the "
+                "TFJob manifest from airflow_mlplatform.specs.tfjob.build_tfjob yourself"
+            )
+        return self._execute_local(context, argv, replicas, parameters, cwd, script)
+
+    def _execute_local(
+        self,
+        context: Any,
+        argv: list[str],
+        replicas: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        cwd: str,
+        script: str | None,
+    ) -> dict[str, Any]:
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.runners.tf_local import LocalTFJob
+        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV
+        from airflow_mlplatform.values import StreamParser, push_outputs
+
+        if Path(argv[0]).name in ("python", "python3"):
+            argv = [sys.executable, *argv[1:]]
+        counts = {rtype: r.count for rtype, r in replicas.items()}
+        folder = storage.OutputFolder(storage.task_output_location(context))
+        env = {
+            OUTPUT_DIR_ENV: str(folder.path),
+            PARAMETERS_ENV: json.dumps(parameters),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            **{str(k): str(v) for k, v in (self.env or {}).items()},
+        }
+        parser = StreamParser()
+
+        def leader_line(line: str) -> None:
+            self.log.info("%s", line)
+            parser.feed_line(line)
+
+        job = LocalTFJob(
+            argv,
+            counts,
+            env=env,
+            cwd=cwd,
+            log_dir=folder.path / "logs",
+            on_leader_line=leader_line,
+            grace_period=self.grace_period,
+        )
+        self._job = job
+        lead = f"{job.leader[0].lower()}-{job.leader[1]}"
+        self.log.info(
+            "Starting TensorFlow replicas %s locally (command %s, working folder %s); streaming %s's output",
+            counts,
+            argv,
+            cwd,
+            lead,
+        )
+        started = er.utcnow()
+        error: BaseException | None = None
+        try:
+            job.run(timeout=self.job_timeout)
+        except BaseException as e:  # AirflowTaskTimeout is a BaseException
+            error = e
+            raise
+        finally:
+            job.stop()
+            self._job = None
+            outputs = parser.close()
+            rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
+            record = er.build_record(
+                task=er.task_identity(context),
+                code={
+                    "command": argv,
+                    "script": script,
+                    "sha256": er.file_sha256(script) if script and os.path.isfile(script) else None,
+                    "git_commit": er.git_commit(script or cwd),
+                },
+                environment={**er.python_environment(), "tensorflow": _tensorflow_version()},
+                parameters=parameters,
+                values=outputs.values,
+                metric_rows=rows,
+                metrics=outputs.metrics,
+                outputs={
+                    "logs": {name: folder.uri(f"logs/{Path(p).name}") for name, p in job.log_files().items()},
+                    "record": folder.uri(er.RECORD_FILE),
+                },
+                started=started,
+                ended=er.utcnow(),
+                ran_on={
+                    **er.where(),
+                    "backend": "local",
+                    "replicas": counts,
+                    "cluster": job.cluster,
+                    "leader": lead,
+                },
+                status="success" if error is None else "failed",
+                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
+            )
+            (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+            folder.publish()
+            folder.cleanup()
+            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
+            if error is not None:
+                context["ti"].xcom_push(key="execution_record", value=record)
+        return push_outputs(context, values=outputs.values, metrics=outputs.metrics, execution_record=record)
+
+    def on_kill(self) -> None:
+        """Stop every replica (their whole process groups)."""
+        job = self._job
+        if job is not None:
+            job.stop()
+
+
+def _tensorflow_version() -> str | None:
+    """The installed TensorFlow distribution's version, without importing TensorFlow."""
+    from importlib import metadata
+
+    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
