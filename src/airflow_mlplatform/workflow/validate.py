@@ -360,14 +360,23 @@ def _read_common(c: _Checker, path: Path_, data: dict[str, Any], step: StepSpec,
             c.err(p, "group must be a group id")
 
 
+def _check_duplicates(c: _Checker, raw_steps: list[Any]) -> None:
+    first: dict[str, int] = {}
+    for i, raw in enumerate(raw_steps):
+        sid = raw.get("id") if isinstance(raw, dict) else None
+        if not isinstance(sid, str):
+            continue
+        if sid in first:
+            line = c.src.where(("steps", first[sid], "id"))[0]
+            c.err(("steps", i, "id"), f"duplicate step id {sid!r} (first used on line {line}); step ids must be unique")
+        else:
+            first[sid] = i
+
+
 def _check_graph(c: _Checker, steps: list[tuple[int, StepSpec]], wf: Workflow) -> list[StepSpec]:
     by_id: dict[str, tuple[int, StepSpec]] = {}
     for i, s in steps:
-        if s.id in by_id:
-            first = c.src.where(("steps", by_id[s.id][0], "id"))[0]
-            c.err(("steps", i, "id"), f"duplicate step id {s.id!r} (first used on line {first})")
-        else:
-            by_id[s.id] = (i, s)
+        by_id.setdefault(s.id, (i, s))
     for i, s in steps:
         ups: list[str] = []
         for j, d in enumerate(s.depends_on):
@@ -378,7 +387,7 @@ def _check_graph(c: _Checker, steps: list[tuple[int, StepSpec]], wf: Workflow) -
         for value in s.kwargs.values():
             for r in refs.iter_refs(value):
                 _check_ref(c, ("steps", i), r, s, by_id, wf)
-                if isinstance(r, refs.StepOutput) and r.step in by_id and r.step not in ups:
+                if isinstance(r, refs.StepOutput) and r.step in by_id and r.step not in (*ups, s.id):
                     ups.append(r.step)
         s.upstream = ups
         if s.group is not None and s.group not in wf.groups:
@@ -530,6 +539,7 @@ def check_source(src: Source, *, base_dir: str | Path | None = None) -> Workflow
         c.err(("steps",) if "steps" in data else (), "steps must be a non-empty list of steps")
         raw_steps = []
     steps = [(i, s) for i, raw in enumerate(raw_steps) if (s := _read_step(c, i, raw, wf.params)) is not None]
+    _check_duplicates(c, raw_steps)
     wf.steps = _check_graph(c, steps, wf)
     if c.errors:
         c.errors.sort(key=lambda e: (e.line or 0, e.column or 0))
