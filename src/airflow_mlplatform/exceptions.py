@@ -97,6 +97,14 @@ class KubernetesApiError(KubernetesError):
         self.reason = reason
 
 
+class KubernetesNotFoundError(KubernetesApiError, LookupError):
+    """The named object does not exist (any more)."""
+
+
+class KubernetesConflictError(KubernetesApiError):
+    """The object already exists (409 AlreadyExists) or was changed concurrently."""
+
+
 class KubernetesResourceTypeNotFoundError(KubernetesApiError):
     """A whole resource type is unknown to the cluster (for example a CRD that is not installed)."""
 

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import math
 import re
 import threading
 import uuid
@@ -318,7 +319,9 @@ class Emulator(kmock.KubernetesEmulator):
             return await super()._handle(request)  # discovery: /api, /apis, /version
         fault = self._take_fault(request)
         if fault is not None:
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            headers = (
+                {"Retry-After": str(math.ceil(fault.retry_after))} if fault.retry_after is not None else None
+            )
             reasons = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
             return self._error(
                 fault.status, reasons.get(fault.status, "Injected"), "injected fault", headers=headers
