@@ -50,14 +50,14 @@ def dags_folder(airflow_db: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def run_dag(dags_folder: Path):
-    """Run a DAG file for real with ``dag.test()``; returns a :class:`dagtools.DagResult`.
+    """Run a DAG file for real with ``dag.test()``; returns a ``testing.DagResult``.
 
     Usage: ``run_dag(path_or_source, dag_id, name="x.py", run_conf=None)``.
     """
-    import dagtools
+    from airflow_mlplatform import testing
 
     def _run(source: str | Path, dag_id: str, *, name: str | None = None, **kwargs):
-        return dagtools.run_dag_file(dags_folder, source, dag_id, name=name, **kwargs)
+        return testing.run_dag_file(dags_folder, source, dag_id, name=name, **kwargs)
 
     return _run
 

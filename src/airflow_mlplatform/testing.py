@@ -1,4 +1,10 @@
-"""Run DAG files for real with ``dag.test()`` and read back what the tasks pushed."""
+"""Run DAG files for real with ``dag.test()`` and read back what the tasks pushed.
+
+For tests and CI of DAG repositories (the provider's own tests and quickstart use it).
+Airflow 3.3's ``dag.test()`` syncs the configured DAG bundles before it runs, so the DAG
+file must sit in the configured dags folder: :func:`run_dag_file` puts it there.
+Uses the metadata DB directly, so it belongs in tests and scripts, never in DAG files.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,44 @@
+# airflow-mlplatform: set-up, the quickstart pipeline, tests, checks, benchmarks.
+#   make setup       system packages (R, IRkernel, pandoc), .venv with the provider and every extra
+#   make quickstart  run the quickstart ML pipeline end to end (SQLite, all local)
+#   make test        the test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git
+
+.PHONY: setup system-packages venv quickstart test lint bench clean
+
+setup: system-packages venv
+
+system-packages:
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "apt-get install $$missing"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	else echo "no apt-get: install R, IRkernel, rmarkdown, jsonlite and pandoc yourself"; fi
+
+venv:
+	[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade uv
+	$(VENV)/bin/uv pip install --python $(PY) -q -c requirements/constraints.txt -e ".[all]"
+
+quickstart:
+	$(PY) scripts/quickstart.py
+
+test:
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint:
+	$(VENV)/bin/ruff check src tests benchmarks example_dags scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks example_dags scripts
+	$(VENV)/bin/mypy
+
+bench:
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .airflow .pytest_cache .mypy_cache .ruff_cache
