@@ -106,3 +106,22 @@ class OutputFolder:
         """Remove the temporary folder of a remote location."""
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def copy_file(local: str | Path, target: str) -> None:
+    """Copy a local file to ``target`` (a path or any ObjectStoragePath URI).
+
+    :param local: the local file.
+    :param target: destination path or URI.
+    """
+    if is_local(target):
+        dest = local_path(target)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, dest)
+        return
+    from airflow.sdk import ObjectStoragePath
+
+    path = ObjectStoragePath(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(local, "rb") as fin, path.open("wb") as fout:
+        shutil.copyfileobj(fin, fout)

@@ -87,10 +87,10 @@ class NotebookOperator(BaseOperator):
         """
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.notebook import NotebookRunner, NotebookSpec, prepare
-        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV
-        from airflow_mlplatform.values import push_outputs
+        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, R_RUNTIME_ENV, r_runtime_path
 
         notebook = self._resolve_path(self.notebook)
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
@@ -98,11 +98,6 @@ class NotebookOperator(BaseOperator):
         name = Path(notebook).name
         local_output = str(folder.path / name)
         output_uri = self.output_notebook or folder.uri(name)
-        env = {
-            OUTPUT_DIR_ENV: str(folder.path),
-            "MLPLATFORM_R_RUNTIME": str(Path(er.__file__).parent / "runtime" / "mlplatform.R"),
-            **{str(k): str(v) for k, v in (self.env or {}).items()},
-        }
         spec = NotebookSpec(
             notebook=notebook,
             output_path=local_output,
@@ -111,7 +106,11 @@ class NotebookOperator(BaseOperator):
             cwd=self.cwd,
             cell_timeout=self.cell_timeout,
             start_timeout=self.start_timeout,
-            env=env,
+            env={
+                OUTPUT_DIR_ENV: str(folder.path),
+                R_RUNTIME_ENV: r_runtime_path(),
+                **{str(k): str(v) for k, v in (self.env or {}).items()},
+            },
         )
         prepared = prepare(spec)  # every input check, before any kernel starts
         self.log.info(
@@ -121,70 +120,36 @@ class NotebookOperator(BaseOperator):
             output_uri,
         )
         self._runner = NotebookRunner(prepared)
-        started = er.utcnow()
-        result, error = None, None
-        try:
-            result = self._runner.run()
-        except BaseException as e:  # AirflowTaskTimeout is a BaseException
-            error = e
-            raise
-        finally:
-            self._runner = None
-            ended = er.utcnow()
-            outputs = result.outputs if result is not None else None
-            record = er.build_record(
-                task=er.task_identity(context),
-                code={
-                    "notebook": notebook,
-                    "sha256": er.file_sha256(notebook),
-                    "git_commit": er.git_commit(notebook),
-                },
-                environment={
-                    **er.python_environment(),
-                    "kernel": prepared.kernel_name,
-                    "kernel_argv0": prepared.kernel_argv[0] if prepared.kernel_argv else None,
-                    "language": prepared.language,
-                    "language_info": result.language_info if result is not None else {},
-                },
-                parameters=parameters,
-                values=outputs.values if outputs else {},
-                metric_rows=outputs.metric_rows if outputs else [],
-                metrics=outputs.metrics if outputs else {},
-                outputs={"notebook": output_uri, "record": folder.uri(er.RECORD_FILE)},
-                started=started,
-                ended=ended,
-                ran_on=er.where(),
-                status="success" if error is None else "failed",
-                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
-            )
-            self._store(folder, record, local_output, output_uri)
-            self.log.info("Output notebook: %s", output_uri)
-            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
-            if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
-        assert result is not None
-        return push_outputs(
-            context, values=result.outputs.values, metrics=result.outputs.metrics, execution_record=record
+
+        def job() -> JobRun:
+            try:
+                result = self._runner.run()
+            finally:
+                self._runner = None
+            return JobRun(outputs=result.outputs, environment={"language_info": result.language_info})
+
+        def copy_notebook() -> None:
+            if output_uri != folder.uri(name) and Path(local_output).exists():
+                storage.copy_file(local_output, output_uri)
+
+        return run_recorded(
+            context,
+            job=job,
+            folder=folder,
+            parameters=parameters,
+            code={
+                "notebook": notebook,
+                "sha256": er.file_sha256(notebook),
+                "git_commit": er.git_commit(notebook),
+            },
+            environment={
+                "kernel": prepared.kernel_name,
+                "kernel_argv0": prepared.kernel_argv[0] if prepared.kernel_argv else None,
+                "language": prepared.language,
+            },
+            outputs={"notebook": output_uri},
+            after_store=copy_notebook,
         )
-
-    @staticmethod
-    def _store(folder: Any, record: dict[str, Any], local_output: str, output_uri: str) -> None:
-        """Write the record beside the notebook and publish both (copies for remote targets)."""
-        import json
-
-        from airflow_mlplatform.execution_record import RECORD_FILE
-
-        (folder.path / RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-        folder.publish()
-        if output_uri != folder.uri(Path(local_output).name) and Path(local_output).exists():
-            from airflow.sdk import ObjectStoragePath
-
-            target = ObjectStoragePath(
-                output_uri if "://" in output_uri else f"file://{os.path.abspath(output_uri)}"
-            )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(Path(local_output).read_bytes())
-        folder.cleanup()
 
     def on_kill(self) -> None:
         """Kill the notebook's kernel (its whole process group)."""

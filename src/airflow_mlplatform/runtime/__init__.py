@@ -35,6 +35,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,249}$")
 RESERVED_NAMES = frozenset({"return_value", "metrics", "execution_record"})
 #: Environment variable holding the directory where a job writes its output files.
 OUTPUT_DIR_ENV = "MLPLATFORM_OUTPUT_DIR"
+#: Environment variable holding the path of the R runtime (``source()`` it from R).
+R_RUNTIME_ENV = "MLPLATFORM_R_RUNTIME"
 
 __all__ = ["RECORD_PREFIX", "RESERVED_NAMES", "log_metrics", "output_dir", "record"]
 
@@ -99,6 +101,11 @@ def log_metrics(**metrics: Any) -> None:
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
     sys.stdout.write(_dumps(clean, "metrics") + "\n")
     sys.stdout.flush()
+
+
+def r_runtime_path() -> str:
+    """Path of ``mlplatform.R``, the R side of this runtime."""
+    return str(Path(__file__).with_name("mlplatform.R"))
 
 
 def output_dir() -> Path:
