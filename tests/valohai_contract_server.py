@@ -49,6 +49,7 @@ class RequestRecord:
     status: int
     time: float
     body: Any = None
+    agent: str = ""
 
 
 @dataclass
@@ -404,7 +405,9 @@ class ContractServer:
         return 404, {"detail": "Not found."}
 
 
-def connection_json(server: ContractServer, *, project: str | None = PROJECT_NAME, token: str | None = None) -> str:
+def connection_json(
+    server: ContractServer, *, project: str | None = PROJECT_NAME, token: str | None = None
+) -> str:
     """``AIRFLOW_CONN_VALOHAI_DEFAULT`` (JSON form) pointing at ``server``.
 
     :param server: the contract server.
@@ -464,7 +467,15 @@ def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
                         break
                 status, payload, headers = self._answer(method, split.path, query, body, fault)
                 server.requests.append(
-                    RequestRecord(method, split.path, query, status, time.monotonic(), body)
+                    RequestRecord(
+                        method,
+                        split.path,
+                        query,
+                        status,
+                        time.monotonic(),
+                        body,
+                        self.headers.get("User-Agent") or "",
+                    )
                 )
             if status == -1:  # dropped connection
                 self.close_connection = True

@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import pytest
-from valohai_contract_server import PROJECT_ID, PROJECT_NAME, ContractServer, connection_json
 
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
@@ -19,6 +18,7 @@ from airflow_mlplatform.exceptions import (
 from airflow_mlplatform.hooks import valohai as hook_module
 from airflow_mlplatform.hooks.valohai import ValohaiHook
 from airflow_mlplatform.valohai_payloads import execution_payload
+from valohai_contract_server import PROJECT_ID, PROJECT_NAME, ContractServer, connection_json
 
 FAST = {"backoff": 0.01, "backoff_max": 0.05, "timeout": 5.0}
 
@@ -175,12 +175,12 @@ def test_async_calls_retry_and_share_one_client(server):
         b = await ValohaiHook(**FAST).aget_execution(ex["id"])
         clients = dict(hook_module._ASYNC_CLIENTS[asyncio.get_running_loop()])
         await ValohaiHook(**FAST).astop_execution(ex["id"])
-        with pytest.raises(ValohaiAuthError):
-            server.token, saved = "other", server.token
-            try:
+        server.token, saved = "other", server.token
+        try:
+            with pytest.raises(ValohaiAuthError):
                 await ValohaiHook(**FAST).aget_execution(ex["id"])
-            finally:
-                server.token = saved
+        finally:
+            server.token = saved
         await ValohaiHook.aclose_all()
         return a, b, clients
 

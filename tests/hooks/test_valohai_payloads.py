@@ -61,7 +61,11 @@ def test_payload_leaves_out_unset_fields_and_dedupes_tags():
         "tags": ["a", "b"],
         "time_limit": 600,
     }
-    assert execution_payload(project_id="p", commit="c", step="s") == {"project": "p", "commit": "c", "step": "s"}
+    assert execution_payload(project_id="p", commit="c", step="s") == {
+        "project": "p",
+        "commit": "c",
+        "step": "s",
+    }
 
 
 def test_inputs_accept_url_list_and_upstream_outputs_dict():

@@ -1,0 +1,227 @@
+"""ValohaiSubmitExecutionOperator and friends, run for real with dag.test() against the contract server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_mlplatform.exceptions import ValohaiExecutionFailedError, ValohaiStepError
+from airflow_mlplatform.hooks import valohai as hook_module
+from airflow_mlplatform.hooks.valohai import ValohaiHook
+from airflow_mlplatform.operators.valohai import EXECUTION_XCOM_KEY, ValohaiSubmitExecutionOperator
+from airflow_mlplatform.sensors.valohai import ValohaiExecutionSensor
+from airflow_mlplatform.triggers.valohai import ValohaiExecutionTrigger
+from airflow_mlplatform.valohai_payloads import execution_payload
+from valohai_contract_server import PROJECT_ID, ContractServer, connection_json
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "example_dags" / "example_valohai_chain.py"
+FAST = {"backoff": 0.01, "backoff_max": 0.05, "timeout": 5.0}
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with ContractServer(speed=100) as srv:
+        srv.configure_step("preprocess", outputs={"train.csv": b"a,b\n1,2\n", "test.csv": b"a,b\n3,4\n"})
+        srv.configure_step(
+            "train",
+            outputs={"model.pkl": b"MODEL", "plots/loss.png": b"PNG"},
+            metadata=[{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.4, "accuracy": 0.81}],
+        )
+        srv.configure_step("broken", outcome="error")
+        srv.configure_step("forever", durations={"started": 1_000_000})
+        monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", connection_json(srv))
+        hook_module._PROJECT_CACHE.clear()
+        yield srv
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferrable"])
+def test_example_dag_chains_outputs_to_inputs(server, run_dag, monkeypatch, tmp_path, deferrable):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", str(deferrable))
+    result = run_dag(EXAMPLE, "example_valohai_chain")
+    assert result.state == "success", result.task_states()
+
+    pre = result.xcom("preprocess")
+    assert set(pre) == {"train.csv", "test.csv"}
+    assert all(v.startswith("datum://") for v in pre.values())
+    train = result.xcom("train")
+    assert set(train) == {"model.pkl", "plots__loss.png"}
+    assert result.xcom("train", "model.pkl") == train["model.pkl"]
+    assert result.xcom("train", "metrics") == {"epoch": 2, "loss": 0.4, "accuracy": 0.81}
+
+    preprocess_ex, train_ex = sorted(server.executions.values(), key=lambda e: e["counter"])
+    assert train_ex["inputs"] == {"train": [pre["train.csv"]], "test": [pre["test.csv"]]}
+    assert train_ex["parameters"] == {"seed": 42, "learning_rate": 0.01, "epochs": 3}
+    assert preprocess_ex["parameters"] == {"seed": 42, "test_fraction": 0.2}
+    assert "airflow-task:train" in train_ex["tags"] and "airflow-try:1" in train_ex["tags"]
+    assert "example" in train_ex["tags"]
+    assert train_ex["time_limit"] == 3600
+
+    record = result.xcom("train", "execution_record")
+    assert record["code"]["step"] == "train"
+    assert record["data"]["inputs"]["train"] == [pre["train.csv"]]
+    assert record["metrics"]["series"][0] == {"epoch": 1, "loss": 0.9}
+    assert record["outputs"]["model.pkl"]["datum"] == train["model.pkl"]
+    assert record["where"]["url"].endswith(f"/execution/{train_ex['id']}/")
+    assert result.xcom("train", EXECUTION_XCOM_KEY)["id"] == train_ex["id"]
+
+    downloaded = result.xcom("download_model")
+    assert Path(downloaded["model.pkl"].removeprefix("file://")).read_bytes() == b"MODEL"
+
+    # deferrable: the status polls came from the trigger's async client (httpx), else from requests
+    poll_path = f"/api/v0/executions/{preprocess_ex['id']}/"
+    polled_by = {r.agent.split("/")[0] for r in server.api_requests("GET") if r.path == poll_path}
+    assert polled_by == ({"python-httpx"} if deferrable else {"python-requests"})
+    # the project name was resolved once for both tasks
+    assert len(server.api_requests("GET", "/projects/")) == 1
+    assert len(server.api_requests("POST", "/executions/")) == 2
+
+
+DAG_TEMPLATE = """
+from datetime import timedelta
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.valohai import ValohaiSubmitExecutionOperator
+
+with DAG(dag_id="{dag_id}", schedule=None, catchup=False) as dag:
+    ValohaiSubmitExecutionOperator(
+        task_id="run", step="{step}", poll_interval=0.1, max_poll_interval=0.2,
+        hook_kwargs={{"backoff": 0.01, "backoff_max": 0.05}}, {extra}
+    )
+"""
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferrable"])
+def test_failed_execution_fails_the_task_with_its_log(server, run_dag, deferrable):
+    dag_id = f"valohai_broken_{int(deferrable)}"
+    source = DAG_TEMPLATE.format(dag_id=dag_id, step="broken", extra=f"deferrable={deferrable}")
+    result = run_dag(source, dag_id)
+    assert result.task_states() == {"run": "failed"}
+    assert server.api_requests("GET", "/events/"), "the error message reads the execution's last log lines"
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferrable"])
+def test_timeout_stops_the_execution(server, run_dag, deferrable):
+    dag_id = f"valohai_timeout_{int(deferrable)}"
+    source = DAG_TEMPLATE.format(dag_id=dag_id, step="forever", extra=f"deferrable={deferrable}, timeout=0.5")
+    result = run_dag(source, dag_id)
+    assert result.task_states() == {"run": "failed"}
+    (ex,) = server.executions.values()
+    assert server.status_of(ex) == "stopped"
+    assert server.api_requests("POST", "/stop/")
+
+
+def test_unknown_parameter_in_valohai_yaml_fails_before_submitting(server, run_dag, tmp_path):
+    yaml_file = tmp_path / "valohai.yaml"
+    yaml_file.write_text(
+        "- step:\n    name: train\n    image: python:3.12\n    command: python train.py\n"
+        "    parameters:\n      - name: epochs\n        type: integer\n"
+    )
+    op = ValohaiSubmitExecutionOperator(
+        task_id="t", step="train", parameters={"epochs": 3, "lr": 0.1}, valohai_yaml=str(yaml_file)
+    )
+    with pytest.raises(ValohaiStepError, match="no parameter 'lr'"):
+        op._parameters({"params": {"seed": 1}})
+    op.parameters = {"epochs": 3}
+    # DAG params that the step does not declare are left out
+    assert op._parameters({"params": {"seed": 1, "epochs": 1}}) == ({"epochs": 3}, {})
+    assert server.api_requests() == []
+
+
+class _TI(SimpleNamespace):
+    """The few TaskInstance attributes the operator reads, for calling execute() directly."""
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def _context(try_number: int) -> dict:
+    ti = _TI(dag_id="d", task_id="t", run_id="r1", map_index=-1, try_number=try_number, pushed={})
+    return {"ti": ti, "params": {}}
+
+
+def test_retry_reattaches_to_the_running_execution_and_on_kill_stops_it(server):
+    hook = ValohaiHook(**FAST)
+    tags = ["airflow-dag:d", "airflow-task:t", "airflow-run:r1"]
+    first = hook.create_execution(
+        execution_payload(project_id=PROJECT_ID, commit="main", step="forever", tags=[*tags, "airflow-try:1"])
+    )
+    op = ValohaiSubmitExecutionOperator(task_id="t", step="forever", deferrable=True, hook_kwargs=FAST)
+    context = _context(try_number=2)
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert len(server.executions) == 1, "a retry must not submit a second execution"
+    assert deferred.value.trigger.execution_id == first["id"]
+    assert context["ti"].pushed[EXECUTION_XCOM_KEY]["id"] == first["id"]
+
+    op.on_kill()
+    assert server.status_of(server.executions[first["id"]]) == "stopped"
+
+    # the next try finds nothing running, so it submits a new one
+    with pytest.raises(TaskDeferred):
+        ValohaiSubmitExecutionOperator(
+            task_id="t", step="forever", deferrable=True, hook_kwargs=FAST
+        ).execute(_context(try_number=3))
+    assert len(server.executions) == 2
+
+
+def test_failed_execution_error_holds_last_log_lines(server):
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="broken"))
+    final = hook.wait_for_execution(ex["id"], poll_interval=0.05, max_poll_interval=0.1)
+    op = ValohaiSubmitExecutionOperator(task_id="t", step="broken")
+    with pytest.raises(
+        ValohaiExecutionFailedError, match=r"(?s)ended 'error'.*ValueError: the training data is empty"
+    ):
+        op._finish({}, hook, final, started=0.0, parameters={}, inputs={})
+
+
+def test_trigger_serializes_fires_and_stops_on_kill(server):
+    hook = ValohaiHook(**FAST)
+    quick = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="train"))
+    slow = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="forever"))
+    trigger = ValohaiExecutionTrigger(execution_id=quick["id"], poll_interval=0.05, max_poll_interval=0.1)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_mlplatform.triggers.valohai.ValohaiExecutionTrigger"
+    assert ValohaiExecutionTrigger(**kwargs).serialize() == (path, kwargs)
+
+    async def first_event(t):
+        async for event in t.run():
+            return event.payload
+
+    event = asyncio.run(first_event(trigger))
+    assert event["status"] == "finished"
+    assert event["execution"]["status"] == "complete"
+    assert {d["name"] for d in event["execution"]["outputs"]} == {"model.pkl", "plots/loss.png"}
+
+    asyncio.run(ValohaiExecutionTrigger(execution_id=slow["id"]).on_kill())
+    assert server.status_of(server.executions[slow["id"]]) == "stopped"
+
+
+def test_sensor_waits_for_an_execution_started_elsewhere(server, run_dag):
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="train"))
+    source = f"""
+from airflow.sdk import DAG
+from airflow_mlplatform.sensors.valohai import ValohaiExecutionSensor
+
+with DAG(dag_id="valohai_sensor", schedule=None, catchup=False) as dag:
+    ValohaiExecutionSensor(task_id="wait", execution="{PROJECT_ID}:{ex["counter"]}", poke_interval=0.1)
+    ValohaiExecutionSensor(task_id="wait_deferred", execution="{ex["id"]}", poke_interval=0.1, deferrable=True)
+"""
+    result = run_dag(source, "valohai_sensor")
+    assert result.task_states() == {"wait": "success", "wait_deferred": "success"}
+    assert set(result.xcom("wait")) == {"model.pkl", "plots__loss.png"}
+    assert result.xcom("wait_deferred") == result.xcom("wait")
+
+
+def test_sensor_fails_on_a_failed_execution(server):
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="broken"))
+    hook.wait_for_execution(ex["id"], poll_interval=0.05, max_poll_interval=0.1)
+    sensor = ValohaiExecutionSensor(task_id="s", execution=ex["id"], hook_kwargs=FAST)
+    with pytest.raises(ValohaiExecutionFailedError, match="ended 'error'"):
+        sensor.poke({})
