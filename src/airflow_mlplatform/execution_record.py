@@ -12,7 +12,7 @@ import platform
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def build_record(
     environment: Mapping[str, Any],
     parameters: Mapping[str, Any],
     values: Mapping[str, Any],
-    metric_rows: list[Mapping[str, Any]],
+    metric_rows: Sequence[Mapping[str, Any]],
     metrics: Mapping[str, Any],
     outputs: Mapping[str, Any],
     started: datetime,

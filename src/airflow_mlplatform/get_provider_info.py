@@ -29,6 +29,11 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
+                "integration-name": "R (Rscript, R Markdown)",
+                "external-doc-url": "https://rmarkdown.rstudio.com/",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "Valohai",
                 "external-doc-url": "https://docs.valohai.com/",
                 "tags": ["service"],
@@ -43,6 +48,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Jupyter notebooks (papermill)",
                 "python-modules": ["airflow_mlplatform.operators.notebook"],
+            },
+            {
+                "integration-name": "R (Rscript, R Markdown)",
+                "python-modules": ["airflow_mlplatform.operators.rstudio"],
             },
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.operators.valohai"]},
             {

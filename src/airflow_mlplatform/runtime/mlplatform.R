@@ -1,17 +1,39 @@
 # airflow-mlplatform runtime for R: source(Sys.getenv("MLPLATFORM_R_RUNTIME"))
-# record(name, value) reports a named value; log_metrics(...) prints one metrics line.
-# Needs only the jsonlite package.
+#   record(name, value)   report a named value (XCom `name` and return_value)
+#   log_metrics(...)      print one metrics line, e.g. log_metrics(epoch = 1, rmse = 0.4)
+#   parameters()          the job's parameters as a named list (also `params` in jobs)
+#   output_dir()          this try's output folder
+# Needs only the jsonlite package. Lines go to stdout; inside R Markdown, where knitr
+# captures stdout into the report, they go to the file in MLPLATFORM_RECORD_FILE.
+
+.mlplatform_emit <- function(line) {
+  target <- Sys.getenv("MLPLATFORM_RECORD_FILE", unset = "")
+  if (nzchar(target)) {
+    cat(line, "\n", sep = "", file = target, append = TRUE)
+  } else {
+    cat(line, "\n", sep = "")
+  }
+}
 
 record <- function(name, value) {
-  cat("::mlplatform::record ",
-      jsonlite::toJSON(list(name = name, value = value), auto_unbox = TRUE, digits = NA, null = "null"),
-      "\n", sep = "")
+  if (is.null(value)) {
+    payload <- paste0('{"name":', jsonlite::toJSON(name, auto_unbox = TRUE), ',"value":null}')
+  } else {
+    payload <- jsonlite::toJSON(list(name = name, value = value),
+                                auto_unbox = TRUE, digits = NA, null = "null", na = "null")
+  }
+  .mlplatform_emit(paste0("::mlplatform::record ", payload))
   invisible(value)
 }
 
 log_metrics <- function(...) {
-  cat(jsonlite::toJSON(list(...), auto_unbox = TRUE, digits = NA), "\n", sep = "")
+  .mlplatform_emit(as.character(jsonlite::toJSON(list(...), auto_unbox = TRUE, digits = NA, na = "null")))
   invisible(NULL)
+}
+
+parameters <- function() {
+  text <- Sys.getenv("MLPLATFORM_PARAMETERS", unset = "{}")
+  jsonlite::fromJSON(text, simplifyVector = TRUE, simplifyDataFrame = FALSE, simplifyMatrix = FALSE)
 }
 
 output_dir <- function() {

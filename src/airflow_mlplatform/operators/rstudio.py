@@ -1,0 +1,125 @@
+"""RStudioJobOperator: R scripts and R Markdown reports as Airflow tasks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlplatform.links import OutputNotebookLink
+
+
+class RStudioJobOperator(BaseOperator):
+    """Run an R script (``.R``, with Rscript) or render an R Markdown report (``.Rmd``).
+
+    Parameters reach R with their types: an R Markdown document gets them as its ``params``
+    (those declared in its YAML header); a plain script sees them as the list ``params``
+    (``params$C``), and as JSON in the environment variable ``MLPLATFORM_PARAMETERS``.
+    Values recorded from R (``source(Sys.getenv("MLPLATFORM_R_RUNTIME")); record("rmse", 0.4)``)
+    and JSON lines printed on stdout come back in the same contract as notebooks. The
+    rendered report is saved beside the execution record, one folder per try.
+
+    :param script: path of the ``.R`` or ``.Rmd`` file (templated; relative to the DAG file).
+    :param parameters: local parameters (templated); DAG params are the global ones.
+    :param compute: name of a compute profile; None runs R in the worker.
+    :param output_format: rmarkdown output format for documents (``html_document``,
+        ``pdf_document``, ...); default: the document's own.
+    :param include_dag_params: pass the DAG-level params to the job (default True).
+    :param env: extra environment variables (templated).
+    :param cwd: working folder; default: the script's folder.
+    :param rscript: the Rscript executable.
+    """
+
+    template_fields: Sequence[str] = ("script", "parameters", "env", "cwd", "output_format")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json", "env": "json"}
+    operator_extra_links = (OutputNotebookLink(),)
+    ui_color = "#c6dbef"
+
+    def __init__(
+        self,
+        *,
+        script: str,
+        parameters: Mapping[str, Any] | None = None,
+        compute: str | None = None,
+        output_format: str = "default",
+        include_dag_params: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        rscript: str = "Rscript",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+        self.script = script
+        self.parameters = parameters
+        self.compute = compute
+        self.output_format = output_format
+        self.include_dag_params = include_dag_params
+        self.env = env
+        self.cwd = cwd
+        self.rscript = rscript
+        self._runner: Any = None
+
+    def _resolve_path(self, path: str) -> str:
+        if os.path.isabs(path):
+            return path
+        fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
+        base = Path(fileloc).parent if fileloc else Path.cwd()
+        return str((base / path).resolve())
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Run the R job in the worker and push values, metrics and the execution record.
+
+        :param context: the task's Airflow context.
+        """
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import JobRun, run_recorded
+        from airflow_mlplatform.parameters import merge_parameters
+        from airflow_mlplatform.runners.r_job import RJobRunner, RJobSpec, prepare, r_version
+
+        script = self._resolve_path(self.script)
+        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
+        folder = storage.OutputFolder(storage.task_output_location(context))
+        spec = prepare(
+            RJobSpec(
+                script=script,
+                output_dir=str(folder.path),
+                parameters=parameters,
+                output_format=self.output_format,
+                env={str(k): str(v) for k, v in (self.env or {}).items()},
+                cwd=self.cwd,
+                rscript=self.rscript,
+            )
+        )
+        self.log.info("Running R %s %s", "document" if spec.is_document else "script", script)
+        self._runner = RJobRunner(spec)
+        report: dict[str, str] = {}
+
+        def job() -> JobRun:
+            try:
+                result = self._runner.run()
+            finally:
+                self._runner = None
+            if result.report:
+                report["report"] = folder.uri(os.path.relpath(result.report, folder.path))
+            return JobRun(outputs=result.outputs, environment={"r_version": r_version(self.rscript)})
+
+        return run_recorded(
+            context,
+            job=job,
+            folder=folder,
+            parameters=spec.parameters,
+            code={"script": script, "sha256": er.file_sha256(script), "git_commit": er.git_commit(script)},
+            environment={"language": "R", "rscript": self.rscript},
+            outputs=report,
+        )
+
+    def on_kill(self) -> None:
+        """Kill R and everything it started."""
+        runner = self._runner
+        if runner is not None:
+            runner.kill()

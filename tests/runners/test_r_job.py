@@ -1,0 +1,130 @@
+"""R scripts and R Markdown documents, run by real R."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from airflow_mlplatform.exceptions import (
+    ConfigurationError,
+    JobFailedError,
+    ParameterError,
+    ScriptNotFoundError,
+)
+from airflow_mlplatform.runners.r_job import RJobRunner, RJobSpec, declared_parameters, prepare
+
+pytestmark = [
+    pytest.mark.r,
+    pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is installed by make setup / .ci/run"),
+]
+
+TYPES = {
+    "an_int": 42,
+    "a_float": 2.5,
+    "yes": True,
+    "nothing": None,
+    "text": 'it\'s "R"\nnew line ✓',
+    "numbers": [1, 2, 3],
+    "nested": {"a": 1, "b": ["x", "y"]},
+}
+
+
+def _run(tmp_path, script: Path, **kw):
+    spec = prepare(RJobSpec(script=str(script), output_dir=str(tmp_path / "out"), **kw))
+    return RJobRunner(spec).run()
+
+
+def test_script_gets_typed_params_and_records(tmp_path):
+    script = tmp_path / "job.R"
+    script.write_text(
+        'source(Sys.getenv("MLPLATFORM_R_RUNTIME"))\n'
+        "for (n in names(params)) record(n, params[[n]])\n"
+        "record('classes', lapply(params, class))\n"
+        "record('is_null', is.null(params$nothing))\n"
+        'cat(jsonlite::toJSON(list(step = 1, loss = 0.5), auto_unbox = TRUE), "\\n")\n'
+        "log_metrics(step = 2, loss = 0.25)\n"
+        'cat("::mlplatform::record", jsonlite::toJSON(list(name = "oneliner", value = 7), auto_unbox = TRUE), "\\n")\n'
+    )
+    result = _run(tmp_path, script, parameters=TYPES)
+    values = result.outputs.values
+    classes = values.pop("classes")
+    assert values.pop("is_null") is True
+    assert values.pop("oneliner") == 7
+    assert values["nothing"] is None  # JSON null -> R NULL -> null
+    assert values["an_int"] == 42 and values["a_float"] == 2.5 and values["yes"] is True
+    assert values["text"] == TYPES["text"] and values["numbers"] == [1, 2, 3]
+    assert values["nested"] == {"a": 1, "b": ["x", "y"]}
+    assert classes["an_int"] == "integer" and classes["a_float"] == "numeric"
+    assert classes["yes"] == "logical" and classes["numbers"] == "integer" and classes["nested"] == "list"
+    assert result.outputs.metric_rows == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
+    assert result.report is None
+
+
+def test_rmd_renders_with_declared_params_and_records(tmp_path):
+    doc = tmp_path / "report.Rmd"
+    doc.write_text(
+        "---\ntitle: t\noutput: html_document\nparams:\n  count: 1\n  label: x\n---\n\n"
+        "```{r}\nsource(Sys.getenv('MLPLATFORM_R_RUNTIME'))\nrecord('n_squared', params$count^2)\n"
+        "record('label', params$label)\nprint('inside the report')\nlog_metrics(count = params$count)\n```\n"
+    )
+    assert declared_parameters(str(doc)) == ["count", "label"]
+    result = _run(tmp_path, doc, parameters={"count": 6, "label": "héllo", "undeclared_global": 1})
+    assert result.outputs.values == {"n_squared": 36, "label": "héllo"}
+    assert result.outputs.metric_rows == [{"count": 6}]
+    report = Path(result.report)
+    assert report.name == "report.html" and report.parent == tmp_path / "out"
+    assert "inside the report" in report.read_text()
+
+
+def test_r_error_fails_with_r_last_lines(tmp_path):
+    script = tmp_path / "bad.R"
+    script.write_text('x <- 1\nstop("the input table is empty")\n')
+    with pytest.raises(JobFailedError, match=r"(?s)exit status 1.*the input table is empty"):
+        _run(tmp_path, script)
+
+
+def test_kill_stops_r(tmp_path):
+    script = tmp_path / "slow.R"
+    script.write_text("cat('started\\n'); flush(stdout()); Sys.sleep(120)\n")
+    runner = RJobRunner(prepare(RJobSpec(script=str(script), output_dir=str(tmp_path / "o"))))
+    errors: list[BaseException] = []
+
+    def target():
+        try:
+            runner.run()
+        except JobFailedError as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while runner._process is None or runner._process._proc is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = runner._process._proc.pid
+    time.sleep(1)
+    runner.kill()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert "exit status -9" in str(errors[0])
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_bad_input_before_r_starts(tmp_path):
+    with pytest.raises(ScriptNotFoundError, match="does not exist"):
+        prepare(RJobSpec(script=str(tmp_path / "missing.R"), output_dir=str(tmp_path)))
+    py = tmp_path / "job.py"
+    py.write_text("print(1)")
+    with pytest.raises(ConfigurationError, match=r"neither an R script \(.R\) nor an R Markdown"):
+        prepare(RJobSpec(script=str(py), output_dir=str(tmp_path)))
+    script = tmp_path / "ok.R"
+    script.write_text("1")
+    with pytest.raises(ParameterError, match="'when'"):
+        prepare(RJobSpec(script=str(script), output_dir=str(tmp_path), parameters={"when": object()}))
+    with pytest.raises(ConfigurationError, match="was not found on PATH"):
+        prepare(RJobSpec(script=str(script), output_dir=str(tmp_path), rscript="Rscript-9.9"))
