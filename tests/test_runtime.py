@@ -54,3 +54,12 @@ def test_output_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(runtime.OUTPUT_DIR_ENV, str(tmp_path / "out"))
     assert runtime.output_dir() == tmp_path / "out"
     assert (tmp_path / "out").is_dir()
+
+
+def test_output_uri_names_where_files_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.OUTPUT_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(runtime.OUTPUT_URI_ENV, raising=False)
+    assert runtime.output_uri("model.pkl") == f"{tmp_path}/model.pkl"
+    monkeypatch.setenv(runtime.OUTPUT_URI_ENV, "s3://bucket/dag/run/task/try-1/")
+    assert runtime.output_uri("model.pkl") == "s3://bucket/dag/run/task/try-1/model.pkl"
+    assert runtime.output_uri() == "s3://bucket/dag/run/task/try-1/"

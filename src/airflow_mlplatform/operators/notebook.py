@@ -90,7 +90,7 @@ class NotebookOperator(BaseOperator):
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.notebook import NotebookRunner, NotebookSpec, prepare
-        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, R_RUNTIME_ENV, r_runtime_path
+        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV, R_RUNTIME_ENV, r_runtime_path
 
         notebook = self._resolve_path(self.notebook)
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
@@ -108,6 +108,7 @@ class NotebookOperator(BaseOperator):
             start_timeout=self.start_timeout,
             env={
                 OUTPUT_DIR_ENV: str(folder.path),
+                OUTPUT_URI_ENV: folder.location,
                 R_RUNTIME_ENV: r_runtime_path(),
                 **{str(k): str(v) for k, v in (self.env or {}).items()},
             },

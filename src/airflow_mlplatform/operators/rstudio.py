@@ -80,6 +80,7 @@ class RStudioJobOperator(BaseOperator):
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.r_job import RJobRunner, RJobSpec, prepare, r_version
+        from airflow_mlplatform.runtime import OUTPUT_URI_ENV
 
         script = self._resolve_path(self.script)
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
@@ -90,7 +91,10 @@ class RStudioJobOperator(BaseOperator):
                 output_dir=str(folder.path),
                 parameters=parameters,
                 output_format=self.output_format,
-                env={str(k): str(v) for k, v in (self.env or {}).items()},
+                env={
+                    OUTPUT_URI_ENV: folder.location,
+                    **{str(k): str(v) for k, v in (self.env or {}).items()},
+                },
                 cwd=self.cwd,
                 rscript=self.rscript,
             )

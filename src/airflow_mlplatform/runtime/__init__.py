@@ -35,10 +35,12 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,249}$")
 RESERVED_NAMES = frozenset({"return_value", "metrics", "execution_record"})
 #: Environment variable holding the directory where a job writes its output files.
 OUTPUT_DIR_ENV = "MLPLATFORM_OUTPUT_DIR"
+#: Environment variable holding the URI of this try's output folder (shared storage).
+OUTPUT_URI_ENV = "MLPLATFORM_OUTPUT_URI"
 #: Environment variable holding the path of the R runtime (``source()`` it from R).
 R_RUNTIME_ENV = "MLPLATFORM_R_RUNTIME"
 
-__all__ = ["RECORD_PREFIX", "RESERVED_NAMES", "log_metrics", "output_dir", "record"]
+__all__ = ["RECORD_PREFIX", "RESERVED_NAMES", "log_metrics", "output_dir", "output_uri", "record"]
 
 
 def check_name(name: object) -> str:
@@ -101,6 +103,19 @@ def log_metrics(**metrics: Any) -> None:
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
     sys.stdout.write(_dumps(clean, "metrics") + "\n")
     sys.stdout.flush()
+
+
+def output_uri(name: str = "") -> str:
+    """Where a file written as ``output_dir() / name`` is kept once the job ends.
+
+    Equal to the local path when the job runs in the worker; a URI (``s3://...``) when it
+    runs in a pod and outputs go to object storage. Record this, not the local path, when
+    the next step may run elsewhere.
+
+    :param name: a file name relative to ``output_dir()``.
+    """
+    base = os.environ.get(OUTPUT_URI_ENV) or str(output_dir())
+    return f"{base.rstrip('/')}/{name}" if name else base
 
 
 def r_runtime_path() -> str:

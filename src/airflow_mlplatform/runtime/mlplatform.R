@@ -2,7 +2,8 @@
 #   record(name, value)   report a named value (XCom `name` and return_value)
 #   log_metrics(...)      print one metrics line, e.g. log_metrics(epoch = 1, rmse = 0.4)
 #   parameters()          the job's parameters as a named list (also `params` in jobs)
-#   output_dir()          this try's output folder
+#   output_dir()          this try's output folder (local)
+#   output_uri(name)      where output_dir()/name is kept when the job ends (record this)
 # Needs only the jsonlite package. Lines go to stdout; inside R Markdown, where knitr
 # captures stdout into the report, they go to the file in MLPLATFORM_RECORD_FILE.
 
@@ -34,6 +35,11 @@ log_metrics <- function(...) {
 parameters <- function() {
   text <- Sys.getenv("MLPLATFORM_PARAMETERS", unset = "{}")
   jsonlite::fromJSON(text, simplifyVector = TRUE, simplifyDataFrame = FALSE, simplifyMatrix = FALSE)
+}
+
+output_uri <- function(name = "") {
+  base <- Sys.getenv("MLPLATFORM_OUTPUT_URI", unset = output_dir())
+  if (nzchar(name)) paste0(sub("/+$", "", base), "/", name) else base
 }
 
 output_dir <- function() {

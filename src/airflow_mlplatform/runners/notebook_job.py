@@ -1,0 +1,70 @@
+"""Entry point that runs a notebook inside a pod (or any container).
+
+    MLPLATFORM_JOB_SPEC='{"notebook": ..., "output_location": ..., "parameters": {...}}' \\
+        python -m airflow_mlplatform.runners.notebook_job
+
+The cells' stdout is echoed to this process's stdout, so ``record()`` lines and metric
+lines reach the pod log, where the operator reads them; the executed notebook is kept in
+the try's output folder (shared storage), also when a cell fails. Exit status: 0 success, 1 the notebook failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+SPEC_ENV = "MLPLATFORM_JOB_SPEC"
+
+
+def _fields(spec: dict[str, Any], output_path: str) -> dict[str, Any]:
+    allowed = ("notebook", "parameters", "kernel_name", "cwd", "cell_timeout", "start_timeout", "env")
+    fields = {k: spec[k] for k in allowed if spec.get(k) is not None}
+    fields["output_path"] = output_path
+    return fields
+
+
+def main() -> int:
+    """Run the notebook described by ``MLPLATFORM_JOB_SPEC``; returns the exit status.
+
+    The spec's ``output_location`` is the try's output folder (a path on a shared volume or
+    an ObjectStoragePath URI): the executed notebook and every file the notebook wrote under
+    ``output_dir()`` end up there; ``output_uri`` optionally names another place for the
+    executed notebook.
+    """
+    from airflow_mlplatform import storage
+    from airflow_mlplatform.exceptions import MLPlatformError, NotebookExecutionError
+    from airflow_mlplatform.runners.notebook import NotebookRunner, prepare, spec_from_mapping
+    from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    spec = json.loads(os.environ[SPEC_ENV])
+    folder = storage.OutputFolder(spec["output_location"])
+    name = Path(spec["notebook"]).name
+    output_path = str(folder.path / name)
+    env = {**spec.get("env", {}), OUTPUT_DIR_ENV: str(folder.path), OUTPUT_URI_ENV: spec["output_location"]}
+    try:
+        prepared = prepare(spec_from_mapping({**_fields(spec, output_path), "env": env}))
+    except MLPlatformError as e:
+        print(f"bad input: {e}", file=sys.stderr)
+        return 2
+    runner = NotebookRunner(prepared, echo_stdout=lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    status = 0
+    try:
+        runner.run()
+    except NotebookExecutionError as e:
+        print(str(e), file=sys.stderr)
+        status = 1
+    finally:
+        folder.publish()
+        if spec.get("output_uri") and spec["output_uri"] != folder.uri(name) and Path(output_path).exists():
+            storage.copy_file(output_path, spec["output_uri"])
+        folder.cleanup()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
