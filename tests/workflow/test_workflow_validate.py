@@ -43,7 +43,7 @@ def test_every_error_of_a_bad_file_with_line_and_column():
         (30, 5, "unknown field 'colour' in step 'b' of type bash; expected one of: id, type"),
     ]
     assert len(found) == len(expected), "\n".join(map(str, found))
-    for (line, col, msg), (eline, ecol, emsg) in zip(found, expected):
+    for (line, col, msg), (eline, ecol, emsg) in zip(found, expected, strict=True):
         assert (line, col) == (eline, ecol), msg
         assert emsg in msg
     assert all(e.file == str(DATA / "bad.yaml") for e in errors)
@@ -60,7 +60,9 @@ def test_validation_error_is_a_provider_error_listing_all():
 
 def test_cli_validate_prints_every_error_and_exits_non_zero():
     cli = [sys.executable, "-m", "airflow_mlplatform.cli", "workflow", "validate"]
-    bad = subprocess.run([*cli, str(DATA / "bad.yaml"), str(DATA / "mixed.yaml")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [*cli, str(DATA / "bad.yaml"), str(DATA / "mixed.yaml")], capture_output=True, text=True
+    )
     assert bad.returncode == 1
     lines = [line for line in bad.stderr.splitlines() if line.startswith(str(DATA / "bad.yaml"))]
     assert len(lines) == 12
@@ -84,7 +86,11 @@ def test_duplicate_keys_are_errors_not_silently_overwritten(tmp_path):
 
 
 def test_json_is_accepted_with_positions(tmp_path):
-    doc = {"version": 1, "id": "j", "steps": [{"id": "a", "type": "bash", "command": "echo 1", "retries": "x"}]}
+    doc = {
+        "version": 1,
+        "id": "j",
+        "steps": [{"id": "a", "type": "bash", "command": "echo 1", "retries": "x"}],
+    }
     text = json.dumps(doc, indent=2)
     errors = check_text(text, tmp_path, "wf.json")
     assert [(line, msg) for line, _, msg in errors] == [(9, "retries must be an integer, got a string ('x')")]
@@ -118,14 +124,19 @@ steps:
     (tmp_path / "sub").mkdir()
     errors = check_text(text, tmp_path / "sub")
     msgs = {(line, m.split(";")[0]) for line, _, m in errors}
-    assert (7, "field 'kernel_name' of step 'a' is not templated, so it cannot hold references (${{ ... }})") in msgs
+    assert (
+        7,
+        "field 'kernel_name' of step 'a' is not templated, so it cannot hold references (${{ ... }})",
+    ) in msgs
     assert (8, "bad reference '${{ steps.a.output.x }}'") in msgs
     assert (8, "step 'a' refers to its own output 'x'") in msgs
     assert len(errors) == 3
 
 
 def test_step_type_whose_operator_is_missing_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setitem(STEP_TYPES, "r", replace(STEP_TYPES["r"], operator="airflow_mlplatform.operators.nope:X"))
+    monkeypatch.setitem(
+        STEP_TYPES, "r", replace(STEP_TYPES["r"], operator="airflow_mlplatform.operators.nope:X")
+    )
     (tmp_path / "a.R").write_text("1\n")
     errors = check_text("version: 1\nid: x\nsteps:\n  - id: a\n    type: r\n    script: a.R\n", tmp_path)
     assert errors == [

@@ -51,13 +51,15 @@ def snapshot(dag: Any) -> dict[str, Any]:
     return {
         "dag_id": dag.dag_id,
         "description": dag.description,
-        "timetable": repr(dag.timetable),
+        "timetable": (type(dag.timetable).__name__, {k: repr(v) for k, v in vars(dag.timetable).items()}),
         "start_date": dag.start_date,
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
         "tags": sorted(dag.tags),
         "default_args": norm(dag.default_args),
-        "params": {k: (p.value if p.has_value else None, p.schema, p.description) for k, p in dag.params.items()},
+        "params": {
+            k: (p.value if p.has_value else None, p.schema, p.description) for k, p in dag.params.items()
+        },
         "doc_md": dag.doc_md,
         "groups": groups,
         "tasks": tasks,

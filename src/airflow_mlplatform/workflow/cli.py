@@ -107,7 +107,7 @@ def find_dag(dag_id: str, dags_folder: Path | None = None) -> Any:
     """
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(dags_folder) if dags_folder else None, include_examples=False)
+    bag = DagBag(dag_folder=str(dags_folder) if dags_folder else None)
     return bag.dags.get(dag_id)
 
 

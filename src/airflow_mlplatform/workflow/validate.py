@@ -368,7 +368,10 @@ def _check_duplicates(c: _Checker, raw_steps: list[Any]) -> None:
             continue
         if sid in first:
             line = c.src.where(("steps", first[sid], "id"))[0]
-            c.err(("steps", i, "id"), f"duplicate step id {sid!r} (first used on line {line}); step ids must be unique")
+            c.err(
+                ("steps", i, "id"),
+                f"duplicate step id {sid!r} (first used on line {line}); step ids must be unique",
+            )
         else:
             first[sid] = i
 
