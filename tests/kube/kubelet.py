@@ -74,11 +74,20 @@ class FakeKubelet:
         self.pods: dict[tuple[str, str], PodProcess] = {}
         self.subresources = {(PODS, "log"): self.serve_log}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._log_streams: set[Any] = set()
 
     # ---- for tests ----------------------------------------------------------------------------
     def running(self) -> list[str]:
         """Names of pods whose subprocess is still alive."""
         return [p.name for p in self.pods.values() if p.proc is not None and p.proc.returncode is None]
+
+    def drop_log_streams(self) -> int:
+        """Cut every open ``follow`` log stream (as a dropped connection would)."""
+        n = 0
+        for transport in list(self._log_streams):
+            transport.abort()
+            n += 1
+        return n
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.proc.pid for p in self.pods.values() if p.proc is not None}
@@ -257,6 +266,8 @@ class FakeKubelet:
         resp = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
         await resp.prepare(request._raw_request)
         sent = start
+        transport = request._raw_request.transport
+        self._log_streams.add(transport)
         try:
             while True:
                 waiter = pp.changed
@@ -272,6 +283,8 @@ class FakeKubelet:
             await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        finally:
+            self._log_streams.discard(transport)
         return resp
 
     async def aclose(self) -> None:
