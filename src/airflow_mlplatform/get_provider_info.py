@@ -43,6 +43,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://www.kubeflow.org/docs/components/trainer/legacy-v1/user-guides/tensorflow/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "external-doc-url": "https://kubernetes.io/docs/concepts/workloads/pods/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -58,12 +63,24 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "TensorFlow (Kubeflow training operator)",
                 "python-modules": ["airflow_mlplatform.operators.tfjob"],
             },
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "python-modules": ["airflow_mlplatform.operators.pod"],
+            },
         ],
         "hooks": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.hooks.valohai"]},
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "python-modules": ["airflow_mlplatform.hooks.kubernetes"],
+            },
         ],
         "triggers": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.triggers.valohai"]},
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "python-modules": ["airflow_mlplatform.triggers.kubernetes"],
+            },
         ],
         "sensors": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.sensors.valohai"]},
