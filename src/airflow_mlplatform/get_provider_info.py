@@ -44,8 +44,8 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
-                "integration-name": "Kubernetes (compute profiles, pods)",
-                "external-doc-url": "https://kubernetes.io/docs/concepts/workloads/pods/",
+                "integration-name": "Dask (RAPIDS)",
+                "external-doc-url": "https://docs.dask.org/",
                 "tags": ["software"],
             },
         ],
@@ -63,24 +63,14 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "TensorFlow (Kubeflow training operator)",
                 "python-modules": ["airflow_mlplatform.operators.tfjob"],
             },
-            {
-                "integration-name": "Kubernetes (compute profiles, pods)",
-                "python-modules": ["airflow_mlplatform.operators.pod"],
-            },
+            {"integration-name": "Dask (RAPIDS)", "python-modules": ["airflow_mlplatform.operators.rapids"]},
         ],
         "hooks": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.hooks.valohai"]},
-            {
-                "integration-name": "Kubernetes (compute profiles, pods)",
-                "python-modules": ["airflow_mlplatform.hooks.kubernetes"],
-            },
+            {"integration-name": "Dask (RAPIDS)", "python-modules": ["airflow_mlplatform.hooks.dask"]},
         ],
         "triggers": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.triggers.valohai"]},
-            {
-                "integration-name": "Kubernetes (compute profiles, pods)",
-                "python-modules": ["airflow_mlplatform.triggers.kubernetes"],
-            },
         ],
         "sensors": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.sensors.valohai"]},
@@ -100,6 +90,24 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Default project",
                         "description": "Project id or owner/name used when an operator names none.",
                         "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            {
+                "connection-type": "dask",
+                "hook-class-name": "airflow_mlplatform.hooks.dask.DaskHook",
+                "hook-name": "Dask",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "password"],
+                    "relabeling": {
+                        "host": "Scheduler host (or full address)",
+                        "schema": "Protocol (tcp, tls)",
+                    },
+                    "placeholders": {
+                        "host": "dask-scheduler.ml.svc or tcp://10.0.0.5:8786",
+                        "port": "8786",
+                        "schema": "tcp",
+                        "extra": '{"timeout": 10}',
                     },
                 },
             },
