@@ -48,6 +48,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.dask.org/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "external-doc-url": "https://kubernetes.io/docs/concepts/workloads/pods/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -64,13 +69,25 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_mlplatform.operators.tfjob"],
             },
             {"integration-name": "Dask (RAPIDS)", "python-modules": ["airflow_mlplatform.operators.rapids"]},
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "python-modules": ["airflow_mlplatform.operators.pod"],
+            },
         ],
         "hooks": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.hooks.valohai"]},
             {"integration-name": "Dask (RAPIDS)", "python-modules": ["airflow_mlplatform.hooks.dask"]},
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "python-modules": ["airflow_mlplatform.hooks.kubernetes"],
+            },
         ],
         "triggers": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.triggers.valohai"]},
+            {
+                "integration-name": "Kubernetes (compute profiles, pods)",
+                "python-modules": ["airflow_mlplatform.triggers.kubernetes"],
+            },
         ],
         "sensors": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.sensors.valohai"]},
