@@ -45,7 +45,13 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _PROJECT_CACHE: dict[tuple[str, str], str] = {}
 _PROJECT_LOCK = threading.Lock()
 
-#: One httpx.AsyncClient per event loop and base URL, shared by every trigger in that loop.
+#: Requests in flight at once per shared async client. More wait on a semaphore, not in
+#: httpcore's pool, whose request assignment costs O(waiting x connections) on every
+#: change and stalled the event loop for up to 1 s with 500 triggers in one loop.
+MAX_IN_FLIGHT = 32
+
+#: One httpx.AsyncClient (and its in-flight limit) per event loop and base URL, shared by
+#: every trigger in that loop.
 _ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
     weakref.WeakKeyDictionary()
 )
@@ -156,28 +162,28 @@ class ValohaiHook(BaseHook):
             self._session.close()
             self._session = None
 
-    async def _aclient(self) -> Any:
+    async def _aclient(self) -> tuple[Any, asyncio.Semaphore]:
         import httpx
 
         settings = await self.asettings()
         loop = asyncio.get_running_loop()
         clients = _ASYNC_CLIENTS.setdefault(loop, {})
         key = f"{settings.api_url}|{hash(settings.token)}"
-        client = clients.get(key)
-        if client is None or client.is_closed:
+        shared = clients.get(key)
+        if shared is None or shared[0].is_closed:
             client = httpx.AsyncClient(
                 headers={"Authorization": f"Token {settings.token}", "Accept": "application/json"},
                 timeout=self.timeout,
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+                limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
             )
-            clients[key] = client
-        return client
+            shared = clients[key] = (client, asyncio.Semaphore(MAX_IN_FLIGHT))
+        return shared
 
     @staticmethod
     async def aclose_all() -> None:
         """Close the shared async clients of the running event loop."""
         clients = _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {})
-        for client in clients.values():
+        for client, _limit in clients.values():
             await client.aclose()
 
     # --- raw calls with retries --------------------------------------------
@@ -251,12 +257,13 @@ class ValohaiHook(BaseHook):
         import httpx
 
         settings = await self.asettings()
-        client = await self._aclient()
+        client, in_flight = await self._aclient()
         url = self._url(settings.api_url, path)
         attempt = 0
         while True:
             try:
-                resp = await client.request(method, url, params=params, json=json)
+                async with in_flight:
+                    resp = await client.request(method, url, params=params, json=json)
             except httpx.TransportError as e:
                 if attempt >= self.retries:
                     raise ValohaiConnectionError(
