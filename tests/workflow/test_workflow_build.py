@@ -100,8 +100,9 @@ def test_loader_builds_one_dag_per_file_and_reports_all_broken_files(tmp_path, m
 
 PARSE_CHECK = """
 import sys, json
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
+from pathlib import Path
+from airflow.dag_processing.dagbag import BundleDagBag  # as the dag processor: the folder is on sys.path
+bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]))
 heavy = ("papermill", "nbformat", "nbclient", "jupyter_client", "kubernetes", "kubernetes_asyncio", "dask",
          "distributed", "tensorflow", "pandas")  # (Airflow's DagBag itself imports jsonschema)
 print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()},
@@ -112,13 +113,13 @@ print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag
 def test_parsing_a_workflow_with_dagbag_imports_no_heavy_library(tmp_path, airflow_db):
     repo = Path(__file__).resolve().parents[2]
     folder = tmp_path / "dags"
-    shutil.copytree(repo / "example_dags" / "notebooks", folder / "notebooks")
-    (folder / "workflows").mkdir()
-    shutil.copy(repo / "example_dags" / "workflows" / "quickstart_ml_pipeline.yaml", folder / "workflows")
-    shutil.copy(repo / "example_dags" / "workflows_loader.py", folder)
+    for sub in ("notebooks", "workflows", "r", "scripts"):
+        shutil.copytree(repo / "example_dags" / sub, folder / sub)
+    for name in ("workflows_loader.py", "workflow_steps.py"):
+        shutil.copy(repo / "example_dags" / name, folder)
     done = subprocess.run([sys.executable, "-c", PARSE_CHECK, str(folder)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["errors"] == {}
-    assert out["dags"] == ["quickstart_ml_pipeline_workflow"]
+    assert out["dags"] == ["every_step_type_workflow", "quickstart_ml_pipeline_workflow"]
     assert out["heavy"] == []

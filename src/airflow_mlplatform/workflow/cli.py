@@ -105,10 +105,18 @@ def find_dag(dag_id: str, dags_folder: Path | None = None) -> Any:
     :param dag_id: the DAG id.
     :param dags_folder: where to look (default: Airflow's configured dags folder).
     """
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bag = DagBag(dag_folder=str(dags_folder) if dags_folder else None)
+    folder = Path(dags_folder) if dags_folder else Path(_configured_dags_folder())
+    # as the dag processor parses it: the folder is on sys.path (a one-off CLI process)
+    bag = BundleDagBag(dag_folder=str(folder), bundle_path=folder)
     return bag.dags.get(dag_id)
+
+
+def _configured_dags_folder() -> str:
+    from airflow.sdk import conf
+
+    return conf.get("core", "dags_folder")
 
 
 def cmd_schema(args: Any) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -86,120 +86,141 @@ class StepType:
 
 
 _PARAMS = Field("parameters", "dict", templated=True, description="local parameters; they win over globals")
+_ENV = Field("env", "dict", templated=True, strings=True, description="extra environment variables")
+_CWD = Field("cwd", templated=True, description="working folder")
+_GLOBALS = Field("include_dag_params", "bool", description="pass the global parameters too (default true)")
+_ARGS = Field("op_args", "list", templated=True, description="positional arguments")
+_KWARGS = Field("op_kwargs", "dict", templated=True, description="keyword arguments")
+_CALLABLE = Field("python_callable", "callable", description="module:function")
 
-STEP_TYPES: dict[str, StepType] = {
-    t.name: t
-    for t in (
-        StepType(
-            "notebook",
-            "airflow_mlplatform.operators.notebook:NotebookOperator",
-            {
-                "notebook": Field(
-                    "notebook", "path", required=True, templated=True, description="the .ipynb"
-                ),
-                "parameters": _PARAMS,
-                "output_notebook": Field("output_notebook", templated=True, description="where to save it"),
-                "kernel_name": Field("kernel_name", description="Jupyter kernel name"),
-                "cell_timeout": Field("cell_timeout", "number", description="seconds per cell"),
-                "include_dag_params": Field("include_dag_params", "bool", description="pass globals too"),
-            },
-            compute=True,
-            description="a Jupyter notebook run with papermill",
+NOTEBOOK = StepType(
+    "notebook",
+    "airflow_mlplatform.operators.notebook:NotebookOperator",
+    {
+        "notebook": Field("notebook", "path", required=True, templated=True, description="the .ipynb file"),
+        "parameters": _PARAMS,
+        "output_notebook": Field("output_notebook", templated=True, description="where to save the result"),
+        "kernel_name": Field("kernel_name", description="Jupyter kernel name"),
+        "cell_timeout": Field("cell_timeout", "number", description="seconds one cell may run"),
+        "include_dag_params": _GLOBALS,
+        "env": _ENV,
+        "cwd": _CWD,
+    },
+    compute=True,
+    description="a Jupyter notebook run with papermill",
+)
+R = StepType(
+    "r",
+    "airflow_mlplatform.operators.rstudio:RStudioJobOperator",
+    {
+        "script": Field("script", "path", required=True, templated=True, description="an .R or .Rmd file"),
+        "parameters": _PARAMS,
+        "output_format": Field("output_format", templated=True, description="rmarkdown output format"),
+        "include_dag_params": _GLOBALS,
+        "env": _ENV,
+        "cwd": _CWD,
+    },
+    compute=True,
+    description="an R script (Rscript) or R Markdown document",
+)
+TFJOB = StepType(
+    "tfjob",
+    "airflow_mlplatform.operators.tfjob:TFJobOperator",
+    {
+        "command": Field("command", "command", required=True, templated=True, description="training command"),
+        "image": Field("image", templated=True, description="container image (kubeflow)"),
+        "replicas": Field("replicas", "dict", description="replica type -> count or {count, compute}"),
+        "parameters": _PARAMS,
+        "backend": Field("backend", choices=("kubeflow", "local"), description="where the replicas run"),
+        "include_dag_params": _GLOBALS,
+        "env": _ENV,
+        "cwd": _CWD,
+        "namespace": Field("namespace", templated=True, description="Kubernetes namespace"),
+        "kubernetes_conn_id": Field(
+            "kubernetes_conn_id", templated=True, description="Kubernetes connection"
         ),
-        StepType(
-            "r",
-            "airflow_mlplatform.operators.rstudio:RStudioJobOperator",
-            {
-                "script": Field("script", "path", required=True, templated=True, description=".R or .Rmd"),
-                "parameters": _PARAMS,
-            },
-            compute=True,
-            description="an R script (Rscript) or R Markdown document",
+        "clean_pod_policy": Field(
+            "clean_pod_policy", choices=("All", "Running", "None"), description="runPolicy"
         ),
-        StepType(
-            "tfjob",
-            "airflow_mlplatform.operators.tfjob:TFJobOperator",
-            {
-                "command": Field("command", "command", required=True, templated=True, description="argv"),
-                "image": Field("image", templated=True, description="container image"),
-                "replicas": Field("replicas", "dict", description="replica type -> count"),
-                "parameters": _PARAMS,
-                "backend": Field("backend", choices=("kubeflow", "local"), description="where it runs"),
-            },
-            compute=True,
-            description="TensorFlow training, distributed or single-node",
+        "ttl_seconds_after_finished": Field("ttl_seconds_after_finished", "int", description="runPolicy"),
+        "active_deadline_seconds": Field("active_deadline_seconds", "int", description="runPolicy"),
+        "backoff_limit": Field("backoff_limit", "int", description="runPolicy"),
+        "job_timeout": Field("job_timeout", "number", description="seconds local replicas may run"),
+    },
+    compute=True,
+    description="TensorFlow training, distributed or single-node",
+)
+RAPIDS = StepType(
+    "rapids",
+    "airflow_mlplatform.operators.rapids:RapidsDaskOperator",
+    {
+        "callable": _CALLABLE,
+        "script": Field("script", "path", templated=True, description="a Python script"),
+        "args": _ARGS,
+        "kwargs": _KWARGS,
+        "parameters": _PARAMS,
+        "cluster": Field("cluster", choices=("local", "address", "kubernetes"), description="which cluster"),
+        "n_workers": Field("n_workers", "int", description="workers of a local cluster"),
+        "threads_per_worker": Field("threads_per_worker", "int", description="threads per local worker"),
+        "dask_conn_id": Field("dask_conn_id", templated=True, description="Airflow connection of type dask"),
+        "address": Field("address", templated=True, description="scheduler address tcp://host:8786"),
+        "include_dag_params": _GLOBALS,
+        "env": _ENV,
+        "cwd": _CWD,
+    },
+    compute=True,
+    one_of=(("callable", "script"),),
+    description="a Python callable or script on a Dask (RAPIDS) cluster",
+)
+VALOHAI = StepType(
+    "valohai",
+    "airflow_mlplatform.operators.valohai:ValohaiSubmitExecutionOperator",
+    {
+        "project": Field("project", templated=True, description="name or id (default: the connection's)"),
+        "step": Field("step", required=True, templated=True, description="step of the valohai.yaml"),
+        "commit": Field("commit", templated=True, description="commit or ref"),
+        "inputs": Field("inputs", "dict", templated=True, description="input name -> URL(s) or datum://"),
+        "parameters": _PARAMS,
+        "environment": Field("environment", templated=True, description="environment slug or id"),
+        "image": Field("image", templated=True, description="Docker image"),
+        "environment_variables": Field(
+            "environment_variables", "dict", templated=True, strings=True, description="environment variables"
         ),
-        StepType(
-            "rapids",
-            "airflow_mlplatform.operators.rapids:RapidsDaskOperator",
-            {
-                "callable": Field("python_callable", "callable", description="module:function"),
-                "script": Field("script", "path", templated=True, description="a Python script"),
-                "args": Field("op_args", "list", templated=True, description="positional arguments"),
-                "parameters": Field("op_kwargs", "dict", templated=True, description="keyword arguments"),
-                "cluster": Field(
-                    "cluster", choices=("local", "address", "kubernetes"), description="cluster"
-                ),
-                "n_workers": Field("n_workers", "int", description="number of Dask workers"),
-                "dask_conn_id": Field("dask_conn_id", templated=True, description="Airflow connection"),
-            },
-            compute=True,
-            one_of=(("callable", "script"),),
-            description="a Python callable or script on a Dask (RAPIDS) cluster",
+        "tags": Field("tags", "list", templated=True, description="execution tags"),
+        "title": Field("title", templated=True, description="execution title"),
+        "time_limit": Field("time_limit", "int", templated=True, description="seconds"),
+        "valohai_conn_id": Field("valohai_conn_id", templated=True, description="Airflow connection"),
+        "deferrable": Field("deferrable", "bool", description="wait in the triggerer"),
+        "fetch_repository": Field("fetch_repository", "bool", description="refresh the repository first"),
+        "valohai_yaml": Field(
+            "valohai_yaml", "path", templated=True, description="valohai.yaml to check against"
         ),
-        StepType(
-            "valohai",
-            "airflow_mlplatform.operators.valohai:ValohaiSubmitExecutionOperator",
-            {
-                "project": Field(
-                    "project", templated=True, description="name or id (default: the connection's)"
-                ),
-                "step": Field("step", required=True, templated=True, description="valohai.yaml step"),
-                "commit": Field("commit", templated=True, description="commit or ref"),
-                "inputs": Field("inputs", "dict", templated=True, description="input name -> URL(s)"),
-                "parameters": _PARAMS,
-                "environment": Field("environment", templated=True, description="environment slug"),
-                "image": Field("image", templated=True, description="Docker image"),
-                "environment_variables": Field(
-                    "environment_variables", "dict", templated=True, strings=True, description="env"
-                ),
-                "tags": Field("tags", "list", templated=True, description="execution tags"),
-                "title": Field("title", templated=True, description="execution title"),
-                "time_limit": Field("time_limit", "int", templated=True, description="seconds"),
-                "valohai_conn_id": Field("valohai_conn_id", templated=True, description="connection"),
-                "deferrable": Field("deferrable", "bool", description="wait in the triggerer"),
-            },
-            description="an execution on Valohai",
-        ),
-        StepType(
-            "bash",
-            "airflow.providers.standard.operators.bash:BashOperator",
-            {
-                "command": Field("bash_command", required=True, templated=True, description="shell command"),
-                "parameters": Field(
-                    "env", "dict", templated=True, strings=True, description="environment variables"
-                ),
-                "cwd": Field("cwd", templated=True, description="working directory"),
-            },
-            named_outputs=False,
-            fixed={"append_env": True},
-            description="a shell command (its last stdout line is return_value)",
-        ),
-        StepType(
-            "python",
-            "airflow.providers.standard.operators.python:PythonOperator",
-            {
-                "callable": Field(
-                    "python_callable", "callable", required=True, description="module:function"
-                ),
-                "args": Field("op_args", "list", templated=True, description="positional arguments"),
-                "parameters": Field("op_kwargs", "dict", templated=True, description="keyword arguments"),
-            },
-            outputs_flag="multiple_outputs",
-            description="a Python function in the worker (a returned dict's keys are its outputs)",
-        ),
-    )
-}
+        "include_dag_params": _GLOBALS,
+        "poll_interval": Field("poll_interval", "number", description="first poll interval, seconds"),
+    },
+    description="an execution on Valohai",
+)
+BASH = StepType(
+    "bash",
+    "airflow.providers.standard.operators.bash:BashOperator",
+    {
+        "command": Field("bash_command", required=True, templated=True, description="shell command"),
+        "parameters": Field("env", "dict", templated=True, strings=True, description="environment variables"),
+        "cwd": _CWD,
+    },
+    named_outputs=False,
+    fixed={"append_env": True},
+    description="a shell command (its last stdout line is return_value)",
+)
+PYTHON = StepType(
+    "python",
+    "airflow.providers.standard.operators.python:PythonOperator",
+    {"callable": replace(_CALLABLE, required=True), "args": _ARGS, "parameters": _KWARGS},
+    outputs_flag="multiple_outputs",
+    description="a Python function in the worker (a returned dict's keys are its outputs)",
+)
+
+STEP_TYPES: dict[str, StepType] = {t.name: t for t in (NOTEBOOK, R, TFJOB, RAPIDS, VALOHAI, BASH, PYTHON)}
 
 COMMON_FIELDS: dict[str, str] = {
     "id": "step id, unique in the workflow (also the task id)",
