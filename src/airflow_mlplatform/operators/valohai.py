@@ -57,7 +57,11 @@ class ValohaiExecutionLink(BaseOperatorLink):
 def _deferrable(value: bool | None) -> bool:
     from airflow.sdk import conf
 
-    return bool(value) if value is not None else conf.getboolean("operators", "default_deferrable", fallback=False)
+    return (
+        bool(value)
+        if value is not None
+        else conf.getboolean("operators", "default_deferrable", fallback=False)
+    )
 
 
 def _hook(conn_id: str, hook_kwargs: Mapping[str, Any] | None) -> Any:
