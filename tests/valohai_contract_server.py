@@ -259,7 +259,8 @@ class ContractServer:
         if res == "environments" and method == "GET":
             return 200, _page([{"id": "env-1", "slug": "aws-eu-west-1-t3-large"}], q)
         if res == "executions":
-            return self._executions(method, rest, q, body)
+            statuses = {s for v in query.get("status", []) for s in v.split(",") if s}
+            return self._executions(method, rest, q, body, statuses)
         if res == "data":
             return self._data(method, rest, q)
         return 404, {"detail": "Not found."}
@@ -289,7 +290,9 @@ class ContractServer:
                     return ex
         return None
 
-    def _executions(self, method: str, rest: list[str], q: dict[str, str], body: Any) -> tuple[int, Any]:
+    def _executions(
+        self, method: str, rest: list[str], q: dict[str, str], body: Any, statuses: set[str]
+    ) -> tuple[int, Any]:
         if not rest and method == "POST":
             return self._create(body if isinstance(body, dict) else {})
         if not rest and method == "GET":
@@ -300,9 +303,8 @@ class ContractServer:
                 if tag:
                     items = [e for e in items if tag in e["tags"]]
             rendered = [self.render(e) for e in sorted(items, key=lambda e: -e["counter"])]
-            if q.get("status"):
-                wanted = set(q["status"].split(","))
-                rendered = [e for e in rendered if e["status"] in wanted]
+            if statuses:
+                rendered = [e for e in rendered if e["status"] in statuses]
             return 200, _page(rendered, q)
         ex = self._find(rest[0])
         if ex is None:

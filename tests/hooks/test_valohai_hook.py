@@ -130,6 +130,12 @@ def test_find_running_executions_by_tags(server):
     submit(hook, tags=["airflow-dag:d", "airflow-task:other"])
     found = hook.find_executions(PROJECT_ID, ["airflow-dag:d", "airflow-task:t"], in_progress_only=True)
     assert [e["id"] for e in found] == [mine["id"]]
+    assert server.api_requests("GET", "/executions/")[-1].query["status"] == [
+        "created",
+        "queued",
+        "started",
+        "stopping",
+    ]
     hook.stop_execution(mine["id"])
     assert hook.get_execution(mine["id"])["status"] == "stopped"
     assert hook.find_executions(PROJECT_ID, ["airflow-task:t"], in_progress_only=True) == []

@@ -430,12 +430,15 @@ class ValohaiHook(BaseHook):
         :param tags: tags that must all be present.
         :param in_progress_only: only executions that have not finished.
         """
-        page = self.request(
-            "GET",
-            "executions/",
-            params={"project": project_id, "tags": ",".join(tags), "ordering": "-counter", "limit": 50},
-            what="find executions by tag",
-        )
+        params: dict[str, Any] = {
+            "project": project_id,
+            "tags": ",".join(tags),
+            "ordering": "-counter",
+            "limit": 50,
+        }
+        if in_progress_only:  # repeated status= parameters, as valohai-cli's `execution list --status` sends
+            params["status"] = list(IN_PROGRESS)
+        page = self.request("GET", "executions/", params=params, what="find executions by tag")
         wanted = set(tags)
         found = [e for e in page.get("results", []) if wanted <= set(e.get("tags") or [])]
         if in_progress_only:
