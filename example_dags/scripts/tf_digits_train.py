@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -100,7 +101,8 @@ def main() -> int:
         total = 0.0
         for step in range(steps_per_epoch):
             if epoch == 0 and step == 0:
-                print("::tfjob::first-step", flush=True)
+                # wall-clock time of the first training step (read by benchmarks/bench_tf_local.py)
+                print(f"::tfjob::first-step {time.time():.6f}", flush=True)
             total += float(train_step(next(batches)))
         if is_leader:
             print(json.dumps({"epoch": epoch + 1, "loss": round(total / steps_per_epoch, 6)}), flush=True)
