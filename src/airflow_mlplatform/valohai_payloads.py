@@ -194,16 +194,25 @@ def output_values(datums: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return {output_key(str(d["name"])): f"datum://{d['id']}" for d in datums}
 
 
-def poll_intervals(first: float, maximum: float, factor: float = 2.0) -> Iterator[float]:
+def poll_intervals(
+    first: float, maximum: float, factor: float = 2.0, *, jitter: float = 0.0, seed: str | int | None = None
+) -> Iterator[float]:
     """Seconds to wait before each status poll: ``first``, then ``factor`` times more, up to ``maximum``.
 
     :param first: the first wait.
     :param maximum: the cap.
     :param factor: growth per poll.
+    :param jitter: each wait is multiplied by a random factor in [1 - jitter, 1 + jitter], so
+        many waiters started together do not poll in lockstep.
+    :param seed: seed of the jitter's random numbers.
     """
+    import random
+
+    rng = random.Random(seed)  # spreads polls; not for cryptography
     interval = max(first, 0.0)
     while True:
-        yield min(interval, maximum)
+        wait = min(interval, maximum)
+        yield wait * (1 + rng.uniform(-jitter, jitter)) if jitter else wait
         interval = min(max(interval * factor, 0.001), maximum)
 
 

@@ -114,6 +114,10 @@ def test_outputs_become_datum_urls_under_valid_names():
 
 def test_poll_intervals_grow_to_the_cap():
     assert list(itertools.islice(poll_intervals(5, 90), 7)) == [5, 10, 20, 40, 80, 90, 90]
+    jittered = list(itertools.islice(poll_intervals(5, 90, jitter=0.1, seed="ex-1"), 7))
+    assert jittered == list(itertools.islice(poll_intervals(5, 90, jitter=0.1, seed="ex-1"), 7))
+    assert all(0.9 * a <= b <= 1.1 * a for a, b in zip([5, 10, 20, 40, 80, 90, 90], jittered, strict=True))
+    assert jittered != [5, 10, 20, 40, 80, 90, 90]
 
 
 def test_retry_delay_honours_retry_after_capped():

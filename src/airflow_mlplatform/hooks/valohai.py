@@ -45,6 +45,12 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _PROJECT_CACHE: dict[tuple[str, str], str] = {}
 _PROJECT_LOCK = threading.Lock()
 
+#: Seconds a connection looked up in an event loop is reused by other hooks in that loop.
+SETTINGS_TTL = 60.0
+_ASYNC_SETTINGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
 #: Requests in flight at once per shared async client. More wait on a semaphore, not in
 #: httpcore's pool, whose request assignment costs O(waiting x connections) on every
 #: change and stalled the event loop for up to 1 s with 500 triggers in one loop.
@@ -139,11 +145,27 @@ class ValohaiHook(BaseHook):
         return self._settings
 
     async def asettings(self) -> ValohaiSettings:
-        """The connection's settings, read without blocking the event loop."""
+        """The connection's settings, read without blocking the event loop.
+
+        Triggers in one event loop share one lookup per connection id for
+        ``SETTINGS_TTL`` seconds: 500 triggers waking up together made 500 lookups
+        through the secrets backends otherwise, which blocked the loop for seconds.
+        """
         if self._settings is None:
-            conn = await self.aget_connection(self.valohai_conn_id)
-            self._settings = settings_from_connection(conn, self.valohai_conn_id)
+            loop = asyncio.get_running_loop()
+            cache = _ASYNC_SETTINGS.setdefault(loop, {})
+            entry = cache.get(self.valohai_conn_id)
+            if entry is None or entry[0] < time.monotonic() or (entry[1].done() and entry[1].exception()):
+                entry = (time.monotonic() + SETTINGS_TTL, loop.create_task(self._lookup_settings()))
+                cache[self.valohai_conn_id] = entry
+            settings: ValohaiSettings = await asyncio.shield(entry[1])
+            self._settings = settings
+            return settings
         return self._settings
+
+    async def _lookup_settings(self) -> ValohaiSettings:
+        conn = await self.aget_connection(self.valohai_conn_id)
+        return settings_from_connection(conn, self.valohai_conn_id)
 
     def get_conn(self) -> Any:
         """The ``requests.Session`` every synchronous call uses (auth header set)."""

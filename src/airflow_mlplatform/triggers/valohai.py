@@ -78,7 +78,10 @@ class ValohaiExecutionTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         try:
-            for interval in poll_intervals(self.poll_interval, self.max_poll_interval):
+            intervals = poll_intervals(
+                self.poll_interval, self.max_poll_interval, jitter=0.1, seed=self.execution_id
+            )
+            for interval in intervals:
                 if self.deadline is not None:
                     left = self.deadline - time.time()
                     if left <= 0:
