@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     )
 
 USER_AGENT = f"airflow-mlplatform/{__version__}"
+#: event loop -> connection id -> [shared async API client, number of hooks using it]
+_SHARED_CLIENTS: weakref.WeakKeyDictionary[Any, dict[Any, list[Any]]] = weakref.WeakKeyDictionary()
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 # Also MLPlatformKubernetesHook and MLPlatformAsyncKubernetesHook, built on first access.
@@ -492,21 +495,56 @@ class _AsyncOps:
     retry_policy: RetryPolicy = RetryPolicy()
     client_configuration: Any
     _mlp_client: Any = None
+    _mlp_key: Any = None
 
     async def _aclient(self) -> Any:
-        if self._mlp_client is None:
-            from airflow.providers.cncf.kubernetes.kube_client import _TimeoutAsyncK8sApiClient
+        """The API client, shared by every hook of the same connection in this event loop.
 
+        200 triggers in one triggerer then hold one connection pool and one SSL context (building
+        an SSL context loads the CA store: tens of ms that would block the loop once per trigger).
+        Connections with exec-plugin auth (short-lived tokens) get a client of their own.
+        """
+        if self._mlp_client is not None:
+            return self._mlp_client
+        import asyncio
+
+        from airflow.providers.cncf.kubernetes.kube_client import _TimeoutAsyncK8sApiClient
+
+        loop = asyncio.get_running_loop()
+        per_loop = _SHARED_CLIENTS.setdefault(loop, {})
+        conn_id = getattr(self, "conn_id", None)
+        entry = per_loop.get(conn_id)
+        if entry is None:
             await self._load_config()  # type: ignore[attr-defined]
-            self._mlp_client = _TimeoutAsyncK8sApiClient(configuration=self.client_configuration)
-            self._mlp_client.user_agent = USER_AGENT
-        return self._mlp_client
+            entry = per_loop.get(conn_id)  # another hook may have made one meanwhile
+        if entry is None:
+            client = _TimeoutAsyncK8sApiClient(configuration=self.client_configuration)
+            client.user_agent = USER_AGENT
+            if getattr(self, "_is_exec_auth", False):
+                self._mlp_client, self._mlp_key = client, None
+                return client
+            entry = per_loop[conn_id] = [client, 0]
+        entry[1] += 1
+        self._mlp_client, self._mlp_key = entry[0], (loop, conn_id)
+        return entry[0]
 
     async def close(self) -> None:
-        """Close the HTTP session (call when done, e.g. in a trigger's ``finally``)."""
-        if self._mlp_client is not None:
-            client, self._mlp_client = self._mlp_client, None
+        """Release the HTTP session (call when done, e.g. in a trigger's ``finally``)."""
+        client, key = self._mlp_client, self._mlp_key
+        self._mlp_client, self._mlp_key = None, None
+        if client is None:
+            return
+        if key is None:
             await client.close()
+            return
+        per_loop = _SHARED_CLIENTS.get(key[0]) or {}
+        entry = per_loop.get(key[1])
+        if entry is not None and entry[0] is client:
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            per_loop.pop(key[1], None)
+        await client.close()
 
     async def _call(
         self,

@@ -8,6 +8,8 @@ it fails on its own; a triggerer restart leaves the pod alone (the next triggere
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +31,9 @@ class PodJobTrigger(BaseTrigger):
     :param phase: the pod's phase when deferring.
     :param startup_timeout: seconds the pod may stay Pending.
     :param deadline: UNIX time when the job must be over; the pod is deleted then.
+    :param start_jitter: the first request waits a random 0..start_jitter seconds, so a triggerer
+        that picks up hundreds of waits at once (after a restart) neither floods the API server
+        nor blocks its event loop starting them all in one go.
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class PodJobTrigger(BaseTrigger):
         phase: str = "Pending",
         startup_timeout: float = 600,
         deadline: float | None = None,
+        start_jitter: float = 1.0,
     ) -> None:
         super().__init__()
         self.pod_name = pod_name
@@ -50,6 +56,7 @@ class PodJobTrigger(BaseTrigger):
         self.phase = phase
         self.startup_timeout = startup_timeout
         self.deadline = deadline
+        self.start_jitter = start_jitter
         self._fired = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -63,6 +70,7 @@ class PodJobTrigger(BaseTrigger):
                 "phase": self.phase,
                 "startup_timeout": self.startup_timeout,
                 "deadline": self.deadline,
+                "start_jitter": self.start_jitter,
             },
         )
 
@@ -85,6 +93,8 @@ class PodJobTrigger(BaseTrigger):
         from airflow_mlplatform.hooks.kubernetes import PODS
         from airflow_mlplatform.runners.pod import is_done, is_started
 
+        if self.start_jitter > 0:
+            await asyncio.sleep(random.uniform(0, self.start_jitter))
         hook = self._hook()
         try:
             remaining = (self.deadline - time.time()) if self.deadline is not None else 365 * 24 * 3600.0
