@@ -17,7 +17,7 @@ from airflow_mlplatform.workflow.schema import schema_text
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
-EXAMPLES = sorted((REPO / "example_dags" / "workflows").glob("*.yaml")) + [DATA / "mixed.yaml"]
+EXAMPLES = [*sorted((REPO / "example_dags" / "workflows").glob("*.yaml")), DATA / "mixed.yaml"]
 
 
 def _plain(value):
