@@ -233,3 +233,17 @@ def test_trigger_deadline_deletes_pod(k8s_clean):
     assert event["status"] == "timeout"
     assert task_pods(k8s_clean, "tdeadline") == []
     wait_until(lambda: not any(n.startswith("mlp-tdeadline") for n in k8s_clean.running_processes()))
+
+
+def test_deferred_retry_adopts_a_pod_that_already_succeeded(k8s_clean):
+    first = runner({"answer": "early"})
+    pod, _ = first.start(context("adopt", try_number=1))  # the worker dies; the pod finishes alone
+    name = pod["metadata"]["name"]
+    wait_until(lambda: (k8s_clean.pod(name) or {}).get("status", {}).get("phase") == "Succeeded")
+    second = runner({"answer": "early"})
+    adopted, reattached = second.start(context("adopt", try_number=2))
+    assert reattached and adopted["metadata"]["name"] == name
+    event = _first_event(second.trigger(adopted))
+    assert event["status"] == "done" and event["exit_code"] == 0
+    assert second.complete(context("adopt", try_number=2), event).outputs.values == {"answer": "early"}
+    assert task_pods(k8s_clean, "adopt") == []
