@@ -128,3 +128,25 @@ def test_bad_input_before_r_starts(tmp_path):
         prepare(RJobSpec(script=str(script), output_dir=str(tmp_path), parameters={"when": object()}))
     with pytest.raises(ConfigurationError, match="was not found on PATH"):
         prepare(RJobSpec(script=str(script), output_dir=str(tmp_path), rscript="Rscript-9.9"))
+
+
+def test_inline_command_needs_only_r(tmp_path):
+    """What a pod runs: the wrapper as `Rscript -e` text and the runtime in the environment."""
+    import json
+    import os
+
+    from airflow_mlplatform.runners.process import ProcessRunner
+    from airflow_mlplatform.runners.r_job import inline_env, r_command, report_path
+
+    doc = tmp_path / "doc.Rmd"
+    doc.write_text(
+        "---\ntitle: t\noutput: html_document\nparams:\n  k: 1\n---\n\n"
+        "```{r}\nsource(Sys.getenv('MLPLATFORM_R_RUNTIME'))\nrecord('k', params$k)\n```\n"
+    )
+    spec = prepare(RJobSpec(script=str(doc), output_dir=str(tmp_path / "out"), parameters={"k": 3}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLPLATFORM_")}
+    env |= inline_env() | {"MLPLATFORM_PARAMETERS": json.dumps(spec.parameters)}
+    result = ProcessRunner(r_command(spec, inline=True), env=env, cwd=str(tmp_path)).run()
+    assert result.returncode == 0, result.tail
+    assert result.outputs.values == {"k": 3}
+    assert report_path(result.tail) == str(tmp_path / "out" / "doc.html")

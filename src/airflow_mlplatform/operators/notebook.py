@@ -10,9 +10,10 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.links import OutputNotebookLink
+from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan, default_deferrable
 
 
-class NotebookOperator(BaseOperator):
+class NotebookOperator(PodJobMixin, BaseOperator):
     """Run a Jupyter notebook with papermill and push what it recorded.
 
     DAG-level params are the global parameters; ``parameters`` are local and win. Values the
@@ -29,7 +30,13 @@ class NotebookOperator(BaseOperator):
     :param output_notebook: where the executed notebook goes (templated; path or
         ObjectStoragePath URI); default: ``{output_base}/{dag}/{run}/{task}/try-{n}/{name}.ipynb``.
     :param kernel_name: Jupyter kernel (``python3``, ``ir``, ...); default: the notebook's own.
-    :param compute: name of a compute profile; None runs the notebook in the worker.
+    :param compute: name of a compute profile; None (or a ``local`` profile) runs the notebook
+        in the worker, a ``kubernetes`` profile in a pod (``python -m
+        airflow_mlplatform.runners.notebook_job`` in the profile's image). Unknown names fail
+        when the DAG file is parsed.
+    :param compute_overrides: single profile fields to override (``image``, ``gpus``, ...).
+    :param kubernetes_conn_id: the Kubernetes connection, for pods (templated).
+    :param deferrable: for pods, wait in the triggerer; default ``[operators] default_deferrable``.
     :param cell_timeout: seconds one cell may run before the task fails (None: no limit).
     :param start_timeout: seconds the kernel may take to start.
     :param include_dag_params: pass the DAG-level params to the notebook (default True).
@@ -37,7 +44,14 @@ class NotebookOperator(BaseOperator):
     :param cwd: working folder of the kernel; default: the notebook's folder.
     """
 
-    template_fields: Sequence[str] = ("notebook", "parameters", "output_notebook", "env", "cwd")
+    template_fields: Sequence[str] = (
+        "notebook",
+        "parameters",
+        "output_notebook",
+        "env",
+        "cwd",
+        "kubernetes_conn_id",
+    )
     template_ext: Sequence[str] = ()
     template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json", "env": "json"}
     operator_extra_links = (OutputNotebookLink(),)
@@ -51,6 +65,9 @@ class NotebookOperator(BaseOperator):
         output_notebook: str | None = None,
         kernel_name: str | None = None,
         compute: str | None = None,
+        compute_overrides: Mapping[str, Any] | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
+        deferrable: bool | None = None,
         cell_timeout: float | None = None,
         start_timeout: float = 60,
         include_dag_params: bool = True,
@@ -65,12 +82,16 @@ class NotebookOperator(BaseOperator):
         self.output_notebook = output_notebook
         self.kernel_name = kernel_name
         self.compute = compute
+        self.compute_overrides = dict(compute_overrides or {})
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.cell_timeout = cell_timeout
         self.start_timeout = start_timeout
         self.include_dag_params = include_dag_params
         self.env = env
         self.cwd = cwd
         self._runner: Any = None
+        self._profile()  # an unknown profile or a bad override fails when the DAG file is parsed
 
     def _resolve_path(self, path: str) -> str:
         """Relative notebook paths are relative to the DAG file's folder."""
@@ -92,6 +113,9 @@ class NotebookOperator(BaseOperator):
         from airflow_mlplatform.runners.notebook import NotebookRunner, NotebookSpec, prepare
         from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV, R_RUNTIME_ENV, r_runtime_path
 
+        profile = self._profile()
+        if profile is not None and profile.is_kubernetes:
+            return self._execute_in_pod(context, profile)
         notebook = self._resolve_path(self.notebook)
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
         folder = storage.OutputFolder(storage.task_output_location(context))
@@ -152,8 +176,54 @@ class NotebookOperator(BaseOperator):
             after_store=copy_notebook,
         )
 
+    def _pod_plan(self, context: Any, profile: Any) -> PodPlan:
+        """The notebook as a pod job; the notebook and parameters are checked here first."""
+        import json
+
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.parameters import merge_parameters
+        from airflow_mlplatform.runners.notebook import NotebookSpec, prepare
+        from airflow_mlplatform.runners.notebook_job import SPEC_ENV
+
+        notebook = self._resolve_path(self.notebook)
+        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
+        folder = storage.OutputFolder(storage.task_output_location(context))
+        name = Path(notebook).name
+        # the kernel lives in the image: check everything else before a pod exists
+        prepared = prepare(
+            NotebookSpec(
+                notebook=notebook, output_path=name, parameters=parameters, kernel_name=self.kernel_name
+            ),
+            check_kernel=False,
+        )
+        spec = {
+            "notebook": notebook,
+            "output_location": folder.location,
+            "output_uri": self.output_notebook,
+            "parameters": parameters,
+            "kernel_name": prepared.kernel_name,
+            "cell_timeout": self.cell_timeout,
+            "start_timeout": self.start_timeout,
+            "cwd": self.cwd,
+            "env": {str(k): str(v) for k, v in (self.env or {}).items()},
+        }
+        return PodPlan(
+            command=["python", "-m", "airflow_mlplatform.runners.notebook_job"],
+            env={SPEC_ENV: json.dumps(spec), "PYTHONUNBUFFERED": "1"},
+            folder=folder,
+            parameters=parameters,
+            code={
+                "notebook": notebook,
+                "sha256": er.file_sha256(notebook),
+                "git_commit": er.git_commit(notebook),
+            },
+            outputs={"notebook": self.output_notebook or folder.uri(name)},
+            environment={"kernel": prepared.kernel_name, "language": prepared.language},
+        )
+
     def on_kill(self) -> None:
-        """Kill the notebook's kernel (its whole process group)."""
+        """Kill the notebook's kernel (its whole process group), or delete its pod."""
         runner = self._runner
         if runner is not None:
             runner.kill()

@@ -10,9 +10,10 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.links import OutputNotebookLink
+from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan, default_deferrable
 
 
-class RStudioJobOperator(BaseOperator):
+class RStudioJobOperator(PodJobMixin, BaseOperator):
     """Run an R script (``.R``, with Rscript) or render an R Markdown report (``.Rmd``).
 
     Parameters reach R with their types: an R Markdown document gets them as its ``params``
@@ -24,7 +25,15 @@ class RStudioJobOperator(BaseOperator):
 
     :param script: path of the ``.R`` or ``.Rmd`` file (templated; relative to the DAG file).
     :param parameters: local parameters (templated); DAG params are the global ones.
-    :param compute: name of a compute profile; None runs R in the worker.
+    :param compute: name of a compute profile; None (or a ``local`` profile) runs R in the
+        worker, a ``kubernetes`` profile in a pod of the profile's image (it needs R, jsonlite
+        and, for documents, rmarkdown and pandoc; not this Python package). In a pod, the
+        script is read at the same path as in the worker (DAGs baked into the image or a
+        shared volume) and reports go to ``[mlplatform] output_base``, which must be a
+        volume the pod mounts at the same path.
+    :param compute_overrides: single profile fields to override (``image``, ``gpus``, ...).
+    :param kubernetes_conn_id: the Kubernetes connection, for pods (templated).
+    :param deferrable: for pods, wait in the triggerer; default ``[operators] default_deferrable``.
     :param output_format: rmarkdown output format for documents (``html_document``,
         ``pdf_document``, ...); default: the document's own.
     :param include_dag_params: pass the DAG-level params to the job (default True).
@@ -33,7 +42,14 @@ class RStudioJobOperator(BaseOperator):
     :param rscript: the Rscript executable.
     """
 
-    template_fields: Sequence[str] = ("script", "parameters", "env", "cwd", "output_format")
+    template_fields: Sequence[str] = (
+        "script",
+        "parameters",
+        "env",
+        "cwd",
+        "output_format",
+        "kubernetes_conn_id",
+    )
     template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json", "env": "json"}
     operator_extra_links = (OutputNotebookLink(),)
     ui_color = "#c6dbef"
@@ -44,6 +60,9 @@ class RStudioJobOperator(BaseOperator):
         script: str,
         parameters: Mapping[str, Any] | None = None,
         compute: str | None = None,
+        compute_overrides: Mapping[str, Any] | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
+        deferrable: bool | None = None,
         output_format: str = "default",
         include_dag_params: bool = True,
         env: Mapping[str, str] | None = None,
@@ -56,12 +75,16 @@ class RStudioJobOperator(BaseOperator):
         self.script = script
         self.parameters = parameters
         self.compute = compute
+        self.compute_overrides = dict(compute_overrides or {})
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.output_format = output_format
         self.include_dag_params = include_dag_params
         self.env = env
         self.cwd = cwd
         self.rscript = rscript
         self._runner: Any = None
+        self._profile()  # an unknown profile or a bad override fails when the DAG file is parsed
 
     def _resolve_path(self, path: str) -> str:
         if os.path.isabs(path):
@@ -82,6 +105,9 @@ class RStudioJobOperator(BaseOperator):
         from airflow_mlplatform.runners.r_job import RJobRunner, RJobSpec, prepare, r_version
         from airflow_mlplatform.runtime import OUTPUT_URI_ENV
 
+        profile = self._profile()
+        if profile is not None and profile.is_kubernetes:
+            return self._execute_in_pod(context, profile)
         script = self._resolve_path(self.script)
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
         folder = storage.OutputFolder(storage.task_output_location(context))
@@ -122,8 +148,51 @@ class RStudioJobOperator(BaseOperator):
             outputs=report,
         )
 
+    def _pod_plan(self, context: Any, profile: Any) -> PodPlan:
+        """The R job as a pod job; the script and parameters are checked here first."""
+        import json
+
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.parameters import merge_parameters
+        from airflow_mlplatform.runners.r_job import RJobSpec, inline_env, prepare, r_command
+        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV
+
+        script = self._resolve_path(self.script)
+        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
+        folder = storage.OutputFolder(storage.task_output_location(context))
+        spec = prepare(
+            RJobSpec(
+                script=script,
+                output_dir=str(folder.path),
+                parameters=parameters,
+                output_format=self.output_format,
+                rscript=self.rscript,
+            ),
+            check_rscript=False,
+        )
+        env = {
+            **inline_env(),
+            **{str(k): str(v) for k, v in (self.env or {}).items()},
+            "MLPLATFORM_PARAMETERS": json.dumps(spec.parameters),
+            OUTPUT_DIR_ENV: str(folder.path),
+            OUTPUT_URI_ENV: folder.location,
+        }
+        name = Path(script).with_suffix(".html").name if spec.is_document else None
+        return PodPlan(
+            command=r_command(spec, inline=True),
+            env=env,
+            folder=folder,
+            parameters=spec.parameters,
+            code={"script": script, "sha256": er.file_sha256(script), "git_commit": er.git_commit(script)},
+            outputs={"report": folder.uri(name)}
+            if name and self.output_format in ("default", "html_document")
+            else {},
+            environment={"language": "R"},
+        )
+
     def on_kill(self) -> None:
-        """Kill R and everything it started."""
+        """Kill R and everything it started, or delete its pod."""
         runner = self._runner
         if runner is not None:
             runner.kill()

@@ -146,10 +146,11 @@ def load_notebook(path: str) -> Any:
     return nb
 
 
-def prepare(spec: NotebookSpec) -> PreparedNotebook:
+def prepare(spec: NotebookSpec, *, check_kernel: bool = True) -> PreparedNotebook:
     """Check everything about ``spec`` that can be checked without a kernel.
 
     :param spec: what to run.
+    :param check_kernel: look the kernel up here (False when it runs in another image).
     """
     nb = load_notebook(spec.notebook)
     check_json(spec.parameters)
@@ -162,8 +163,11 @@ def prepare(spec: NotebookSpec) -> PreparedNotebook:
     )
     if not kernel_name:
         kernel_name = "ir" if (language or "").lower() == "r" else "python3"
-    kspec = _kernel_spec(kernel_name)
-    language = kspec.language or language or "python"
+    argv: list[str] = []
+    if check_kernel:
+        kspec = _kernel_spec(kernel_name)
+        language, argv = kspec.language or language, list(kspec.argv)
+    language = language or "python"
     has_params = any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
     return PreparedNotebook(
         spec=spec,
@@ -171,7 +175,7 @@ def prepare(spec: NotebookSpec) -> PreparedNotebook:
         kernel_name=kernel_name,
         language=language,
         has_parameters_cell=has_params,
-        kernel_argv=list(kspec.argv),
+        kernel_argv=argv,
     )
 
 

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from airflow_mlplatform.exceptions import (
 from airflow_mlplatform.parameters import check_json
 from airflow_mlplatform.runners.process import ProcessRunner
 from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, R_RUNTIME_ENV, r_runtime_path
-from airflow_mlplatform.values import JobOutputs, parse_stdout
+from airflow_mlplatform.values import JobOutputs
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +91,11 @@ def declared_parameters(document: str) -> list[str] | None:
     return list(params) if isinstance(params, dict) else []
 
 
-def prepare(spec: RJobSpec) -> RJobSpec:
+def prepare(spec: RJobSpec, *, check_rscript: bool = True) -> RJobSpec:
     """Check the job before anything starts; returns it with the parameters to pass.
 
     :param spec: what to run.
+    :param check_rscript: look for Rscript here (False when R runs in another image).
     :raises ScriptNotFoundError: the script does not exist.
     :raises ConfigurationError: unsupported file type, or no Rscript.
     :raises ParameterError: a parameter that is not JSON-serializable.
@@ -112,7 +112,7 @@ def prepare(spec: RJobSpec) -> RJobSpec:
             f"{spec.script!r} is neither an R script (.R) nor an R Markdown document (.Rmd); "
             "RStudioJobOperator runs only those"
         )
-    if shutil.which(spec.rscript) is None:
+    if check_rscript and shutil.which(spec.rscript) is None:
         raise ConfigurationError(
             f"{spec.rscript!r} was not found on PATH: install R in the worker image "
             "(Debian: apt-get install r-base-core r-cran-jsonlite r-cran-rmarkdown pandoc) or run "
@@ -131,6 +131,41 @@ def prepare(spec: RJobSpec) -> RJobSpec:
     return spec
 
 
+def wrapper_path() -> str:
+    """Path of ``run_r.R``, the wrapper that runs scripts and renders documents."""
+    return str(Path(r_runtime_path()).with_name("run_r.R"))
+
+
+def r_command(spec: RJobSpec, *, inline: bool = False) -> list[str]:
+    """The command that runs ``spec`` (pure).
+
+    :param spec: what to run.
+    :param inline: pass the wrapper's text with ``-e`` (for a container without this package;
+        then set :func:`inline_env` too).
+    """
+    head = (
+        [spec.rscript, "-e", Path(wrapper_path()).read_text()] if inline else [spec.rscript, wrapper_path()]
+    )
+    if spec.is_document:
+        return [*head, "render", spec.script, spec.output_dir, spec.output_format]
+    return [*head, "script", spec.script]
+
+
+def inline_env() -> dict[str, str]:
+    """Environment that carries the R runtime's text into a container (with ``inline=True``)."""
+    return {"MLPLATFORM_R_RUNTIME_CODE": Path(r_runtime_path()).read_text()}
+
+
+def report_path(lines: list[str]) -> str | None:
+    """The rendered report's path announced by the wrapper, if any.
+
+    :param lines: the job's last lines of output.
+    """
+    return next(
+        (line[len(REPORT_PREFIX) :].strip() for line in lines if line.startswith(REPORT_PREFIX)), None
+    )
+
+
 class RJobRunner:
     """Runs one prepared R job; ``kill()`` stops R and its children.
 
@@ -147,10 +182,7 @@ class RJobRunner:
         :raises JobFailedError: R exited with an error; the message has R's last lines.
         """
         spec = self.spec
-        wrapper = str(Path(r_runtime_path()).with_name("run_r.R"))
         Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
-        fd, record_file = tempfile.mkstemp(prefix="mlplatform-r-", suffix=".jsonl")
-        os.close(fd)
         env = {
             **os.environ,
             **spec.env,
@@ -158,31 +190,18 @@ class RJobRunner:
             OUTPUT_DIR_ENV: spec.output_dir,
             R_RUNTIME_ENV: r_runtime_path(),
         }
-        if spec.is_document:
-            env["MLPLATFORM_RECORD_FILE"] = record_file
-            argv = [spec.rscript, wrapper, "render", spec.script, spec.output_dir, spec.output_format]
-        else:
-            argv = [spec.rscript, wrapper, "script", spec.script]
         cwd = spec.cwd or str(Path(spec.script).resolve().parent)
-        self._process = ProcessRunner(argv, env=env, cwd=cwd)
+        self._process = ProcessRunner(r_command(spec), env=env, cwd=cwd)
         try:
             result = self._process.run()
-            recorded = parse_stdout(Path(record_file).read_text(encoding="utf-8"))
         finally:
             self._process = None
-            Path(record_file).unlink(missing_ok=True)
         if result.returncode != 0:
             tail = "\n".join(result.tail[-25:])
             raise JobFailedError(
                 f"R job {spec.script} failed with exit status {result.returncode}; R's last lines:\n{tail}"
             )
-        outputs = result.outputs
-        outputs.merge(recorded)
-        report = next(
-            (line[len(REPORT_PREFIX) :].strip() for line in result.tail if line.startswith(REPORT_PREFIX)),
-            None,
-        )
-        return RJobResult(outputs=outputs, report=report)
+        return RJobResult(outputs=result.outputs, report=report_path(result.tail))
 
     def kill(self) -> None:
         """Kill R (and pandoc, if rendering)."""

@@ -1,0 +1,136 @@
+"""Shared by operators whose job can run in the worker or, by compute profile, in a pod.
+
+An operator using :class:`PodJobMixin` builds a :class:`PodPlan` (command, environment and
+what to record) from its context; the mixin runs it with the PodJobRunner, in the worker
+process or deferred to the triggerer, and records it with the value contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` from Airflow's configuration."""
+    from airflow.sdk import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+@dataclass
+class PodPlan:
+    """What to run in the pod and what to record about it.
+
+    :param command: the container's command.
+    :param env: the container's environment (job spec, parameters...).
+    :param folder: the try's output folder (the record goes there).
+    :param parameters: the job's parameters, for the record.
+    :param code: what ran, for the record.
+    :param outputs: URIs of the job's files, for the record.
+    :param environment: extra environment facts, for the record.
+    """
+
+    command: list[str]
+    env: dict[str, str]
+    folder: Any
+    parameters: dict[str, Any]
+    code: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+class PodJobMixin:
+    """Run a :class:`PodPlan` in a pod of the operator's compute profile.
+
+    The operator provides ``compute``, ``compute_overrides``, ``kubernetes_conn_id``,
+    ``deferrable``, ``_runner`` and ``_pod_plan(context, profile)``.
+    """
+
+    compute: Any
+    compute_overrides: Mapping[str, Any] | None
+    kubernetes_conn_id: str
+    deferrable: bool
+    _runner: Any
+    log: Any
+
+    def _pod_plan(self, context: Any, profile: Any) -> PodPlan:
+        raise NotImplementedError
+
+    def _profile(self) -> Any:
+        """The compute profile (None: run in the worker); unknown names fail at parse time."""
+        from airflow_mlplatform.compute import resolve_compute
+
+        return resolve_compute(self.compute, dict(self.compute_overrides or {}))
+
+    def _pod_runner(self, profile: Any, plan: PodPlan) -> Any:
+        from airflow_mlplatform.runners.pod import PodJobRunner
+
+        return PodJobRunner(
+            profile=profile,
+            command=plan.command,
+            env=plan.env,
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            log=self.log,
+        )
+
+    def _execute_in_pod(self, context: Any, profile: Any) -> dict[str, Any]:
+        plan = self._pod_plan(context, profile)
+        runner = self._pod_runner(profile, plan)
+        if self.deferrable:
+            runner.defer(self, context, method_name="execute_complete")
+        self._runner = runner
+        try:
+            return self._record_pod(context, profile, plan, lambda: runner.run(context))
+        finally:
+            self._runner = None
+
+    def execute_complete(
+        self, context: Any, event: dict[str, Any], reattached: bool = False
+    ) -> dict[str, Any]:
+        """Resume after the trigger: read the pod's log once, clean up, push the outputs.
+
+        :param context: the task's Airflow context.
+        :param event: the trigger's event.
+        :param reattached: whether the pod was adopted from an earlier try.
+        """
+        profile = self._profile()
+        plan = self._pod_plan(context, profile)
+        runner = self._pod_runner(profile, plan)
+
+        def fetch() -> Any:
+            result = runner.complete(context, event)
+            result.reattached = reattached
+            return result
+
+        return self._record_pod(context, profile, plan, fetch)
+
+    def _record_pod(
+        self, context: Any, profile: Any, plan: PodPlan, fetch: Callable[[], Any]
+    ) -> dict[str, Any]:
+        from airflow_mlplatform.jobs import JobRun, run_recorded
+
+        def job() -> JobRun:
+            result = fetch()
+            result.raise_for_status()
+            return JobRun(
+                outputs=result.outputs,
+                ran_on={
+                    "backend": "kubernetes",
+                    "namespace": result.namespace,
+                    "pod": result.pod_name,
+                    "reattached": result.reattached,
+                    "exit_code": result.exit_code,
+                },
+            )
+
+        return run_recorded(
+            context,
+            job=job,
+            folder=plan.folder,
+            parameters=plan.parameters,
+            code=plan.code,
+            environment={"image": profile.image, "profile": profile.name, **plan.environment},
+            outputs=plan.outputs,
+        )
