@@ -120,3 +120,12 @@ def test_cli_export_finds_the_dag_in_the_dags_folder(tmp_path, airflow_db):
     assert out.read_text() == QUICKSTART.read_text()
     missing = subprocess.run([*cli, "nope", "--dags-folder", str(folder)], capture_output=True, text=True)
     assert missing.returncode == 1 and "no DAG 'nope'" in missing.stderr
+
+
+def test_json_workflow_exports_its_exact_text(tmp_path):
+    text = '{\n  "version": 1,\n  "id": "json_wf",\n  "steps": [{"id": "a", "type": "bash", "command": "echo \\"```\\""}]\n}'
+    path = tmp_path / "wf.json"
+    path.write_text(text)
+    dag = load_workflow(path)
+    assert "```json" in dag.doc_md
+    assert export_dag(dag) == text + "\n"  # a missing final newline is the one thing added

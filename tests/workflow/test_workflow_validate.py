@@ -189,3 +189,13 @@ def test_read_source_keeps_marks_of_keys_and_values():
 def test_check_source_rejects_non_mapping():
     with pytest.raises(WorkflowValidationError, match="a workflow must be a mapping"):
         check_source(read_source("- 1\n"))
+
+
+def test_relative_folders_are_checked_and_tfjob_runs_in_the_workflow_folder(tmp_path):
+    text = "version: 1\nid: x\nsteps:\n  - {id: a, type: bash, command: ls, cwd: nowhere}\n"
+    [(line, _, msg)] = check_text(text, tmp_path)
+    assert line == 4 and msg.startswith("field 'cwd' of step 'a': folder 'nowhere' does not exist")
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nid: x\nsteps:\n  - {id: t, type: tfjob, command: [python, t.py]}\n"
+    )
+    assert read_workflow(tmp_path / "wf.yaml").steps[0].kwargs["cwd"] == str(tmp_path.resolve())

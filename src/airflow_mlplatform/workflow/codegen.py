@@ -80,7 +80,8 @@ class _Gen:
         if isinstance(v, datetime.timedelta):
             return f"datetime.timedelta(seconds={_num(v.total_seconds())})"
         if isinstance(v, datetime.datetime):
-            parts = [v.year, v.month, v.day] + ([v.hour, v.minute, v.second] if v.time() else [])
+            clock = [v.hour, v.minute, v.second] + ([v.microsecond] if v.microsecond else [])
+            parts = [v.year, v.month, v.day] + (clock if any(clock) else [])
             offset = v.utcoffset()
             tz = (
                 f"datetime.timezone(datetime.timedelta(seconds={_num(offset.total_seconds())}))"
@@ -126,7 +127,7 @@ class _Gen:
         fields = {f.kwarg: f for f in st.fields.values()}
         for k, v in step.kwargs.items():
             f = fields.get(k)
-            if f is not None and f.kind == "path" and isinstance(v, str):
+            if f is not None and f.kind in ("path", "dir") and isinstance(v, str):
                 kw.append((k, self.path(v)))
             else:
                 kw.append((k, self.lit(v, strings=bool(f and f.strings), depth=2)))

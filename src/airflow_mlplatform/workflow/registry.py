@@ -21,7 +21,7 @@ class Field:
     :param kwarg: the operator keyword it maps to.
     :param kind: ``str``, ``int``, ``number``, ``bool``, ``list``, ``dict``, ``command``
         (a string or a list of strings), ``callable`` (``module:function``), ``path`` (a file
-        relative to the workflow file, checked), ``any``.
+        relative to the workflow file, checked), ``dir`` (a folder, likewise), ``any``.
     :param required: the step must set it.
     :param templated: the operator renders it, so references may appear in it.
     :param strings: references inside it are rendered as Jinja strings (e.g. env vars).
@@ -50,6 +50,8 @@ class StepType:
     :param one_of: groups of fields of which exactly one must be set.
     :param fixed: keywords always passed (e.g. ``append_env=True``).
     :param outputs_flag: keyword set to True when the step declares outputs (``multiple_outputs``).
+    :param cwd_default: without ``cwd``, run in the workflow file's folder (so relative paths in a
+        command mean the same as everywhere else in the workflow).
     :param description: one line for the docs.
     """
 
@@ -61,6 +63,7 @@ class StepType:
     one_of: tuple[tuple[str, ...], ...] = ()
     fixed: dict[str, Any] = field(default_factory=dict)
     outputs_flag: str | None = None
+    cwd_default: bool = False
     description: str = ""
 
     @property
@@ -87,7 +90,7 @@ class StepType:
 
 _PARAMS = Field("parameters", "dict", templated=True, description="local parameters; they win over globals")
 _ENV = Field("env", "dict", templated=True, strings=True, description="extra environment variables")
-_CWD = Field("cwd", templated=True, description="working folder")
+_CWD = Field("cwd", "dir", templated=True, description="working folder (relative to the workflow file)")
 _GLOBALS = Field("include_dag_params", "bool", description="pass the global parameters too (default true)")
 _ARGS = Field("op_args", "list", templated=True, description="positional arguments")
 _KWARGS = Field("op_kwargs", "dict", templated=True, description="keyword arguments")
@@ -148,6 +151,7 @@ TFJOB = StepType(
         "job_timeout": Field("job_timeout", "number", description="seconds local replicas may run"),
     },
     compute=True,
+    cwd_default=True,
     description="TensorFlow training, distributed or single-node",
 )
 RAPIDS = StepType(

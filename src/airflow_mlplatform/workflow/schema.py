@@ -31,6 +31,7 @@ _KINDS: dict[str, dict[str, Any]] = {
     "command": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "callable": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*[:.][A-Za-z_][\w.]*$"},
     "path": {"type": "string", "minLength": 1},
+    "dir": {"type": "string", "minLength": 1},
     "any": {},
 }
 

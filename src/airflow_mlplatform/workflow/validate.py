@@ -80,12 +80,14 @@ class _Checker:
             or (isinstance(value, list) and all(isinstance(v, (str, refs.Interpolation)) for v in value)),
             "callable": isinstance(value, str),
             "path": isinstance(value, str),
+            "dir": isinstance(value, str),
             "any": True,
         }[kind]
         if not ok:
             expected = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
                         "list": "a list", "dict": "a mapping", "command": "a string or a list of strings",
-                        "callable": "a string module:function", "path": "a file path"}[kind]  # fmt: skip
+                        "callable": "a string module:function", "path": "a file path",
+                        "dir": "a folder path"}[kind]  # fmt: skip
             self.err(path, f"{what} must be {expected}, got {_describe(value)}")
         return ok
 
@@ -280,6 +282,8 @@ def _read_step(c: _Checker, i: int, data: Any, params: dict[str, ParamSpec]) -> 
         if sum(1 for g in group if g in data) != 1:
             c.err(path, f"step {sid!r} needs exactly one of: {', '.join(group)}")
     step.kwargs.update(st.fixed)
+    if st.cwd_default and "cwd" not in step.kwargs:
+        step.kwargs["cwd"] = str(c.base_dir)
     _read_common(c, path, data, step, st)
     return step
 
@@ -297,8 +301,8 @@ def _read_field(c: _Checker, path: Path_, value: Any, name: str, f: Field, step:
     if f.kind == "callable":
         step.callables[f.kwarg] = value
         return
-    if f.kind == "path" and isinstance(converted, str):
-        converted = _check_file(c, path, converted, what)
+    if f.kind in ("path", "dir") and isinstance(converted, str):
+        converted = _check_file(c, path, converted, what, folder=f.kind == "dir")
     if f.kwarg in ("parameters", "op_kwargs", "env") and isinstance(converted, dict):
         for k, v in converted.items():
             p = params.get(k)
@@ -314,12 +318,13 @@ def _read_field(c: _Checker, path: Path_, value: Any, name: str, f: Field, step:
     step.kwargs[f.kwarg] = converted
 
 
-def _check_file(c: _Checker, path: Path_, value: str, what: str) -> str:
+def _check_file(c: _Checker, path: Path_, value: str, what: str, *, folder: bool = False) -> str:
     if "{{" in value or "://" in value:
         return value
     full = value if os.path.isabs(value) else os.path.normpath(os.path.join(c.base_dir, value))
-    if not os.path.isfile(full):
-        c.err(path, f"{what}: file {value!r} does not exist (looked for {full})")
+    if not (os.path.isdir(full) if folder else os.path.isfile(full)):
+        kind = "folder" if folder else "file"
+        c.err(path, f"{what}: {kind} {value!r} does not exist (looked for {full})")
     return full
 
 
