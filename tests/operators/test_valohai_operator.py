@@ -225,3 +225,49 @@ def test_sensor_fails_on_a_failed_execution(server):
     sensor = ValohaiExecutionSensor(task_id="s", execution=ex["id"], hook_kwargs=FAST)
     with pytest.raises(ValohaiExecutionFailedError, match="ended 'error'"):
         sensor.poke({})
+
+
+def test_airflow_failing_the_deferred_task_stops_the_execution(server):
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="forever"))
+    context = _context(try_number=1)
+    context["ti"].xcom_pull = lambda task_ids, key: {"id": ex["id"]} if key == EXECUTION_XCOM_KEY else None
+    op = ValohaiSubmitExecutionOperator(task_id="t", step="forever", hook_kwargs=FAST)
+    with pytest.raises(TaskDeferralTimeout):
+        op.resume_execution("__fail__", {"error": "Trigger timeout"}, context)
+    assert server.status_of(server.executions[ex["id"]]) == "stopped"
+
+
+def test_fetch_repository_then_submit_with_map_index_tag(server):
+    op = ValohaiSubmitExecutionOperator(
+        task_id="t",
+        step="train",
+        fetch_repository=True,
+        hook_kwargs=FAST,
+        deferrable=False,
+        poll_interval=0.05,
+    )
+    context = _context(try_number=1)
+    context["ti"].map_index = 3
+    values = op.execute(context)
+    assert set(values) == {"model.pkl", "plots__loss.png"}
+    assert server.api_requests("POST", "/fetch/")
+    (ex,) = server.executions.values()
+    assert "airflow-map:3" in ex["tags"]
+    assert context["ti"].pushed["metrics"] == {"epoch": 2, "loss": 0.4, "accuracy": 0.81}
+
+
+def test_download_of_a_missing_output_names_what_exists(server, tmp_path):
+    from airflow_mlplatform.exceptions import ValohaiError
+    from airflow_mlplatform.operators.valohai import ValohaiDownloadOutputsOperator
+
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="train"))
+    hook.wait_for_execution(ex["id"], poll_interval=0.05, max_poll_interval=0.1)
+    op = ValohaiDownloadOutputsOperator(
+        task_id="d", execution=ex["id"], destination=str(tmp_path), names=["weights.h5"], hook_kwargs=FAST
+    )
+    with pytest.raises(ValohaiError, match=r"no output 'weights.h5' \(it has: model.pkl, plots/loss.png\)"):
+        op.execute(_context(try_number=1))

@@ -315,9 +315,9 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except Exception as e:
-            from airflow.sdk.exceptions import TaskDeferralError
+            from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout
 
-            if isinstance(e, TaskDeferralError):
+            if isinstance(e, (TaskDeferralError, TaskDeferralTimeout)):
                 ref = context["ti"].xcom_pull(task_ids=self.task_id, key=EXECUTION_XCOM_KEY)
                 if isinstance(ref, dict) and ref.get("id"):
                     self._execution_id = str(ref["id"])
