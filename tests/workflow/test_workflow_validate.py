@@ -199,3 +199,8 @@ def test_relative_folders_are_checked_and_tfjob_runs_in_the_workflow_folder(tmp_
         "version: 1\nid: x\nsteps:\n  - {id: t, type: tfjob, command: [python, t.py]}\n"
     )
     assert read_workflow(tmp_path / "wf.yaml").steps[0].kwargs["cwd"] == str(tmp_path.resolve())
+
+
+def test_yaml_booleans_are_yaml_1_2_like_the_schema_sees_them():
+    src = read_source("on: yes\nflags: [no, off, true, False]\n")
+    assert src.data == {"on": "yes", "flags": ["no", "off", True, False]}

@@ -8,6 +8,7 @@ overwrite). JSON is read by the same code: YAML is a superset of JSON's syntax.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,20 @@ from airflow_mlplatform.exceptions import WorkflowError
 
 Path_ = tuple[str | int, ...]
 
-try:  # libyaml's composer is several times faster and keeps the same marks
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+_BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: faster, the same marks
+_BOOL = "tag:yaml.org,2002:bool"
 
-_constructor = yaml.constructor.SafeConstructor()
+
+class _Loader(_BASE):
+    """Safe loader whose booleans are YAML 1.2's (true/false only), as editors and JSON Schema see
+    them: ``on``, ``yes``, ``no`` and ``off`` stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in _BASE.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 @dataclass
@@ -74,7 +83,13 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _convert(node: yaml.Node, path: Path_, src: Source, errors: list[WorkflowError]) -> Any:
+def _convert(
+    node: yaml.Node,
+    path: Path_,
+    src: Source,
+    errors: list[WorkflowError],
+    constructor: yaml.constructor.SafeConstructor,
+) -> Any:
     src.value_marks[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -90,7 +105,7 @@ def _convert(node: yaml.Node, path: Path_, src: Source, errors: list[WorkflowErr
                     )
                 )
                 continue
-            key = _convert(key_node, (*path, "<key>"), src, errors)
+            key = _convert(key_node, (*path, "<key>"), src, errors, constructor)
             src.value_marks.pop((*path, "<key>"), None)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 line, col = _mark(key_node)
@@ -112,11 +127,11 @@ def _convert(node: yaml.Node, path: Path_, src: Source, errors: list[WorkflowErr
                 )
                 continue
             src.key_marks[(*path, key)] = _mark(key_node)
-            out[key] = _convert(value_node, (*path, key), src, errors)
+            out[key] = _convert(value_node, (*path, key), src, errors, constructor)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), src, errors) for i, item in enumerate(node.value)]
-    return _constructor.construct_object(node, deep=True)
+        return [_convert(item, (*path, i), src, errors, constructor) for i, item in enumerate(node.value)]
+    return constructor.construct_object(node, deep=True)
 
 
 def read_source(text: str, *, file: str = "<string>") -> Source:
@@ -149,7 +164,8 @@ def read_source(text: str, *, file: str = "<string>") -> Source:
         return src
     errors: list[WorkflowError] = []
     try:
-        src.data = _convert(node, (), src, errors)
+        # a constructor per document: it remembers every node it built
+        src.data = _convert(node, (), src, errors, yaml.constructor.SafeConstructor())
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
