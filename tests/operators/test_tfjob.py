@@ -25,7 +25,14 @@ def _execute(tmp_path: Path, **kwargs):
     kwargs.setdefault("backend", "local")
     (tmp_path / "train.py").write_text("print('hi')\n")
     op = TFJobOperator(task_id="t", cwd=str(tmp_path), **kwargs)
-    return op.execute({})
+
+    class TI:
+        dag_id, task_id, run_id, map_index, try_number = "d", "t", "r", -1, 1
+
+        def xcom_push(self, key, value):
+            raise AssertionError("nothing may be pushed for bad input")
+
+    return op.execute({"ti": TI()})
 
 
 @pytest.mark.parametrize(
@@ -38,7 +45,12 @@ def _execute(tmp_path: Path, **kwargs):
         ({"command": ["python", "missing.py"]}, ScriptNotFoundError, "missing.py does not exist"),
         ({"command": "python -u missing.py --epochs 3"}, ScriptNotFoundError, "missing.py does not exist"),
         ({"backend": "slurm"}, ConfigurationError, "backend 'slurm' is unknown"),
-        ({"backend": "kubeflow"}, ConfigurationError, "backend 'kubeflow' is not available"),
+        ({"backend": "kubeflow"}, ReplicaSpecError, "a TFJob needs an image"),
+        (
+            {"backend": "kubeflow", "image": "tf", "clean_pod_policy": "Sometimes"},
+            ReplicaSpecError,
+            "use one of All",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error_before_anything_starts(tmp_path, kwargs, error, message):

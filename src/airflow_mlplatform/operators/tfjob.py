@@ -51,7 +51,9 @@ class TFJobOperator(BaseOperator):
     :param namespace: namespace of the TFJob (templated); default: the profile's, else the connection's.
     :param kubernetes_conn_id: the Kubernetes connection (templated).
     :param grace_period: seconds between SIGTERM and SIGKILL when local replicas are stopped.
-    :param job_timeout: seconds the local replicas may run (None: only ``execution_timeout``).
+    :param job_timeout: seconds the job may run (None: only ``execution_timeout``).
+    :param delete_on_success: kubeflow: delete the TFJob when it succeeded (failed, killed and
+        timed-out jobs are always deleted); False keeps it (``ttl_seconds_after_finished`` applies).
     """
 
     template_fields: Sequence[str] = (
@@ -87,6 +89,7 @@ class TFJobOperator(BaseOperator):
         kubernetes_conn_id: str = "kubernetes_default",
         grace_period: float = 5.0,
         job_timeout: float | None = None,
+        delete_on_success: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -108,6 +111,7 @@ class TFJobOperator(BaseOperator):
         self.kubernetes_conn_id = kubernetes_conn_id
         self.grace_period = grace_period
         self.job_timeout = job_timeout
+        self.delete_on_success = delete_on_success
         self._job: Any = None
 
     # -- checks, before anything is started ------------------------------------------------
@@ -156,7 +160,7 @@ class TFJobOperator(BaseOperator):
 
         :param context: the task's Airflow context.
         """
-        from airflow_mlplatform.exceptions import ConfigurationError, ScriptNotFoundError
+        from airflow_mlplatform.exceptions import ScriptNotFoundError
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.specs.tfjob import parse_replicas
 
@@ -164,6 +168,8 @@ class TFJobOperator(BaseOperator):
         replicas = parse_replicas(self.replicas)
         argv = self._argv()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
+        if self.backend == "kubeflow":
+            return self._execute_kubeflow(context, argv, replicas, parameters)
         cwd = self._workdir()
         script = self._script(argv, cwd)
         if script is not None and not os.path.isfile(script):
@@ -171,13 +177,128 @@ class TFJobOperator(BaseOperator):
                 f"task {self.task_id!r}: the training script {script} does not exist (command {argv}, "
                 f"working folder {cwd}); fix the path or set cwd="
             )
-        if self.backend == "kubeflow":
-            raise ConfigurationError(
-                f"task {self.task_id!r}: backend 'kubeflow' is not available in this version of "
-                "airflow-mlplatform yet; use backend='local' (replicas as local processes), or run the "
-                "TFJob manifest from airflow_mlplatform.specs.tfjob.build_tfjob yourself"
-            )
         return self._execute_local(context, argv, replicas, parameters, cwd, script)
+
+    def _resolved_replicas(self, replicas: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Pod fields per replica: the operator's profile, then the replica's own, then its fields."""
+        from airflow_mlplatform.compute import resolve_compute
+        from airflow_mlplatform.specs.tfjob import Replica, pod_fields_from_profile
+
+        profile = resolve_compute(self.compute)
+        resolved: dict[str, Any] = {}
+        for rtype, replica in replicas.items():
+            fields: dict[str, Any] = pod_fields_from_profile(profile) if profile is not None else {}
+            if replica.compute:
+                own = resolve_compute(replica.compute)
+                assert own is not None
+                fields.update(pod_fields_from_profile(own))
+            fields.update(replica.pod)
+            resolved[rtype] = Replica(rtype, replica.count, replica.compute, fields)
+        return resolved, profile
+
+    def _execute_kubeflow(
+        self, context: Any, argv: list[str], replicas: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
+        from airflow_mlplatform.runners.tf_kubeflow import KubeflowTFJob, tfjob_name
+        from airflow_mlplatform.specs import pod as podspec
+        from airflow_mlplatform.specs import tfjob as spec
+        from airflow_mlplatform.values import StreamParser, push_outputs
+
+        resolved, profile = self._resolved_replicas(replicas)
+        identity = er.task_identity(context)
+        namespace = self.namespace or (profile.namespace if profile else None)
+        env = {
+            PARAMETERS_ENV: json.dumps(parameters),
+            **{str(k): str(v) for k, v in (self.env or {}).items()},
+        }
+        manifest = spec.build_tfjob(  # every check of the manifest, before anything is created
+            name=tfjob_name(identity),
+            namespace=namespace or "default",
+            image=self.image or (profile.image if profile else None) or "",
+            command=argv,
+            replicas=resolved,
+            env=env,
+            labels=podspec.identity_labels(identity),
+            annotations=podspec.identity_annotations(identity),
+            run_policy=spec.build_run_policy(
+                clean_pod_policy=self.clean_pod_policy,
+                ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+                active_deadline_seconds=self.active_deadline_seconds,
+                backoff_limit=self.backoff_limit,
+            ),
+            working_dir=self.cwd,
+        )
+        hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
+        if namespace is None:
+            namespace = manifest["metadata"]["namespace"] = hook.default_namespace()
+        folder = storage.OutputFolder(storage.task_output_location(context))
+        parser = StreamParser()
+
+        def leader_line(line: str) -> None:
+            self.log.info("%s", line)
+            parser.feed_line(line)
+
+        job = KubeflowTFJob(
+            hook,
+            manifest,
+            selector=podspec.identity_selector(identity),
+            leader=spec.leader(resolved),
+            on_leader_line=leader_line,
+            timeout=self.job_timeout,
+            delete_on_success=self.delete_on_success,
+            log=self.log,
+        )
+        self._job = job
+        started = er.utcnow()
+        error: BaseException | None = None
+        try:
+            job.run()
+        except BaseException as e:  # AirflowTaskTimeout is a BaseException
+            error = e
+            raise
+        finally:
+            if error is not None or self.delete_on_success:
+                job.delete()
+            self._job = None
+            outputs = parser.close()
+            rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
+            record = er.build_record(
+                task=identity,
+                code={"command": argv},
+                environment={
+                    "images": {
+                        rtype: rs["template"]["spec"]["containers"][0]["image"]
+                        for rtype, rs in manifest["spec"]["tfReplicaSpecs"].items()
+                    }
+                },
+                parameters=parameters,
+                values=outputs.values,
+                metric_rows=rows,
+                metrics=outputs.metrics,
+                outputs={"record": folder.uri(er.RECORD_FILE)},
+                started=started,
+                ended=er.utcnow(),
+                ran_on={
+                    "backend": "kubeflow",
+                    "namespace": namespace,
+                    "tfjob": job.name,
+                    "re_attached": job.attached,
+                    "replicas": {rtype: r.count for rtype, r in resolved.items()},
+                    "leader": job.leader_pod,
+                },
+                status="success" if error is None else "failed",
+                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
+            )
+            (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+            folder.publish()
+            folder.cleanup()
+            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
+            if error is not None:
+                context["ti"].xcom_push(key="execution_record", value=record)
+        return push_outputs(context, values=outputs.values, metrics=outputs.metrics, execution_record=record)
 
     def _execute_local(
         self,
@@ -278,10 +399,12 @@ class TFJobOperator(BaseOperator):
         return push_outputs(context, values=outputs.values, metrics=outputs.metrics, execution_record=record)
 
     def on_kill(self) -> None:
-        """Stop every replica (their whole process groups)."""
+        """Stop every local replica (their process groups), or delete the TFJob."""
         job = self._job
-        if job is not None:
-            job.stop()
+        if job is None:
+            return
+        stop = getattr(job, "stop", None) or job.delete
+        stop()
 
 
 def _tensorflow_version() -> str | None:
