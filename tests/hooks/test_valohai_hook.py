@@ -195,3 +195,23 @@ def test_async_calls_retry_and_share_one_client(server):
     assert len(clients) == 1
     assert [r.status for r in server.api_requests("GET", ex["id"])][:3] == [429, -1, 200]
     assert server.status_of(server.executions[ex["id"]]) == "stopped"
+
+
+def test_connection_type_form_and_test_button(server, monkeypatch):
+    from airflow.providers_manager import ProvidersManager
+
+    pm = ProvidersManager()
+    assert pm.field_behaviours["valohai"]["relabeling"]["password"] == "API token"
+    assert "login" in pm.field_behaviours["valohai"]["hidden_fields"]
+    assert pm.connection_form_widgets["extra__valohai__project"].field["schema"]["title"] == "Default project"
+    info = pm.hooks["valohai"]
+    assert info.hook_class_name == "airflow_mlplatform.hooks.valohai.ValohaiHook"
+    assert info.connection_testable
+
+    assert ValohaiHook(**FAST).test_connection() == (
+        True,
+        f"Connected to {server.url}/api/v0/; 1 project(s) visible",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", connection_json(server, token="nope"))
+    ok, message = ValohaiHook(**FAST).test_connection()
+    assert not ok and "API token" in message and "nope" not in message

@@ -208,6 +208,14 @@ class ValohaiHook(BaseHook):
         for client, _limit in clients.values():
             await client.aclose()
 
+    def test_connection(self) -> tuple[bool, str]:
+        """The UI's "Test" button: one authenticated request (``GET projects/?limit=1``)."""
+        try:
+            page = self.request("GET", "projects/", params={"limit": 1}, what="connection test")
+        except Exception as e:
+            return False, str(e)
+        return True, f"Connected to {self.settings.api_url}; {page.get('count', 0)} project(s) visible"
+
     # --- raw calls with retries --------------------------------------------
     def _url(self, api_url: str, path: str) -> str:
         return path if path.startswith("http") else api_url + path.lstrip("/")
