@@ -19,8 +19,9 @@ file::
     bed.emulator.add_controller(MyController())          # or Emulator(controllers=[...])
 
 ``on_event`` runs in the emulator's event loop as its own task; controllers change objects with
-:meth:`Emulator.set_status` / :meth:`Emulator.patch_object` (no HTTP, so they never show in the
-request log) and may serve subresources (``handler(emulator, request) -> aiohttp response``).
+:meth:`Emulator.set_status`, :meth:`Emulator.patch_object`, :meth:`Emulator.add_object` (e.g. a
+TFJob's worker pods, which the fake kubelet then runs) and :meth:`Emulator.remove_object` (no HTTP,
+so they never show in the request log) and may serve subresources (``handler(emulator, request) -> aiohttp response``).
 Use :class:`EmulatorThread` to run it in a background thread for synchronous code under test.
 """
 
@@ -259,6 +260,28 @@ class Emulator(kmock.KubernetesEmulator):
         obj.clear()
         obj.update(new)
         await self._emit(key, "MODIFIED", obj)
+
+    async def add_object(self, key: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object as the API would (uid, resourceVersion, status...), without HTTP.
+
+        For controllers, e.g. a fake TFJob operator creating the job's pods (the kubelet then
+        runs them). Raises KeyError if the object exists.
+        """
+        body = copy.deepcopy(body)
+        meta = body.setdefault("metadata", {})
+        if (key, namespace, meta.get("name")) in self.store:
+            raise KeyError(f"{key} {namespace}/{meta.get('name')} already exists")
+        response = await self._create(key, self.kinds[key], namespace, body)
+        if response.status != 201:
+            raise ValueError(response.text)
+        return copy.deepcopy(self.store[(key, namespace, meta["name"])])
+
+    async def remove_object(self, key: str, namespace: str | None, name: str) -> bool:
+        """Delete an object without HTTP (False if it was not there)."""
+        if (key, namespace, name) not in self.store:
+            return False
+        await self._delete(key, self.kinds[key], namespace, name)
+        return True
 
     async def expire(self, *, close_watches: bool = True) -> None:
         """Compact history: resuming a watch from an older resourceVersion answers 410 Gone.
