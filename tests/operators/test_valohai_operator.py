@@ -271,3 +271,17 @@ def test_download_of_a_missing_output_names_what_exists(server, tmp_path):
     )
     with pytest.raises(ValohaiError, match=r"no output 'weights.h5' \(it has: model.pkl, plots/loss.png\)"):
         op.execute(_context(try_number=1))
+
+
+@pytest.mark.parametrize(("retries", "expected"), [(0, "stopped"), (2, "started")])
+def test_lost_contact_stops_the_execution_only_when_no_retry_will_reattach(server, retries, expected):
+    from airflow_mlplatform.exceptions import ValohaiError
+
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="forever"))
+    op = ValohaiSubmitExecutionOperator(task_id="t", step="forever", retries=retries, hook_kwargs=FAST)
+    event = {"status": "error", "message": "HTTP 503 after 5 retries", "execution_id": ex["id"]}
+    with pytest.raises(ValohaiError, match="HTTP 503 after 5 retries"):
+        op.execute_complete(_context(try_number=1), event)
+    server.advance(1000)
+    assert server.status_of(server.executions[ex["id"]]) == expected

@@ -294,10 +294,16 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
                 "and was stopped"
             )
         if status != "finished":
+            # Valohai could not be asked (after retries). The execution may be fine: when a
+            # retry will re-attach to it, leave it running; otherwise stop it.
             self._execution_id = event.get("execution_id")
-            self._stop_quietly(hook)
+            try_number = getattr(context["ti"], "try_number", 1) or 1
+            will_retry = self.reattach and try_number <= (self.retries or 0)
+            if not will_retry:
+                self._stop_quietly(hook)
             raise ValohaiError(
                 f"waiting for Valohai execution {event.get('execution_id')} failed: {event.get('message')}"
+                + ("; the retry will re-attach to it" if will_retry else "; it was stopped")
             )
         execution = event["execution"]
         self._execution_id = str(execution["id"])
