@@ -129,3 +129,20 @@ def test_json_workflow_exports_its_exact_text(tmp_path):
     dag = load_workflow(path)
     assert "```json" in dag.doc_md
     assert export_dag(dag) == text + "\n"  # a missing final newline is the one thing added
+
+
+def test_generated_file_keeps_compute_profiles_and_overrides(tmp_path, monkeypatch):
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text("profiles:\n  cpu-small:\n    backend: local\n")
+    monkeypatch.setenv("AIRFLOW__MLPLATFORM__COMPUTE_PROFILES", str(profiles))
+    shutil.copy(DATA / "double.ipynb", tmp_path)
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nid: wf_compute\nsteps:\n"
+        "  - {id: a, type: notebook, notebook: double.ipynb, compute: cpu-small}\n"
+        "  - id: b\n    type: notebook\n    notebook: double.ipynb\n"
+        "    compute: {profile: cpu-small, env: {MODE: fast}}\n"
+    )
+    built = load_workflow(tmp_path / "wf.yaml")
+    assert built.get_task("b").compute_overrides == {"env": {"MODE": "fast"}}
+    generated = load_dag(generate_file(read_workflow(tmp_path / "wf.yaml"), tmp_path / "out"), "wf_compute")
+    assert wf_dagcompare.snapshot(generated) == wf_dagcompare.snapshot(built)

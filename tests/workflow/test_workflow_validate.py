@@ -204,3 +204,25 @@ def test_relative_folders_are_checked_and_tfjob_runs_in_the_workflow_folder(tmp_
 def test_yaml_booleans_are_yaml_1_2_like_the_schema_sees_them():
     src = read_source("on: yes\nflags: [no, off, true, False]\n")
     assert src.data == {"on": "yes", "flags": ["no", "off", True, False]}
+
+
+def test_compute_profile_with_overrides(tmp_path, monkeypatch):
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text("profiles:\n  cpu-small:\n    backend: local\n")
+    monkeypatch.setenv("AIRFLOW__MLPLATFORM__COMPUTE_PROFILES", str(profiles))
+    (tmp_path / "n.ipynb").write_text("{}")
+    text = "version: 1\nid: x\nsteps:\n  - id: a\n    type: notebook\n    notebook: n.ipynb\n    compute:\n%s"
+    good = "      profile: cpu-small\n      requests: {memory: 2Gi}\n"
+    (tmp_path / "good.yaml").write_text(text % good)
+    step = read_workflow(tmp_path / "good.yaml").steps[0]
+    assert step.kwargs["compute"] == "cpu-small"
+    assert step.kwargs["compute_overrides"] == {"requests": {"memory": "2Gi"}}
+    [(line, _, msg)] = check_text(
+        text % "      profile: cpu-small\n      requests: {memory: two gigs}\n", tmp_path
+    )
+    assert line == 8 and "two gigs" in msg
+    [(line, _, msg)] = check_text(text % "      profile: nope\n", tmp_path)
+    assert line == 8 and "compute profile 'nope' is not defined" in msg
+    bash = "version: 1\nid: x\nsteps:\n  - {id: b, type: tfjob, command: x, compute: {profile: cpu-small}}\n"
+    [(_, _, msg)] = check_text(bash, tmp_path)
+    assert msg.startswith("compute must be a profile name, got a mapping")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def compute_problem(name: str) -> str | None:
+
+def compute_problem(name: str, overrides: dict[str, Any] | None = None) -> str | None:
     """The reason profile ``name`` cannot be used, or None when it can.
 
     The profiles module is imported lazily; it parses the profiles file once per modification
     time, so this is cheap enough for every DAG parse.
 
     :param name: the profile name written in the workflow.
+    :param overrides: single fields overridden by the step.
     """
     try:
         from airflow_mlplatform.compute import get_profile
@@ -18,7 +21,7 @@ def compute_problem(name: str) -> str | None:
     from airflow_mlplatform.exceptions import MLPlatformError
 
     try:
-        get_profile(name)
+        get_profile(name, **(overrides or {}))
     except MLPlatformError as e:
         return str(e)
     return None

@@ -50,6 +50,7 @@ class StepType:
     :param one_of: groups of fields of which exactly one must be set.
     :param fixed: keywords always passed (e.g. ``append_env=True``).
     :param outputs_flag: keyword set to True when the step declares outputs (``multiple_outputs``).
+    :param compute_overrides: ``compute`` may also be ``{profile: NAME, FIELD: VALUE...}``.
     :param cwd_default: without ``cwd``, run in the workflow file's folder (so relative paths in a
         command mean the same as everywhere else in the workflow).
     :param description: one line for the docs.
@@ -64,6 +65,7 @@ class StepType:
     fixed: dict[str, Any] = field(default_factory=dict)
     outputs_flag: str | None = None
     cwd_default: bool = False
+    compute_overrides: bool = False
     description: str = ""
 
     @property
@@ -95,6 +97,8 @@ _GLOBALS = Field("include_dag_params", "bool", description="pass the global para
 _ARGS = Field("op_args", "list", templated=True, description="positional arguments")
 _KWARGS = Field("op_kwargs", "dict", templated=True, description="keyword arguments")
 _CALLABLE = Field("python_callable", "callable", description="module:function")
+_K8S_CONN = Field("kubernetes_conn_id", templated=True, description="Kubernetes connection (pods)")
+_DEFERRABLE = Field("deferrable", "bool", description="wait in the triggerer (pods)")
 
 NOTEBOOK = StepType(
     "notebook",
@@ -108,8 +112,11 @@ NOTEBOOK = StepType(
         "include_dag_params": _GLOBALS,
         "env": _ENV,
         "cwd": _CWD,
+        "kubernetes_conn_id": _K8S_CONN,
+        "deferrable": _DEFERRABLE,
     },
     compute=True,
+    compute_overrides=True,
     description="a Jupyter notebook run with papermill",
 )
 R = StepType(
@@ -122,8 +129,11 @@ R = StepType(
         "include_dag_params": _GLOBALS,
         "env": _ENV,
         "cwd": _CWD,
+        "kubernetes_conn_id": _K8S_CONN,
+        "deferrable": _DEFERRABLE,
     },
     compute=True,
+    compute_overrides=True,
     description="an R script (Rscript) or R Markdown document",
 )
 TFJOB = StepType(
@@ -236,7 +246,8 @@ COMMON_FIELDS: dict[str, str] = {
     "depends_on": "step ids that must finish first (besides those inferred from references)",
     "outputs": "names of the values the step records (referenced as steps.ID.outputs.NAME)",
     "group": "task group id",
-    "compute": "compute profile name (notebook, r, tfjob, rapids)",
+    "compute": "compute profile name (notebook, r, tfjob, rapids); notebook and r also take "
+    "{profile: NAME, FIELD: VALUE...} to override single fields",
     "retries": "number of retries",
     "retry_delay": "seconds (or 30s, 5m, 1h) between retries",
     "timeout": "execution timeout: seconds (or 30s, 5m, 1h)",

@@ -71,6 +71,16 @@ def build_schema() -> dict[str, Any]:
     branches = []
     for st in STEP_TYPES.values():
         props = {k: v for k, v in common.items() if k != "compute" or st.compute}
+        if st.compute_overrides:
+            by_name = {
+                "type": "object",
+                "required": ["profile"],
+                "properties": {"profile": {"type": "string"}},
+            }
+            props["compute"] = {
+                "anyOf": [{"type": "string"}, by_name],
+                "description": COMMON_FIELDS["compute"],
+            }
         props["type"] = {"const": st.name}
         props.update({name: _field_schema(f) for name, f in st.fields.items()})
         d: dict[str, Any] = {

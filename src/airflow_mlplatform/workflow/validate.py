@@ -135,11 +135,11 @@ def _param_type_ok(type_: str, value: Any) -> bool:
     }.get(type_, True)
 
 
-def _compute_problem(name: str) -> str | None:
+def _compute_problem(name: str, overrides: dict[str, Any] | None = None) -> str | None:
     """Why compute profile ``name`` is unusable, or None (also when profiles cannot be checked)."""
     from airflow_mlplatform.workflow.compute_check import compute_problem
 
-    return compute_problem(name)
+    return compute_problem(name, overrides)
 
 
 def _read_params(c: _Checker, data: Any) -> dict[str, ParamSpec]:
@@ -345,11 +345,8 @@ def _read_common(c: _Checker, path: Path_, data: dict[str, Any], step: StepSpec,
         p: Path_ = (*path, k)
         if k == "description" and c.typed(p, v, "str", "description"):
             step.task_kwargs["doc_md"] = v
-        elif k == "compute" and c.typed(p, v, "str", "compute"):
-            problem = _compute_problem(v)
-            if problem:
-                c.err(p, problem)
-            step.kwargs["compute"] = v
+        elif k == "compute":
+            _read_compute(c, p, v, step, st)
         elif k == "retries" and c.typed(p, v, "int", "retries"):
             step.task_kwargs["retries"] = v
         elif k in ("retry_delay", "timeout"):
@@ -363,6 +360,26 @@ def _read_common(c: _Checker, path: Path_, data: dict[str, Any], step: StepSpec,
                 c.err(p, f"unknown trigger_rule {v!r}; expected one of: {', '.join(TRIGGER_RULES)}")
         elif k == "group" and not isinstance(v, str):
             c.err(p, "group must be a group id")
+
+
+def _read_compute(c: _Checker, p: Path_, v: Any, step: StepSpec, st: StepType) -> None:
+    overrides: dict[str, Any] = {}
+    if isinstance(v, dict) and st.compute_overrides:
+        overrides = {k: x for k, x in v.items() if k != "profile"}
+        v = v.get("profile")
+        p = (*p, "profile")
+    if not isinstance(v, str):
+        shape = (
+            "a profile name or {profile: NAME, FIELD: VALUE...}" if st.compute_overrides else "a profile name"
+        )
+        c.err(p, f"compute must be {shape}, got {_describe(v)}")
+        return
+    problem = _compute_problem(v, overrides)
+    if problem:
+        c.err(p[:-1] if overrides and "overrides" in problem else p, problem)
+    step.kwargs["compute"] = v
+    if overrides:
+        step.kwargs["compute_overrides"] = overrides
 
 
 def _check_duplicates(c: _Checker, raw_steps: list[Any]) -> None:
