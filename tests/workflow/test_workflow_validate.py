@@ -70,6 +70,10 @@ def test_cli_validate_prints_every_error_and_exits_non_zero():
     good = subprocess.run([*cli, str(DATA / "mixed.yaml")], capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     assert "1 workflow file(s) valid" in good.stdout
+    folder = subprocess.run([*cli, str(DATA.parents[2] / "example_dags" / "workflows")], capture_output=True,
+                            text=True, cwd=DATA.parents[2] / "example_dags")  # fmt: skip
+    assert folder.returncode == 0, folder.stderr
+    assert "2 workflow file(s) valid" in folder.stdout
 
 
 def test_yaml_syntax_error_has_line_and_column(tmp_path):

@@ -18,7 +18,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check workflow files; print every error; exit 1 on any")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="workflow files or folders of them")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("generate", help="write a Python DAG file per workflow file")
@@ -47,14 +47,27 @@ def cmd_validate(args: Any) -> int:
     """``mlplatform workflow validate FILE...``."""
     from airflow_mlplatform.workflow import validate_files
 
-    errors = validate_files(args.files)
+    files = _expand(args.files)
+    errors = validate_files(files)
     if errors:
         _print_errors(errors)
         n = len({e.file for e in errors})
-        print(f"{len(errors)} error(s) in {n} of {len(args.files)} file(s)", file=sys.stderr)
+        print(f"{len(errors)} error(s) in {n} of {len(files)} file(s)", file=sys.stderr)
         return 1
-    print(f"{len(args.files)} workflow file(s) valid")
+    print(f"{len(files)} workflow file(s) valid")
     return 0
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    from airflow_mlplatform.workflow.api import SUFFIXES
+
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix in SUFFIXES and f.is_file())
+        else:
+            out.append(p)
+    return out
 
 
 def cmd_generate(args: Any) -> int:
@@ -63,7 +76,7 @@ def cmd_generate(args: Any) -> int:
     from airflow_mlplatform.workflow.codegen import generate_file
 
     status = 0
-    for f in args.files:
+    for f in _expand(args.files):
         try:
             wf = read_workflow(f)
         except WorkflowValidationError as e:
