@@ -123,3 +123,15 @@ def test_parsing_a_workflow_with_dagbag_imports_no_heavy_library(tmp_path, airfl
     assert out["errors"] == {}
     assert out["dags"] == ["every_step_type_workflow", "quickstart_ml_pipeline_workflow"]
     assert out["heavy"] == []
+
+
+def test_a_callable_that_cannot_be_imported_is_an_error_with_its_position(tmp_path):
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nid: x\nsteps:\n  - id: p\n    type: python\n    callable: nope_mod:f\n"
+    )
+    from airflow_mlplatform.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError) as info:
+        load_workflow(tmp_path / "wf.yaml")
+    assert (info.value.line, info.value.column) == (6, 15)
+    assert "cannot import callable 'nope_mod:f'" in str(info.value)

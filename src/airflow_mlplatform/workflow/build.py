@@ -68,9 +68,23 @@ def build_dag(wf: Workflow) -> Any:
             st = STEP_TYPES[step.type]
             try:
                 cls = st.load()
-                callables = {k: load_callable(v) for k, v in step.callables.items()}
-            except (ImportError, AttributeError) as e:
-                raise WorkflowError(f"step {step.id!r}: cannot import {e}", file=wf.file) from e
+            except ImportError as e:
+                raise WorkflowError(
+                    f"step {step.id!r}: cannot import {st.operator}: {e}", file=wf.file
+                ) from e
+            callables = {}
+            for k, target in step.callables.items():
+                try:
+                    callables[k] = load_callable(target)
+                except (ImportError, AttributeError) as e:
+                    line, col = step.where.get(k, (None, None))
+                    raise WorkflowError(
+                        f"step {step.id!r}: cannot import callable {target!r} ({e}); the dags folder is on "
+                        "sys.path, so a module beside the loader works",
+                        file=wf.file,
+                        line=line,
+                        column=col,
+                    ) from e
             kwargs = {k: runtime_value(v, ops, strings=_strings(st.name, k)) for k, v in step.kwargs.items()}
             op = cls(task_id=step.id, task_group=group(step.group), **kwargs, **callables, **step.task_kwargs)
             for up in step.upstream:

@@ -64,6 +64,7 @@ class StepSpec:
     :param group: task group id.
     :param task_kwargs: BaseOperator keywords (retries, retry_delay, execution_timeout, ...).
     :param callables: operator keyword -> ``module:function`` for callables.
+    :param where: operator keyword -> (line, column) of the field, for errors found when building.
     """
 
     id: str
@@ -75,6 +76,7 @@ class StepSpec:
     group: str | None = None
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     callables: dict[str, str] = field(default_factory=dict)
+    where: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
 
 
 @dataclass

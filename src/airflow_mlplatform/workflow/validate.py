@@ -300,6 +300,7 @@ def _read_field(c: _Checker, path: Path_, value: Any, name: str, f: Field, step:
         return
     if f.kind == "callable":
         step.callables[f.kwarg] = value
+        step.where[f.kwarg] = c.src.where(path)
         return
     if f.kind in ("path", "dir") and isinstance(converted, str):
         converted = _check_file(c, path, converted, what, folder=f.kind == "dir")
