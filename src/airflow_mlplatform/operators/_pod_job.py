@@ -30,6 +30,10 @@ class PodPlan:
     :param code: what ran, for the record.
     :param outputs: URIs of the job's files, for the record.
     :param environment: extra environment facts, for the record.
+    :param args: the container's args.
+    :param namespace: overrides the profile's namespace.
+    :param delete_policy: after a normal end: ``always``, ``on_success`` or ``never``.
+    :param startup_timeout: seconds the pod may stay Pending.
     """
 
     command: list[str]
@@ -39,6 +43,10 @@ class PodPlan:
     code: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    namespace: str | None = None
+    delete_policy: str = "always"
+    startup_timeout: float = 600
 
 
 class PodJobMixin:
@@ -70,8 +78,12 @@ class PodJobMixin:
         return PodJobRunner(
             profile=profile,
             command=plan.command,
+            args=plan.args,
             env=plan.env,
             kubernetes_conn_id=self.kubernetes_conn_id,
+            namespace=plan.namespace,
+            delete_policy=plan.delete_policy,
+            startup_timeout=plan.startup_timeout,
             log=self.log,
         )
 

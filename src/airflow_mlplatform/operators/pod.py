@@ -15,17 +15,12 @@ from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.compute import ComputeProfile, resolve_compute
 from airflow_mlplatform.exceptions import ConfigurationError
+from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan, default_deferrable
 
 PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
 
 
-def _default_deferrable() -> bool:
-    from airflow.sdk import conf
-
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
-class MLPlatformPodOperator(BaseOperator):
+class MLPlatformPodOperator(PodJobMixin, BaseOperator):
     """Run ``command`` in a Kubernetes pod built from the compute profile ``compute``.
 
     :param command: the container's command (templated), e.g. ``["python", "-c", "..."]``.
@@ -70,6 +65,7 @@ class MLPlatformPodOperator(BaseOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.command = command
         self.compute = compute
@@ -82,7 +78,7 @@ class MLPlatformPodOperator(BaseOperator):
         self.namespace = namespace
         self.delete_policy = delete_policy
         self.startup_timeout = startup_timeout
-        self.deferrable = _default_deferrable() if deferrable is None else deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         # Cheap (cached file): an unknown profile or a bad override fails when the DAG is parsed.
         profile = resolve_compute(compute, self.compute_overrides)
         if profile is None or not profile.is_kubernetes:
@@ -92,93 +88,32 @@ class MLPlatformPodOperator(BaseOperator):
             )
         self._runner: Any = None
 
-    def _make_runner(self, context: Any) -> Any:
+    def _pod_plan(self, context: Any, profile: Any) -> PodPlan:
+        """The command as a pod job; parameters go in ``MLPLATFORM_PARAMETERS``."""
+        from airflow_mlplatform import storage
         from airflow_mlplatform.parameters import merge_parameters
-        from airflow_mlplatform.runners.pod import PodJobRunner
 
-        profile = resolve_compute(self.compute, self.compute_overrides)
-        assert profile is not None
-        self._parameters = merge_parameters(
-            context, self.parameters, include_dag_params=self.include_dag_params
-        )
+        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
         env = {str(k): str(v) for k, v in (self.env or {}).items()}
-        env[PARAMETERS_ENV] = json.dumps(self._parameters)
-        self._profile = profile
-        return PodJobRunner(
-            profile=profile,
-            command=list(self.command),
-            args=list(self.args or []),
+        env[PARAMETERS_ENV] = json.dumps(parameters)
+        return PodPlan(
+            command=[str(c) for c in self.command],
+            args=[str(a) for a in self.args or []],
             env=env,
-            kubernetes_conn_id=self.kubernetes_conn_id,
+            folder=storage.OutputFolder(storage.task_output_location(context)),
+            parameters=parameters,
+            code={"command": [str(c) for c in self.command], "args": [str(a) for a in self.args or []]},
             namespace=self.namespace,
             delete_policy=self.delete_policy,
             startup_timeout=self.startup_timeout,
-            log=self.log,
         )
 
     def execute(self, context: Any) -> Any:
-        from airflow_mlplatform.execution_record import utcnow
-
-        self._started = utcnow()
-        self._runner = self._make_runner(context)
-        if self.deferrable:
-            self._runner.defer(self, context, method_name="execute_complete")
-        try:
-            result = self._runner.run(context)
-        finally:
-            runner, self._runner = self._runner, None
-        return self._finish(context, result, runner)
-
-    def execute_complete(self, context: Any, event: dict[str, Any], reattached: bool = False) -> Any:
-        """Resume after the trigger: read the log, clean up, push the outputs.
+        """Run the command in a pod (or defer to the triggerer) and push the outputs.
 
         :param context: the task's Airflow context.
-        :param event: the trigger's event.
-        :param reattached: whether the pod was adopted from an earlier try.
         """
-        from airflow_mlplatform.execution_record import utcnow
-
-        self._started = utcnow()
-        runner = self._make_runner(context)
-        result = runner.complete(context, event)
-        result.reattached = reattached
-        return self._finish(context, result, runner)
-
-    def _finish(self, context: Any, result: Any, runner: Any) -> Any:
-        from airflow_mlplatform import execution_record as er
-        from airflow_mlplatform import storage
-        from airflow_mlplatform.values import push_outputs
-
-        folder = storage.OutputFolder(storage.task_output_location(context))
-        record = er.build_record(
-            task=er.task_identity(context),
-            code={"command": [str(c) for c in self.command], "args": [str(a) for a in self.args or []]},
-            environment={"image": self._profile.image, "profile": self._profile.name},
-            parameters=self._parameters,
-            values=result.outputs.values,
-            metric_rows=result.outputs.metric_rows,
-            metrics=result.outputs.metrics,
-            outputs={"record": folder.uri(er.RECORD_FILE)},
-            started=self._started,
-            ended=er.utcnow(),
-            ran_on={
-                "backend": "kubernetes",
-                "namespace": result.namespace,
-                "pod": result.pod_name,
-                "reattached": result.reattached,
-                "exit_code": result.exit_code,
-            },
-            status="success" if result.succeeded else "failed",
-        )
-        (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-        folder.publish()
-        folder.cleanup()
-        if not result.succeeded:
-            context["ti"].xcom_push(key="execution_record", value=record)
-        result.raise_for_status()
-        return push_outputs(
-            context, values=result.outputs.values, metrics=result.outputs.metrics, execution_record=record
-        )
+        return self._execute_in_pod(context, self._profile())
 
     def on_kill(self) -> None:
         """Delete the pod (sync mode; in deferrable mode the trigger's on_kill does it)."""
