@@ -75,7 +75,7 @@ def _count_children() -> int:
         (
             {"python_callable": len, "cluster": "kubernetes"},
             ConfigurationError,
-            "'kubernetes' is not available",
+            "needs compute= naming a profile",
         ),
         ({"python_callable": len, "n_workers": 0}, JobDefinitionError, "n_workers must be an integer >= 1"),
         ({"python_callable": len, "cluster": "address"}, ConfigurationError, "needs dask_conn_id="),

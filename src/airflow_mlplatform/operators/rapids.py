@@ -61,7 +61,8 @@ class RapidsDaskOperator(BaseOperator):
     :param op_args: positional arguments of the callable (templated).
     :param op_kwargs: keyword arguments of the callable (templated).
     :param cluster: ``local`` (a cluster per task in the worker), ``address`` (an existing
-        scheduler: ``dask_conn_id`` or ``address``) or ``kubernetes`` (not available yet).
+        scheduler: ``dask_conn_id`` or ``address``) or ``kubernetes`` (an ephemeral DaskCluster per
+        task through the Dask Kubernetes operator; workers from the ``compute`` profile).
     :param n_workers: workers of a ``local`` cluster (default: one per core, or one per GPU).
     :param compute: compute profile of the workers (for ``kubernetes``).
     :param dask_conn_id: an Airflow connection of type ``dask`` (templated).
@@ -73,6 +74,10 @@ class RapidsDaskOperator(BaseOperator):
     :param env: extra environment variables of a script (templated).
     :param cwd: working folder of a script (templated); default: the script's folder.
     :param grace_period: seconds between SIGTERM and SIGKILL when a script is stopped.
+    :param namespace: kubernetes: namespace of the DaskCluster (templated); default the profile's,
+        else the connection's.
+    :param kubernetes_conn_id: kubernetes: the Kubernetes connection (templated).
+    :param startup_timeout: kubernetes: seconds for the DaskCluster to run (default 600).
     """
 
     template_fields: Sequence[str] = (
@@ -84,6 +89,8 @@ class RapidsDaskOperator(BaseOperator):
         "address",
         "env",
         "cwd",
+        "namespace",
+        "kubernetes_conn_id",
     )
     template_ext: Sequence[str] = ()
     template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json", "op_kwargs": "py"}
@@ -108,6 +115,9 @@ class RapidsDaskOperator(BaseOperator):
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         grace_period: float = 5.0,
+        namespace: str | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
+        startup_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -128,6 +138,9 @@ class RapidsDaskOperator(BaseOperator):
         self.env = env
         self.cwd = cwd
         self.grace_period = grace_period
+        self.namespace = namespace
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.startup_timeout = startup_timeout
         self._session: Any = None
         self._process: Any = None
 
@@ -148,12 +161,6 @@ class RapidsDaskOperator(BaseOperator):
         if self.cluster not in CLUSTERS:
             raise ConfigurationError(
                 f"task {self.task_id!r}: cluster {self.cluster!r} is unknown; use one of {', '.join(CLUSTERS)}"
-            )
-        if self.cluster == "kubernetes":
-            raise ConfigurationError(
-                f"task {self.task_id!r}: cluster 'kubernetes' is not available in this version of "
-                "airflow-mlplatform yet; use cluster='local', or cluster='address' with a scheduler you run "
-                "(the DaskCluster manifest comes from airflow_mlplatform.specs.daskjob.build_daskcluster)"
             )
         if self.n_workers is not None and (
             isinstance(self.n_workers, bool) or not isinstance(self.n_workers, int) or self.n_workers < 1
@@ -182,6 +189,50 @@ class RapidsDaskOperator(BaseOperator):
         base = Path(fileloc).parent if fileloc else Path.cwd()
         return str((base / path).resolve())
 
+    def _kube_cluster(self, context: Any) -> Any:
+        """A DaskCluster for this try: manifest built and checked here, created by the session."""
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform.compute import resolve_compute
+        from airflow_mlplatform.exceptions import ConfigurationError
+        from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
+        from airflow_mlplatform.runners.dask_kubernetes import KubeDaskCluster, cluster_name
+        from airflow_mlplatform.specs import daskjob
+        from airflow_mlplatform.specs import pod as podspec
+        from airflow_mlplatform.specs.tfjob import pod_fields_from_profile
+
+        profile = resolve_compute(self.compute)
+        if profile is None or not profile.image:
+            raise ConfigurationError(
+                f"task {self.task_id!r}: cluster='kubernetes' needs compute= naming a profile with an image "
+                "(the image of the scheduler and workers: dask + distributed, RAPIDS for GPU workers)"
+            )
+        identity = er.task_identity(context)
+        worker_pod = pod_fields_from_profile(profile)
+        scheduler_pod = {
+            k: v for k, v in worker_pod.items() if k not in ("resources", "node_selector", "tolerations")
+        }
+        namespace = self.namespace or profile.namespace
+        manifest = daskjob.build_daskcluster(  # every check of the manifest, before anything is created
+            name=cluster_name(identity),
+            namespace=namespace or "default",
+            labels=podspec.identity_labels(identity),
+            annotations=podspec.identity_annotations(identity),
+            image=profile.image,
+            n_workers=self.n_workers or 2,
+            scheduler_pod=scheduler_pod,
+            worker_pod=worker_pod,
+        )
+        hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
+        if namespace is None:
+            manifest["metadata"]["namespace"] = hook.default_namespace()
+        return KubeDaskCluster(
+            hook,
+            manifest,
+            selector=podspec.identity_selector(identity),
+            startup_timeout=self.startup_timeout,
+            log=self.log,
+        )
+
     def _hook(self) -> Any:
         from airflow_mlplatform.hooks.dask import DaskHook
 
@@ -202,6 +253,7 @@ class RapidsDaskOperator(BaseOperator):
         script = self._check()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
         hook = None
+        kube_cluster = self._kube_cluster(context) if self.cluster == "kubernetes" else None
         if self.cluster == "address":
             from airflow_mlplatform.hooks.dask import check_reachable
 
@@ -214,6 +266,8 @@ class RapidsDaskOperator(BaseOperator):
             n_workers=self.n_workers,
             threads_per_worker=self.threads_per_worker,
             hook=hook,
+            kube_cluster=kube_cluster,
+            connect_timeout=self.connect_timeout or 60.0,
             log=self.log,
         )
         self._session = session

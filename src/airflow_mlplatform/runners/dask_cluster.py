@@ -114,12 +114,16 @@ class DaskSession:
         n_workers: int | None = None,
         threads_per_worker: int | None = None,
         hook: Any = None,
+        kube_cluster: Any = None,
+        connect_timeout: float = 60.0,
         log: Any = None,
     ) -> None:
         self.cluster_kind = cluster
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.hook = hook
+        self.kube_cluster = kube_cluster
+        self.connect_timeout = connect_timeout
         self.log = log or logging.getLogger(__name__)
         self.client: Any = None
         self.cluster: Any = None
@@ -133,9 +137,11 @@ class DaskSession:
             self._open_local()
         elif self.cluster_kind == "address":
             self._open_address()
+        elif self.cluster_kind == "kubernetes" and self.kube_cluster is not None:
+            self._open_kubernetes()
         else:
             raise ConfigurationError(
-                f"cluster {self.cluster_kind!r} is not available here; use 'local' or 'address'"
+                f"cluster {self.cluster_kind!r} is not available here; use 'local', 'address' or 'kubernetes'"
             )
         assert self.info is not None
         self.log.info(
@@ -204,6 +210,25 @@ class DaskSession:
             created=False,
         )
 
+    def _open_kubernetes(self) -> None:
+        from distributed import Client
+
+        from airflow_mlplatform.hooks.dask import check_reachable
+
+        address = self.kube_cluster.start()
+        check_reachable(address, self.connect_timeout)
+        self.client = Client(address, timeout=f"{self.connect_timeout}s", set_as_default=True)
+        self.client.wait_for_workers(self.kube_cluster.n_workers, timeout=self.connect_timeout)
+        gpu = bool(self.kube_cluster.gpu)
+        self.info = ClusterInfo(
+            kind="DaskCluster",
+            address=address,
+            n_workers=len(self.client.scheduler_info(n_workers=-1)["workers"]),
+            gpu=gpu,
+            libraries=GPU_LIBRARIES if gpu else CPU_LIBRARIES,
+            created=True,
+        )
+
     def worker_pids(self) -> list[int]:
         """Process ids of the workers of a local cluster (for checks that nothing is left)."""
         if self.client is None:
@@ -222,6 +247,8 @@ class DaskSession:
         if client is not None:
             with suppress(Exception):
                 client.close(timeout=10)
+        if self.kube_cluster is not None:
+            self.kube_cluster.close()
         if cluster is not None:
             try:
                 cluster.close(timeout=30)
