@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git
 
-.PHONY: setup system-packages venv quickstart test lint bench clean
+.PHONY: setup system-packages venv quickstart quickstart-workflow test lint bench clean
 
 setup: system-packages venv
 
@@ -28,6 +28,9 @@ venv:
 
 quickstart:
 	$(PY) scripts/quickstart.py
+
+quickstart-workflow:
+	$(PY) scripts/quickstart.py --workflow
 
 test:
 	$(PY) -m pytest -q -p no:cacheprovider

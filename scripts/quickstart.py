@@ -30,6 +30,11 @@ def _configure() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--C", type=float, default=None, help="inverse regularisation strength (DAG param C)")
+    parser.add_argument(
+        "--workflow",
+        action="store_true",
+        help="run the same pipeline built from example_dags/workflows/quickstart_ml_pipeline.yaml",
+    )
     args = parser.parse_args(argv)
     home = _configure()
 
@@ -39,11 +44,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from airflow_mlplatform.testing import DagResult, load_dag
 
-    dag = load_dag(Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "quickstart_ml_pipeline.py", "quickstart_ml_pipeline")
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if args.workflow:
+        dag = load_dag(folder / "workflows_loader.py", "quickstart_ml_pipeline_workflow")
+    else:
+        dag = load_dag(folder / "quickstart_ml_pipeline.py", "quickstart_ml_pipeline")
     conf = {"C": args.C} if args.C is not None else None
     result = DagResult(dag_run=dag.test(run_conf=conf), dag_id=dag.dag_id)
 
-    print("\n=== quickstart_ml_pipeline:", result.state, "===")
+    print(f"\n=== {dag.dag_id}: {result.state} ===")
     print(f"AIRFLOW_HOME: {home}")
     for task_id, state in result.task_states().items():
         print(f"\n[{task_id}] {state}")

@@ -63,7 +63,18 @@ class DagResult:
 
 
 def load_dag(path: Path, dag_id: str) -> Any:
-    """Import a DAG file under a unique module name and return the DAG ``dag_id``."""
+    """Import a DAG file under a unique module name and return the DAG ``dag_id``.
+
+    The configured dags folder is put on ``sys.path`` first, as Airflow's DAG processor does.
+
+    :param path: the DAG file.
+    :param dag_id: the DAG to return.
+    """
+    from airflow.sdk import conf
+
+    dags_folder = conf.get("core", "dags_folder", fallback=None)
+    if dags_folder and dags_folder not in sys.path:
+        sys.path.append(dags_folder)
     mod_name = f"_testdag_{path.stem}_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     assert spec is not None and spec.loader is not None
