@@ -74,7 +74,7 @@ def _settled(bed, prefix: str) -> bool:
     return False
 
 
-def _dag(dag_id: str, script: Path, mode: str) -> str:
+def _dag(dag_id: str, script: Path, mode: str, deferrable: bool = False) -> str:
     return textwrap.dedent(
         f"""
         import pendulum
@@ -90,6 +90,7 @@ def _dag(dag_id: str, script: Path, mode: str) -> str:
                 parameters={{"lr": 0.1}},
                 env={{"MODE": {mode!r}}},
                 backend="kubeflow",
+                deferrable={deferrable!r},
             )
         """
     )
@@ -234,3 +235,36 @@ def test_a_restarted_task_re_attaches_to_its_running_tfjob(tfjob_bed, stand_in):
         if j["metadata"]["labels"].get(podspec.label_key("run_id")) == "manual__reattach"
     ]
     assert jobs == []  # adopted, finished, deleted; no second TFJob was ever created
+
+
+@pytest.mark.parametrize("mode", ["ok", "fail"])
+def test_deferrable_mode_waits_in_the_triggerer(tfjob_bed, run_dag, stand_in, mode):
+    dag_id = f"tfjob_kf_deferred_{mode}"
+    result = run_dag(_dag(dag_id, stand_in, mode, deferrable=True), dag_id)
+    record = result.xcom("train", "execution_record")
+    assert record["where"]["deferred"] is True
+    name = record["where"]["tfjob"]
+    if mode == "ok":
+        assert result.task_states() == {"train": "success"}
+        assert result.xcom("train") == {"role": "chief-0", "cluster_size": 4, "lr": 0.1}
+        assert result.xcom("train", "metrics") == {"step": 2, "loss": 0.25}
+    else:
+        assert result.task_states() == {"train": "failed"}
+        assert "failed because" in record["error"]
+    assert [j for j in _jobs(tfjob_bed) if j["metadata"]["name"] == name] == []
+    assert _settled(tfjob_bed, name)
+
+
+def test_trigger_serializes_round_trip():
+    from airflow_mlplatform.triggers.tfjob import TFJobTrigger
+
+    trigger = TFJobTrigger(
+        name="tfjob-x",
+        namespace="ml",
+        resource_version="7",
+        deadline=123.0,
+        plan={"argv": ["python", "t.py"]},
+    )
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_mlplatform.triggers.tfjob.TFJobTrigger"
+    assert TFJobTrigger(**kwargs).serialize() == (path, kwargs)

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,6 +55,8 @@ class TFJobOperator(BaseOperator):
     :param job_timeout: seconds the job may run (None: only ``execution_timeout``).
     :param delete_on_success: kubeflow: delete the TFJob when it succeeded (failed, killed and
         timed-out jobs are always deleted); False keeps it (``ttl_seconds_after_finished`` applies).
+    :param deferrable: kubeflow: wait for the TFJob in the triggerer; default
+        ``[operators] default_deferrable``.
     """
 
     template_fields: Sequence[str] = (
@@ -90,6 +93,7 @@ class TFJobOperator(BaseOperator):
         grace_period: float = 5.0,
         job_timeout: float | None = None,
         delete_on_success: bool = True,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -112,6 +116,7 @@ class TFJobOperator(BaseOperator):
         self.grace_period = grace_period
         self.job_timeout = job_timeout
         self.delete_on_success = delete_on_success
+        self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self._job: Any = None
 
     # -- checks, before anything is started ------------------------------------------------
@@ -196,16 +201,15 @@ class TFJobOperator(BaseOperator):
             resolved[rtype] = Replica(rtype, replica.count, replica.compute, fields)
         return resolved, profile
 
-    def _execute_kubeflow(
+    def _kubeflow_job(
         self, context: Any, argv: list[str], replicas: Mapping[str, Any], parameters: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """The manifest (every check, before anything is created), the job, its parser and plan."""
         from airflow_mlplatform import execution_record as er
-        from airflow_mlplatform import storage
         from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
         from airflow_mlplatform.runners.tf_kubeflow import KubeflowTFJob, tfjob_name
         from airflow_mlplatform.specs import pod as podspec
         from airflow_mlplatform.specs import tfjob as spec
-        from airflow_mlplatform.values import StreamParser, push_outputs
 
         resolved, profile = self._resolved_replicas(replicas)
         identity = er.task_identity(context)
@@ -214,7 +218,7 @@ class TFJobOperator(BaseOperator):
             PARAMETERS_ENV: json.dumps(parameters),
             **{str(k): str(v) for k, v in (self.env or {}).items()},
         }
-        manifest = spec.build_tfjob(  # every check of the manifest, before anything is created
+        manifest = spec.build_tfjob(
             name=tfjob_name(identity),
             namespace=namespace or "default",
             image=self.image or (profile.image if profile else None) or "",
@@ -233,29 +237,127 @@ class TFJobOperator(BaseOperator):
         )
         hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
         if namespace is None:
-            namespace = manifest["metadata"]["namespace"] = hook.default_namespace()
-        folder = storage.OutputFolder(storage.task_output_location(context))
-        parser = StreamParser()
-
-        def leader_line(line: str) -> None:
-            self.log.info("%s", line)
-            parser.feed_line(line)
-
+            manifest["metadata"]["namespace"] = hook.default_namespace()
+        parser = self._leader_parser()
         job = KubeflowTFJob(
             hook,
             manifest,
             selector=podspec.identity_selector(identity),
             leader=spec.leader(resolved),
-            on_leader_line=leader_line,
+            on_leader_line=parser.on_line,
             timeout=self.job_timeout,
             delete_on_success=self.delete_on_success,
             log=self.log,
         )
-        self._job = job
+        plan = {
+            "argv": argv,
+            "parameters": dict(parameters),
+            "images": {
+                rtype: rs["template"]["spec"]["containers"][0]["image"]
+                for rtype, rs in manifest["spec"]["tfReplicaSpecs"].items()
+            },
+            "replicas": {rtype: r.count for rtype, r in resolved.items()},
+            "leader": list(spec.leader(resolved)),
+        }
+        return job, parser, plan
+
+    def _leader_parser(self) -> Any:
+        """A value parser whose ``on_line`` also writes each line to the task log."""
+        from airflow_mlplatform.values import StreamParser
+
+        parser = StreamParser()
+
+        def on_line(line: str) -> None:
+            self.log.info("%s", line)
+            parser.feed_line(line)
+
+        parser.on_line = on_line  # type: ignore[attr-defined]
+        return parser
+
+    def _execute_kubeflow(
+        self, context: Any, argv: list[str], replicas: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        from airflow_mlplatform import execution_record as er
+
+        job, parser, plan = self._kubeflow_job(context, argv, replicas, parameters)
         started = er.utcnow()
+        if not self.deferrable:
+            self._job = job
+            return self._finish_kubeflow(context, job, parser, plan, started, job.run)
+        from airflow_mlplatform.triggers.tfjob import TFJobTrigger
+
+        obj = job.create_or_attach()
+        limit = self.job_timeout or (
+            self.execution_timeout.total_seconds() if self.execution_timeout else None
+        )
+        self.log.info("Deferring: the triggerer waits for TFJob %s to finish", job.name)
+        self.defer(
+            trigger=TFJobTrigger(
+                name=job.name,
+                namespace=job.namespace,
+                kubernetes_conn_id=self.kubernetes_conn_id,
+                resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
+                deadline=time.time() + limit if limit else None,
+                plan={
+                    **plan,
+                    "name": job.name,
+                    "namespace": job.namespace,
+                    "attached": job.attached,
+                    "started": started.isoformat(),
+                },
+            ),
+            method_name="execute_complete",
+        )
+        raise AssertionError("defer() raises")  # pragma: no cover
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: read the leader's log, fail or push the outputs.
+
+        :param context: the task's Airflow context.
+        :param event: the trigger's event (with the ``plan`` that ``execute`` prepared).
+        """
+        from datetime import datetime
+
+        from airflow_mlplatform.exceptions import JobFailedError
+        from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
+        from airflow_mlplatform.runners.tf_kubeflow import KubeflowTFJob
+
+        plan = event["plan"]
+        hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
+        parser = self._leader_parser()
+        job = KubeflowTFJob.existing(
+            hook,
+            name=plan["name"],
+            namespace=plan["namespace"],
+            leader=(plan["leader"][0], int(plan["leader"][1])),
+            attached=bool(plan.get("attached")),
+            on_leader_line=parser.on_line,
+            log=self.log,
+        )
+
+        def finish() -> None:
+            if event.get("status") != "done":
+                raise JobFailedError(f"TFJob {job.name}: {event.get('message') or event}")
+            job.read_leader_log()
+            if event.get("condition") == "Failed":
+                raise job.failure(str(event.get("message") or ""))
+            self.log.info("TFJob %s succeeded", job.name)
+
+        started = datetime.fromisoformat(plan["started"])
+        return self._finish_kubeflow(context, job, parser, plan, started, finish)
+
+    def _finish_kubeflow(
+        self, context: Any, job: Any, parser: Any, plan: Mapping[str, Any], started: Any, body: Any
+    ) -> dict[str, Any]:
+        """Run ``body`` (wait or read), then delete per policy, build and push the record."""
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.values import push_outputs
+
+        folder = storage.OutputFolder(storage.task_output_location(context))
         error: BaseException | None = None
         try:
-            job.run()
+            body()
         except BaseException as e:  # AirflowTaskTimeout is a BaseException
             error = e
             raise
@@ -266,15 +368,10 @@ class TFJobOperator(BaseOperator):
             outputs = parser.close()
             rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
             record = er.build_record(
-                task=identity,
-                code={"command": argv},
-                environment={
-                    "images": {
-                        rtype: rs["template"]["spec"]["containers"][0]["image"]
-                        for rtype, rs in manifest["spec"]["tfReplicaSpecs"].items()
-                    }
-                },
-                parameters=parameters,
+                task=er.task_identity(context),
+                code={"command": plan["argv"]},
+                environment={"images": plan["images"]},
+                parameters=plan["parameters"],
                 values=outputs.values,
                 metric_rows=rows,
                 metrics=outputs.metrics,
@@ -283,10 +380,11 @@ class TFJobOperator(BaseOperator):
                 ended=er.utcnow(),
                 ran_on={
                     "backend": "kubeflow",
-                    "namespace": namespace,
+                    "namespace": job.namespace,
                     "tfjob": job.name,
                     "re_attached": job.attached,
-                    "replicas": {rtype: r.count for rtype, r in resolved.items()},
+                    "deferred": self.deferrable,
+                    "replicas": plan["replicas"],
                     "leader": job.leader_pod,
                 },
                 status="success" if error is None else "failed",
@@ -405,6 +503,13 @@ class TFJobOperator(BaseOperator):
             return
         stop = getattr(job, "stop", None) or job.delete
         stop()
+
+
+def _default_deferrable() -> bool:
+    """``[operators] default_deferrable`` from Airflow's configuration."""
+    from airflow.sdk import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 def _tensorflow_version() -> str | None:

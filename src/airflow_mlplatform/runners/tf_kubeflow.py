@@ -112,6 +112,31 @@ class KubeflowTFJob:
         self._lock = threading.Lock()
         self._killed = False
 
+    @classmethod
+    def existing(
+        cls,
+        hook: Any,
+        *,
+        name: str,
+        namespace: str,
+        leader: tuple[str, int],
+        attached: bool = False,
+        on_leader_line: Callable[[str], Any] | None = None,
+        log: Any = None,
+    ) -> KubeflowTFJob:
+        """A handle on a TFJob created earlier (deferrable mode, after the trigger fired)."""
+        job = cls(
+            hook,
+            {"metadata": {"name": name, "namespace": namespace}},
+            selector="",
+            leader=leader,
+            on_leader_line=on_leader_line,
+            log=log,
+        )
+        job.attached = attached
+        job._created = True
+        return job
+
     @property
     def leader_pod(self) -> str:
         return f"{self.name}-{self.leader[0].lower()}-{self.leader[1]}"
@@ -120,7 +145,8 @@ class KubeflowTFJob:
         if self.log is not None:
             self.log.info(msg, *args)
 
-    def _create_or_attach(self) -> dict[str, Any]:
+    def create_or_attach(self) -> dict[str, Any]:
+        """Adopt a running TFJob of an earlier try of this task, or create the TFJob; return it."""
         try:
             existing = self.hook.list_objects(self.resource, self.namespace, label_selector=self.selector)
         except KubernetesResourceTypeNotFoundError as e:
@@ -155,7 +181,7 @@ class KubeflowTFJob:
 
         :raises JobFailedError: the job failed (its condition message and the leader's last lines).
         """
-        obj = self._create_or_attach()
+        obj = self.create_or_attach()
         rv = (obj.get("metadata") or {}).get("resourceVersion")
         obj = self.hook.wait_for_object(
             self.resource,
@@ -177,11 +203,7 @@ class KubeflowTFJob:
         )
         state, message = condition(obj)
         if state == "Failed":
-            tail = "\n".join(self.tail) or "(no output)"
-            raise JobFailedError(
-                f"TFJob {self.name} in namespace {self.namespace} failed: {message or 'no message'}. "
-                f"Last lines of {self.leader_pod}:\n{tail}"
-            )
+            raise self.failure(message)
         self._info("TFJob %s succeeded", self.name)
         return obj
 
@@ -208,6 +230,30 @@ class KubeflowTFJob:
             # cleanPodPolicy removed the pod (a failed job), or it never started: the job's
             # condition says what happened.
             self._info("The leader pod %s is gone; waiting for the TFJob's final condition", self.leader_pod)
+
+    def read_leader_log(self) -> None:
+        """Read the leader's whole log once (deferrable mode, after the job ended) into the callback."""
+        try:
+            for raw in self.hook.stream_pod_log(
+                self.leader_pod, self.namespace, container="tensorflow", follow=False, timestamps=False
+            ):
+                line = raw.decode(errors="replace").rstrip("\n")
+                self.tail.append(line)
+                if self.on_leader_line is not None:
+                    self.on_leader_line(line)
+        except KubernetesNotFoundError:
+            self._info(
+                "The leader pod %s is gone (cleanPodPolicy All?); its recorded values cannot be read",
+                self.leader_pod,
+            )
+
+    def failure(self, message: str) -> JobFailedError:
+        """The error of a failed job: the condition's message and the leader's last lines."""
+        tail = "\n".join(self.tail) or "(no output)"
+        return JobFailedError(
+            f"TFJob {self.name} in namespace {self.namespace} failed: {message or 'no message'}. "
+            f"Last lines of {self.leader_pod}:\n{tail}"
+        )
 
     def delete(self) -> None:
         """Delete the TFJob (its pods go with it). Safe to call twice and from another thread."""
