@@ -9,8 +9,9 @@ Both sides start from a fresh process, interleaved, median of N runs:
 
 Airflow's own task start-up (supervisor fork, task runner, API-server round trips, XCom
 writes to the metadata DB) is separated out by timing ``execute()`` alone, with a minimal
-in-memory task-instance standing in for the XCom API; it is reported separately from a
-real ``dag.test()`` run (TI duration) for reference. Target: ratio at most 1.2.
+in-memory task instance standing in for the XCom API; the one-off cost of importing
+``airflow.sdk`` and the operator module in the fresh process is printed on its own line.
+Target: ratio at most 1.2.
 
     .venv/bin/python benchmarks/bench_notebook_overhead.py [--runs 5]
 """
