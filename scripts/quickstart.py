@@ -28,7 +28,9 @@ def _configure() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--C", type=float, default=None, help="inverse regularisation strength (DAG param C)")
     parser.add_argument(
         "--workflow",
