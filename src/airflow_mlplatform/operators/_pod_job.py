@@ -53,7 +53,8 @@ class PodJobMixin:
     """Run a :class:`PodPlan` in a pod of the operator's compute profile.
 
     The operator provides ``compute``, ``compute_overrides``, ``kubernetes_conn_id``,
-    ``deferrable``, ``_runner`` and ``_pod_plan(context, profile)``.
+    ``deferrable``, ``_runner`` and ``_pod_plan(context, profile)``; operators whose job is
+    a file (notebook, script) also use :meth:`_job_inputs`.
     """
 
     compute: Any
@@ -65,6 +66,34 @@ class PodJobMixin:
 
     def _pod_plan(self, context: Any, profile: Any) -> PodPlan:
         raise NotImplementedError
+
+    def _dag_relative(self, path: str) -> str:
+        """``path`` itself if absolute (or a URI), else relative to the DAG file's folder."""
+        import os
+        from pathlib import Path
+
+        if os.path.isabs(path) or "://" in path:
+            return path
+        operator: Any = self
+        fileloc = getattr(operator.dag, "fileloc", None) if operator.has_dag() else None
+        base = Path(fileloc).parent if fileloc else Path.cwd()
+        return str((base / path).resolve())
+
+    def _job_inputs(self, context: Any, path: str) -> tuple[str, dict[str, Any], Any]:
+        """The job file's path, the merged parameters and this try's output folder.
+
+        :param context: the task's Airflow context.
+        :param path: the (rendered) notebook or script path.
+        """
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.parameters import merge_parameters
+
+        operator: Any = self
+        parameters = merge_parameters(
+            context, operator.parameters, include_dag_params=operator.include_dag_params
+        )
+        folder = storage.OutputFolder(storage.task_output_location(context))
+        return self._dag_relative(path), parameters, folder
 
     def _profile(self) -> Any:
         """The compute profile (None: run in the worker); unknown names fail at parse time."""

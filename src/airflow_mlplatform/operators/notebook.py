@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,14 +92,6 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         self._runner: Any = None
         self._profile()  # an unknown profile or a bad override fails when the DAG file is parsed
 
-    def _resolve_path(self, path: str) -> str:
-        """Relative notebook paths are relative to the DAG file's folder."""
-        if os.path.isabs(path) or "://" in path:
-            return path
-        fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
-        base = Path(fileloc).parent if fileloc else Path.cwd()
-        return str((base / path).resolve())
-
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the notebook in the worker and push values, metrics and the execution record.
 
@@ -109,16 +100,13 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
         from airflow_mlplatform.jobs import JobRun, run_recorded
-        from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.notebook import NotebookRunner, NotebookSpec, prepare
         from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV, R_RUNTIME_ENV, r_runtime_path
 
         profile = self._profile()
         if profile is not None and profile.is_kubernetes:
             return self._execute_in_pod(context, profile)
-        notebook = self._resolve_path(self.notebook)
-        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
-        folder = storage.OutputFolder(storage.task_output_location(context))
+        notebook, parameters, folder = self._job_inputs(context, self.notebook)
         name = Path(notebook).name
         local_output = str(folder.path / name)
         output_uri = self.output_notebook or folder.uri(name)
@@ -181,14 +169,10 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         import json
 
         from airflow_mlplatform import execution_record as er
-        from airflow_mlplatform import storage
-        from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.notebook import NotebookSpec, prepare
         from airflow_mlplatform.runners.notebook_job import SPEC_ENV
 
-        notebook = self._resolve_path(self.notebook)
-        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
-        folder = storage.OutputFolder(storage.task_output_location(context))
+        notebook, parameters, folder = self._job_inputs(context, self.notebook)
         name = Path(notebook).name
         # the kernel lives in the image: check everything else before a pod exists
         prepared = prepare(

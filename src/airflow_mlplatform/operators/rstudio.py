@@ -86,31 +86,20 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         self._runner: Any = None
         self._profile()  # an unknown profile or a bad override fails when the DAG file is parsed
 
-    def _resolve_path(self, path: str) -> str:
-        if os.path.isabs(path):
-            return path
-        fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
-        base = Path(fileloc).parent if fileloc else Path.cwd()
-        return str((base / path).resolve())
-
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the R job in the worker and push values, metrics and the execution record.
 
         :param context: the task's Airflow context.
         """
         from airflow_mlplatform import execution_record as er
-        from airflow_mlplatform import storage
         from airflow_mlplatform.jobs import JobRun, run_recorded
-        from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.r_job import RJobRunner, RJobSpec, prepare, r_version
         from airflow_mlplatform.runtime import OUTPUT_URI_ENV
 
         profile = self._profile()
         if profile is not None and profile.is_kubernetes:
             return self._execute_in_pod(context, profile)
-        script = self._resolve_path(self.script)
-        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
-        folder = storage.OutputFolder(storage.task_output_location(context))
+        script, parameters, folder = self._job_inputs(context, self.script)
         spec = prepare(
             RJobSpec(
                 script=script,
@@ -153,14 +142,10 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         import json
 
         from airflow_mlplatform import execution_record as er
-        from airflow_mlplatform import storage
-        from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.r_job import RJobSpec, inline_env, prepare, r_command
         from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV
 
-        script = self._resolve_path(self.script)
-        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
-        folder = storage.OutputFolder(storage.task_output_location(context))
+        script, parameters, folder = self._job_inputs(context, self.script)
         spec = prepare(
             RJobSpec(
                 script=script,
