@@ -88,7 +88,7 @@ class FakeDaskOperator:
                 "ports": [{"name": "tcp-comm", "protocol": "TCP", "port": port, "targetPort": "tcp-comm"}],
             },
         }
-        await emulator._create(SERVICES, emulator.kinds[SERVICES], ns, service)
+        await emulator.add_object(SERVICES, ns, service)
         address = f"tcp://127.0.0.1:{port}"
         pods = [("scheduler", f"{name}-scheduler", spec["scheduler"])]
         pods += [
@@ -116,7 +116,7 @@ class FakeDaskOperator:
                 },
                 "spec": pod_spec,
             }
-            await emulator._create(PODS, emulator.kinds[PODS], ns, pod)
+            await emulator.add_object(PODS, ns, pod)
 
     async def _delete_children(self, emulator: Any, ns: str, name: str) -> None:
         for key in (PODS, SERVICES):
@@ -124,4 +124,4 @@ class FakeDaskOperator:
                 if (obj["metadata"].get("labels") or {}).get(CLUSTER_LABEL) == name and emulator.get_object(
                     key, ns, obj["metadata"]["name"]
                 ):
-                    await emulator._delete(key, emulator.kinds[key], ns, obj["metadata"]["name"])
+                    await emulator.remove_object(key, ns, obj["metadata"]["name"])

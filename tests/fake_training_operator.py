@@ -91,7 +91,7 @@ class FakeTrainingOperator:
                 container.setdefault("env", []).append({"name": "TF_CONFIG", "value": json.dumps(tf_config)})
                 pod["spec"]["containers"] = [container]
                 pod["spec"]["restartPolicy"] = "Never"
-                await emulator._create(PODS, emulator.kinds[PODS], ns, pod)
+                await emulator.add_object(PODS, ns, pod)
                 self.created_pods.append(pod["metadata"]["name"])
         await self._condition(emulator, ns, name, "Running", f"TFJob {name} is running.")
 
@@ -158,4 +158,4 @@ class FakeTrainingOperator:
             if only_running and (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
             if emulator.get_object(PODS, ns, pod["metadata"]["name"]) is not None:
-                await emulator._delete(PODS, emulator.kinds[PODS], ns, pod["metadata"]["name"])
+                await emulator.remove_object(PODS, ns, pod["metadata"]["name"])

@@ -43,7 +43,8 @@ class TFJobOperator(BaseOperator):
         processes on 127.0.0.1: small runs and CI).
     :param compute: default compute profile of every replica (backend ``kubeflow``).
     :param env: extra environment variables of every replica (templated).
-    :param cwd: working folder of local replicas (templated); default: the DAG file's folder.
+    :param cwd: local: working folder of the replicas (templated), default the DAG file's folder;
+        kubeflow: the containers' workingDir.
     :param include_dag_params: pass the DAG-level params too (default True).
     :param clean_pod_policy: kubeflow runPolicy: which pods to delete at the end (All, Running, None).
     :param ttl_seconds_after_finished: kubeflow runPolicy: delete the finished TFJob after this long.
