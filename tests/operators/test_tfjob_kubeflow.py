@@ -29,6 +29,9 @@ if t["type"] == "ps" or mode == "hang":
     time.sleep(600)
 if mode == "slow":
     time.sleep(3)
+if mode == "slowlog" and t["type"] == "chief":
+    print(json.dumps({"step": 0, "loss": 1.0}), flush=True)
+    time.sleep(2)  # the test cuts the log stream here
 if mode == "fail":
     if name != "worker-1":
         time.sleep(600)  # the others wait for worker-1, as a collective op would
@@ -268,3 +271,36 @@ def test_trigger_serializes_round_trip():
     path, kwargs = trigger.serialize()
     assert path == "airflow_mlplatform.triggers.tfjob.TFJobTrigger"
     assert TFJobTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_a_cut_log_stream_is_resumed_without_losing_or_repeating_lines(tfjob_bed, stand_in):
+    class TI(_TI):
+        run_id = "manual__logcut"
+
+    ti = TI()
+    op = TFJobOperator(
+        task_id="train",
+        command=[sys.executable, str(stand_in)],
+        image="tf",
+        replicas={"Chief": 1},
+        env={"MODE": "slowlog"},
+        backend="kubeflow",
+        deferrable=False,
+    )
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(values=op.execute({"ti": ti})))
+    thread.start()
+    dropped = 0
+    for _ in range(200):
+        chief = [
+            p for (ns, name), p in tfjob_bed.kubelet.pods.items() if name.endswith("-chief-0") and p.lines
+        ]
+        if chief and tfjob_bed.call(lambda: len(tfjob_bed.kubelet._log_streams)):
+            dropped = tfjob_bed.call(tfjob_bed.kubelet.drop_log_streams)
+            break
+        time.sleep(0.05)
+    thread.join(60)
+    assert dropped >= 1
+    assert out["values"] == {"role": "chief-0", "cluster_size": 1, "lr": None}
+    series = ti.pushed["execution_record"]["metrics"]["series"]
+    assert [row["step"] for row in series] == [0, 1, 2]  # nothing lost, nothing twice
