@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -208,49 +207,21 @@ class KubeflowTFJob:
         self._info("TFJob %s succeeded", self.name)
         return obj
 
-    def _stream_leader(self, reconnects: int = 10) -> None:
-        """Follow the leader's log until its container ends; after a cut, reconnect and skip what was seen."""
-        from urllib3.exceptions import HTTPError
+    def _stream_leader(self) -> None:
+        """Follow the leader's log until its container ends (a cut stream is resumed)."""
+        from airflow_mlplatform.runners.pod_log import follow_pod_log
 
-        from airflow_mlplatform.hooks.kubernetes import PODS
-        from airflow_mlplatform.runners.pod import split_timestamp
-
-        try:
-            self.hook.wait_for_object(
-                PODS,
-                self.namespace,
-                self.leader_pod,
-                lambda p: (p.get("status") or {}).get("phase") not in (None, "Pending"),
-                timeout=self.timeout,
-            )
-            self._info("Streaming the log of %s", self.leader_pod)
-            last_ts, same_ts = "", 0
-            skip: tuple[str, int] | None = None
-            for attempt in range(reconnects + 1):
-                try:
-                    for raw in self.hook.stream_pod_log(
-                        self.leader_pod, self.namespace, container="tensorflow"
-                    ):
-                        ts, text = split_timestamp(raw.decode(errors="replace").rstrip("\n"))
-                        if skip is not None and ts:
-                            if ts < skip[0]:
-                                continue
-                            if ts == skip[0] and skip[1] > 0:
-                                skip = (skip[0], skip[1] - 1)
-                                continue
-                            skip = None
-                        if ts:
-                            same_ts = same_ts + 1 if ts == last_ts else 1
-                            last_ts = ts
-                        self._line(text)
-                    return
-                except (HTTPError, OSError) as e:
-                    if attempt == reconnects:
-                        raise
-                    self._warn("The log stream of %s was cut (%s); reconnecting", self.leader_pod, e)
-                    skip = (last_ts, same_ts)
-                    time.sleep(min(0.2 * 2.0**attempt, 5.0))
-        except KubernetesNotFoundError:
+        self._info("Streaming the log of %s", self.leader_pod)
+        found = follow_pod_log(
+            self.hook,
+            self.leader_pod,
+            self.namespace,
+            container="tensorflow",
+            on_line=self._line,
+            timeout=self.timeout,
+            log=self.log,
+        )
+        if not found:
             # cleanPodPolicy removed the pod (a failed job), or it never started: the job's
             # condition says what happened.
             self._info("The leader pod %s is gone; waiting for the TFJob's final condition", self.leader_pod)
@@ -259,10 +230,6 @@ class KubeflowTFJob:
         self.tail.append(text)
         if self.on_leader_line is not None:
             self.on_leader_line(text)
-
-    def _warn(self, msg: str, *args: Any) -> None:
-        if self.log is not None:
-            self.log.warning(msg, *args)
 
     def read_leader_log(self) -> None:
         """Read the leader's whole log once (deferrable mode, after the job ended) into the callback."""
