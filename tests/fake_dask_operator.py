@@ -16,6 +16,7 @@ import socket
 from typing import Any
 
 DASKCLUSTERS = "kubernetes.dask.org/v1/daskclusters"
+DASKJOBS = "kubernetes.dask.org/v1/daskjobs"
 PODS = "v1/pods"
 SERVICES = "v1/services"
 CLUSTER_LABEL = "dask.org/cluster-name"
@@ -48,7 +49,7 @@ def _loopback_args(args: list[str], component: str, port: int, pod_name: str) ->
 
 
 class FakeDaskOperator:
-    resources = (DASKCLUSTERS, PODS)
+    resources = (DASKCLUSTERS, DASKJOBS, PODS)
 
     def __init__(self) -> None:
         self.clusters: list[str] = []
@@ -58,8 +59,16 @@ class FakeDaskOperator:
         meta = obj["metadata"]
         if kind == "DaskCluster" and event_type == "ADDED":
             await self._start(emulator, obj)
-        elif kind == "DaskCluster" and event_type == "DELETED":
+        elif kind == "DaskJob" and event_type == "ADDED":
+            await self._start_job(emulator, obj)
+        elif kind in ("DaskCluster", "DaskJob") and event_type == "DELETED":
             await self._delete_children(emulator, meta["namespace"], meta["name"])
+        elif (
+            kind == "Pod"
+            and event_type == "MODIFIED"
+            and (meta.get("labels") or {}).get(COMPONENT_LABEL) == "job-runner"
+        ):
+            await self._runner_changed(emulator, obj)
         elif kind == "Pod" and event_type == "MODIFIED":
             labels = meta.get("labels") or {}
             if (
@@ -74,10 +83,57 @@ class FakeDaskOperator:
 
     async def _start(self, emulator: Any, cluster: dict[str, Any]) -> None:
         ns, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
-        self.clusters.append(name)
-        spec = cluster["spec"]
-        port = _free_port()
         await emulator.set_status(DASKCLUSTERS, ns, name, {"phase": "Created"})
+        await self._start_cluster(emulator, ns, name, cluster["spec"])
+
+    async def _start_job(self, emulator: Any, job: dict[str, Any]) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        await emulator.set_status(DASKJOBS, ns, name, {"jobStatus": "JobCreated"})
+        address = await self._start_cluster(emulator, ns, name, job["spec"]["cluster"]["spec"])
+        await emulator.set_status(DASKJOBS, ns, name, {"jobStatus": "ClusterCreated"})
+        template = job["spec"]["job"]
+        pod_spec = copy.deepcopy(template["spec"])
+        pod_spec["containers"][0].setdefault("env", []).append(
+            {"name": "DASK_SCHEDULER_ADDRESS", "value": address}
+        )
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-runner",
+                "namespace": ns,
+                "labels": {
+                    **((template.get("metadata") or {}).get("labels") or {}),
+                    CLUSTER_LABEL: name,
+                    COMPONENT_LABEL: "job-runner",
+                },
+            },
+            "spec": pod_spec,
+        }
+        await emulator.add_object(PODS, ns, pod)
+
+    async def _runner_changed(self, emulator: Any, pod: dict[str, Any]) -> None:
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["labels"][CLUSTER_LABEL]
+        job = emulator.get_object(DASKJOBS, ns, name)
+        if job is None:
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        status = (job.get("status") or {}).get("jobStatus")
+        if phase == "Running" and status in ("JobCreated", "ClusterCreated"):
+            await emulator.set_status(DASKJOBS, ns, name, {"jobStatus": "Running"})
+        elif phase in ("Succeeded", "Failed") and status not in ("Successful", "Failed"):
+            await emulator.set_status(
+                DASKJOBS, ns, name, {"jobStatus": "Successful" if phase == "Succeeded" else "Failed"}
+            )
+            # the operator deletes the cluster when the runner finishes (the runner pod stays)
+            for obj in emulator.objects(PODS, ns):
+                labels = obj["metadata"].get("labels") or {}
+                if labels.get(CLUSTER_LABEL) == name and labels.get(COMPONENT_LABEL) != "job-runner":
+                    await emulator.remove_object(PODS, ns, obj["metadata"]["name"])
+
+    async def _start_cluster(self, emulator: Any, ns: str, name: str, spec: dict[str, Any]) -> str:
+        self.clusters.append(name)
+        port = _free_port()
         service = {
             "apiVersion": "v1",
             "kind": "Service",
@@ -117,6 +173,7 @@ class FakeDaskOperator:
                 "spec": pod_spec,
             }
             await emulator.add_object(PODS, ns, pod)
+        return address
 
     async def _delete_children(self, emulator: Any, ns: str, name: str) -> None:
         for key in (PODS, SERVICES):

@@ -16,9 +16,9 @@ import pytest
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 
 from airflow_mlplatform.compute import build_profile
-from airflow_mlplatform.exceptions import ConfigurationError
+from airflow_mlplatform.exceptions import ConfigurationError, JobFailedError
 from airflow_mlplatform.operators.rapids import RapidsDaskOperator
-from fake_dask_operator import DASKCLUSTERS, SERVICES, FakeDaskOperator
+from fake_dask_operator import DASKCLUSTERS, DASKJOBS, SERVICES, FakeDaskOperator
 
 PROFILE = build_profile(
     "dask-cpu",
@@ -36,6 +36,7 @@ PROFILE = build_profile(
 @pytest.fixture(scope="session")
 def dask_bed(k8s):
     k8s.call(k8s.emulator.declare, DASKCLUSTERS, "DaskCluster")
+    k8s.call(k8s.emulator.declare, DASKJOBS, "DaskJob")
     if SERVICES not in k8s.call(lambda: dict(k8s.emulator.kinds)):
         k8s.call(lambda: k8s.emulator.declare(SERVICES, "Service", status_subresource=False))
     k8s.call(k8s.emulator.add_controller, FakeDaskOperator())
@@ -186,4 +187,53 @@ def test_a_cluster_left_by_an_earlier_try_is_deleted_first(dask_bed):
     )
     assert op.execute({"ti": ti})["total"] == 500
     assert dask_bed.call(dask_bed.emulator.objects, DASKCLUSTERS, None) == []  # the leftover went too
+    assert _settled(dask_bed)
+
+
+JOB_SCRIPT = """
+import json, os, sys
+from distributed import Client
+from airflow_mlplatform.runtime import log_metrics, record
+
+params = json.loads(os.environ["MLPLATFORM_PARAMETERS"])
+with Client() as client:  # DASK_SCHEDULER_ADDRESS, set by the Dask operator in the runner pod
+    total = client.submit(sum, range(params["n"])).result()
+log_metrics(total=total)
+record("total", total)
+record("libraries", os.environ["MLPLATFORM_DASK_LIBRARIES"])
+if params.get("fail"):
+    print("giving up", flush=True)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_script_runs_as_a_daskjob_runner_pod(dask_bed, tmp_path, fail):
+    script = tmp_path / "job.py"
+    script.write_text(JOB_SCRIPT)
+
+    class TI(_TI):
+        run_id = f"manual__daskjob_{fail}"
+
+    ti = TI()
+    op = RapidsDaskOperator(
+        task_id="sum",
+        script=str(script),
+        cluster="kubernetes",
+        compute=PROFILE,
+        n_workers=1,
+        parameters={"n": 10, "fail": fail},
+    )
+    if fail:
+        with pytest.raises(
+            JobFailedError, match=r"DaskJob .* failed; last lines of .*-runner:\n(.|\n)*giving up"
+        ):
+            op.execute({"ti": ti})
+        assert ti.pushed["execution_record"]["status"] == "failed"
+    else:
+        assert op.execute({"ti": ti}) == {"total": 45, "libraries": "pandas/numpy"}
+        record = ti.pushed["execution_record"]
+        assert record["metrics"]["summary"] == {"total": 45}
+        assert record["where"]["cluster"] == "DaskJob" and record["where"]["n_workers"] == 1
+    assert dask_bed.call(dask_bed.emulator.objects, DASKJOBS, None) == []  # deleted
     assert _settled(dask_bed)

@@ -189,15 +189,60 @@ class RapidsDaskOperator(BaseOperator):
         base = Path(fileloc).parent if fileloc else Path.cwd()
         return str((base / path).resolve())
 
-    def _kube_cluster(self, context: Any) -> Any:
-        """A DaskCluster for this try: manifest built and checked here, created by the session."""
+    def _kube_daskjob(self, context: Any, script: str, parameters: Mapping[str, Any], parser: Any) -> Any:
+        """A DaskJob running ``script`` in its runner pod (same image, path inside it as given)."""
         from airflow_mlplatform import execution_record as er
-        from airflow_mlplatform.compute import resolve_compute
-        from airflow_mlplatform.exceptions import ConfigurationError
         from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
-        from airflow_mlplatform.runners.dask_kubernetes import KubeDaskCluster, cluster_name
+        from airflow_mlplatform.runners.dask_job import KubeDaskJob
+        from airflow_mlplatform.runners.dask_kubernetes import cluster_name
         from airflow_mlplatform.specs import daskjob
         from airflow_mlplatform.specs import pod as podspec
+
+        profile, worker_pod, scheduler_pod = self._kube_pods()
+        identity = er.task_identity(context)
+        gpu = daskjob.is_gpu_pod(worker_pod)
+        namespace = self.namespace or profile.namespace
+        manifest = daskjob.build_daskjob(  # every check of the manifest, before anything is created
+            name=cluster_name(identity),
+            namespace=namespace or "default",
+            image=profile.image,
+            command=["python", script],
+            n_workers=self.n_workers or 2,
+            env={
+                PARAMETERS_ENV: json.dumps(parameters),
+                LIBRARIES_ENV: "cudf/cupy" if gpu else "pandas/numpy",
+                "DASK_DATAFRAME__BACKEND": "cudf" if gpu else "pandas",
+                "DASK_ARRAY__BACKEND": "cupy" if gpu else "numpy",
+                **{str(k): str(v) for k, v in (self.env or {}).items()},
+            },
+            labels=podspec.identity_labels(identity),
+            annotations=podspec.identity_annotations(identity),
+            runner_pod=scheduler_pod,
+            scheduler_pod=scheduler_pod,
+            worker_pod=worker_pod,
+            working_dir=self.cwd,
+        )
+        hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
+        if namespace is None:
+            manifest["metadata"]["namespace"] = hook.default_namespace()
+
+        def on_line(line: str) -> None:
+            self.log.info("%s", line)
+            parser.feed_line(line)
+
+        return KubeDaskJob(
+            hook,
+            manifest,
+            selector=podspec.identity_selector(identity),
+            on_line=on_line,
+            timeout=self.startup_timeout,
+            log=self.log,
+        )
+
+    def _kube_pods(self) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """The compute profile and the worker's and scheduler's (and runner's) pod fields."""
+        from airflow_mlplatform.compute import resolve_compute
+        from airflow_mlplatform.exceptions import ConfigurationError
         from airflow_mlplatform.specs.tfjob import pod_fields_from_profile
 
         profile = resolve_compute(self.compute)
@@ -206,11 +251,22 @@ class RapidsDaskOperator(BaseOperator):
                 f"task {self.task_id!r}: cluster='kubernetes' needs compute= naming a profile with an image "
                 "(the image of the scheduler and workers: dask + distributed, RAPIDS for GPU workers)"
             )
-        identity = er.task_identity(context)
         worker_pod = pod_fields_from_profile(profile)
         scheduler_pod = {
             k: v for k, v in worker_pod.items() if k not in ("resources", "node_selector", "tolerations")
         }
+        return profile, worker_pod, scheduler_pod
+
+    def _kube_cluster(self, context: Any) -> Any:
+        """A DaskCluster for this try: manifest built and checked here, created by the session."""
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
+        from airflow_mlplatform.runners.dask_kubernetes import KubeDaskCluster, cluster_name
+        from airflow_mlplatform.specs import daskjob
+        from airflow_mlplatform.specs import pod as podspec
+
+        profile, worker_pod, scheduler_pod = self._kube_pods()
+        identity = er.task_identity(context)
         namespace = self.namespace or profile.namespace
         manifest = daskjob.build_daskcluster(  # every check of the manifest, before anything is created
             name=cluster_name(identity),
@@ -253,15 +309,17 @@ class RapidsDaskOperator(BaseOperator):
         script = self._check()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
         hook = None
-        kube_cluster = self._kube_cluster(context) if self.cluster == "kubernetes" else None
+        parser = StreamParser()
+        on_k8s = self.cluster == "kubernetes"
+        kube_job = self._kube_daskjob(context, script, parameters, parser) if on_k8s and script else None
+        kube_cluster = self._kube_cluster(context) if on_k8s and not script else None
         if self.cluster == "address":
             from airflow_mlplatform.hooks.dask import check_reachable
 
             hook = self._hook()
             check_reachable(*hook.get_address())  # unreachable: a clear error before anything else
         folder = storage.OutputFolder(storage.task_output_location(context))
-        parser = StreamParser()
-        session = DaskSession(
+        session: Any = kube_job or DaskSession(
             self.cluster,
             n_workers=self.n_workers,
             threads_per_worker=self.threads_per_worker,
@@ -275,12 +333,15 @@ class RapidsDaskOperator(BaseOperator):
         returned: dict[str, Any] = {}
         error: BaseException | None = None
         try:
-            client = session.open()
-            assert session.info is not None
-            if script is not None:
-                self._run_script(script, client, session.info, parameters, folder, parser)
+            if kube_job is not None:
+                kube_job.run()  # the script in the DaskJob's runner pod
             else:
-                returned = self._run_callable(client, session.info, parameters, folder, parser)
+                client = session.open()
+                assert session.info is not None
+                if script is not None:
+                    self._run_script(script, client, session.info, parameters, folder, parser)
+                else:
+                    returned = self._run_callable(client, session.info, parameters, folder, parser)
         except BaseException as e:  # AirflowTaskTimeout is a BaseException
             error = e
             raise

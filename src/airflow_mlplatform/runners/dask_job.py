@@ -1,0 +1,172 @@
+"""A script as a DaskJob on Kubernetes: a runner pod next to its own Dask cluster (Dask Kubernetes operator).
+
+1. delete DaskJobs left by earlier tries of the task, create the DaskJob (a cluster without the
+   CRD: a clear error that the Dask Kubernetes operator is not installed);
+2. wait, through a watch, until ``status.jobStatus`` is Running (or already over);
+3. follow the runner pod's log (``{name}-runner``, container ``job``; a cut stream is resumed)
+   into a callback (task log and value parser);
+4. wait, through a watch, for ``Successful`` or ``Failed``;
+5. :meth:`KubeDaskJob.close` deletes the DaskJob (on success, failure, kill, timeout). Safe to
+   call twice and from another thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from airflow_mlplatform.exceptions import (
+    ConfigurationError,
+    JobFailedError,
+    KubernetesNotFoundError,
+    KubernetesResourceTypeNotFoundError,
+)
+from airflow_mlplatform.runners.dask_cluster import CPU_LIBRARIES, GPU_LIBRARIES, ClusterInfo
+from airflow_mlplatform.specs import daskjob
+
+FINAL = ("Successful", "Failed")
+STARTED = ("Running", *FINAL)
+DEFAULT_TIMEOUT = 7 * 24 * 3600.0
+
+
+def _job_status(obj: dict[str, Any]) -> str | None:
+    return (obj.get("status") or {}).get("jobStatus")
+
+
+class KubeDaskJob:
+    """One DaskJob for one task try.
+
+    :param hook: an ``MLPlatformKubernetesHook``.
+    :param manifest: from :func:`airflow_mlplatform.specs.daskjob.build_daskjob`.
+    :param selector: label selector of every try of this task (leftovers are deleted).
+    :param on_line: called with each line of the runner's log.
+    :param timeout: seconds for the whole job.
+    :param log: the task's logger.
+    """
+
+    def __init__(
+        self,
+        hook: Any,
+        manifest: dict[str, Any],
+        *,
+        selector: str | None = None,
+        on_line: Callable[[str], Any] | None = None,
+        timeout: float | None = None,
+        log: Any = None,
+    ) -> None:
+        from airflow_mlplatform.hooks.kubernetes import Resource
+
+        self.hook = hook
+        self.manifest = manifest
+        self.name = manifest["metadata"]["name"]
+        self.namespace = manifest["metadata"]["namespace"]
+        self.selector = selector
+        self.on_line = on_line
+        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.log = log
+        self.tail: deque[str] = deque(maxlen=40)
+        self.resource = Resource(daskjob.GROUP, daskjob.VERSION, "daskjobs", "DaskJob")
+        cluster = manifest["spec"]["cluster"]["spec"]
+        gpu = daskjob.is_gpu_pod(
+            {"resources": cluster["worker"]["spec"]["containers"][0].get("resources") or {}}
+        )
+        self.info = ClusterInfo(
+            kind="DaskJob",
+            address=f"tcp://{self.name}-scheduler.{self.namespace}.svc:{daskjob.SCHEDULER_PORT}",
+            n_workers=int(cluster["worker"]["replicas"]),
+            gpu=gpu,
+            libraries=GPU_LIBRARIES if gpu else CPU_LIBRARIES,
+            created=True,
+        )
+        self._lock = threading.Lock()
+        self._created = False
+        self._closed = False
+
+    @property
+    def runner_pod(self) -> str:
+        return f"{self.name}-runner"
+
+    def _info(self, msg: str, *args: Any) -> None:
+        if self.log is not None:
+            self.log.info(msg, *args)
+
+    def _line(self, text: str) -> None:
+        self.tail.append(text)
+        if self.on_line is not None:
+            self.on_line(text)
+
+    def _create(self) -> dict[str, Any]:
+        with self._lock:
+            if self._closed:
+                raise JobFailedError("the task was killed before its DaskJob was created")
+            try:
+                if self.selector:
+                    for item in (
+                        self.hook.list_objects(
+                            self.resource, self.namespace, label_selector=self.selector
+                        ).get("items")
+                        or []
+                    ):
+                        self._info("Deleting DaskJob %s left by an earlier try", item["metadata"]["name"])
+                        with suppress(KubernetesNotFoundError):
+                            self.hook.delete_object(self.resource, self.namespace, item["metadata"]["name"])
+                created = self.hook.create_object(self.resource, self.namespace, self.manifest)
+            except KubernetesResourceTypeNotFoundError as e:
+                raise ConfigurationError(
+                    "the cluster has no DaskJob resource (kubernetes.dask.org/v1 daskjobs): the Dask "
+                    "Kubernetes operator is not installed there. Install it (dask-kubernetes operator Helm "
+                    f"chart), or use cluster='local' or 'address'. ({e})"
+                ) from e
+            self._created = True
+        self._info("Created DaskJob %s in namespace %s", self.name, self.namespace)
+        return created
+
+    def run(self) -> None:
+        """Create the DaskJob, follow its runner's log, wait for the end.
+
+        :raises JobFailedError: the job failed (with the runner's last lines).
+        """
+        from airflow_mlplatform.runners.pod_log import follow_pod_log
+
+        created = self._create()
+        self.hook.wait_for_object(
+            self.resource,
+            self.namespace,
+            self.name,
+            lambda o: _job_status(o) in STARTED,
+            timeout=self.timeout,
+            resource_version=(created.get("metadata") or {}).get("resourceVersion"),
+            initial=created,
+        )
+        self._info("Streaming the log of %s", self.runner_pod)
+        follow_pod_log(
+            self.hook,
+            self.runner_pod,
+            self.namespace,
+            container="job",
+            on_line=self._line,
+            timeout=self.timeout,
+            log=self.log,
+        )
+        obj = self.hook.wait_for_object(
+            self.resource, self.namespace, self.name, lambda o: _job_status(o) in FINAL, timeout=self.timeout
+        )
+        if _job_status(obj) == "Failed":
+            tail = "\n".join(self.tail) or "(no output)"
+            raise JobFailedError(
+                f"DaskJob {self.name} in namespace {self.namespace} failed; last lines of {self.runner_pod}:\n{tail}"
+            )
+        self._info("DaskJob %s succeeded", self.name)
+
+    def close(self) -> None:
+        """Delete the DaskJob (its runner and cluster go with it); 404 is success."""
+        with self._lock:
+            self._closed = True
+            created, self._created = self._created, False
+        if created:
+            with suppress(KubernetesNotFoundError):
+                self.hook.delete_object(self.resource, self.namespace, self.name)
+            self._info("Deleted DaskJob %s", self.name)
