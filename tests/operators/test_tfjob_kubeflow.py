@@ -304,3 +304,29 @@ def test_a_cut_log_stream_is_resumed_without_losing_or_repeating_lines(tfjob_bed
     assert out["values"] == {"role": "chief-0", "cluster_size": 1, "lr": None}
     series = ti.pushed["execution_record"]["metrics"]["series"]
     assert [row["step"] for row in series] == [0, 1, 2]  # nothing lost, nothing twice
+
+
+@pytest.mark.slow
+def test_real_multiworker_training_through_the_kubeflow_backend(tfjob_bed):
+    """The example training script, 2 Workers, TF_CONFIG as the (fake) training operator injects it."""
+    pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
+    from conftest import REPO
+
+    class TI(_TI):
+        run_id = "manual__real_tf"
+
+    ti = TI()
+    op = TFJobOperator(
+        task_id="train",
+        command=[sys.executable, str(REPO / "example_dags" / "scripts" / "tf_digits_train.py")],
+        image="tensorflow/tensorflow:2.16.1",
+        replicas={"Worker": 2},
+        parameters={"epochs": 2, "batch_size": 32, "hidden_units": 32},
+        backend="kubeflow",
+        deferrable=False,
+    )
+    values = op.execute({"ti": ti})
+    assert values["replicas"] == 2 and values["epochs"] == 2
+    assert 0.5 < values["accuracy"] <= 1.0
+    assert [row["epoch"] for row in ti.pushed["execution_record"]["metrics"]["series"]] == [1, 2]
+    assert _settled(tfjob_bed, ti.pushed["execution_record"]["where"]["tfjob"])
