@@ -57,7 +57,10 @@ def trivial_notebook(folder: Path) -> Path:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbf.v4.new_code_cell("x = 1")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbf.v4.new_code_cell("from airflow_mlplatform.runtime import record\nrecord('y', x * 2)")]
+    nb.cells = [
+        params,
+        nbf.v4.new_code_cell("from airflow_mlplatform.runtime import record\nrecord('y', x * 2)"),
+    ]
     path = folder / "trivial.ipynb"
     nbf.write(nb, str(path))
     return path
@@ -66,14 +69,19 @@ def trivial_notebook(folder: Path) -> Path:
 def run_cli(nb: Path, out: Path) -> float:
     papermill = Path(sys.executable).parent / "papermill"
     t0 = time.perf_counter()
-    subprocess.run([str(papermill), str(nb), str(out), "-p", "x", "2", "--no-progress-bar"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(papermill), str(nb), str(out), "-p", "x", "2", "--no-progress-bar"],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 
 def run_ours(nb: Path, env: dict[str, str]) -> tuple[float, float, float]:
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(nb)], check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(nb)], check=True, capture_output=True, text=True, env=env
+    )
     wall = time.perf_counter() - t0
     line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
     data = json.loads(line[len("BENCH ") :])
