@@ -218,6 +218,24 @@ with DAG(dag_id="valohai_sensor", schedule=None, catchup=False) as dag:
     assert result.xcom("wait_deferred") == result.xcom("wait")
 
 
+def test_killing_the_deferred_sensor_leaves_the_execution_running(server):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="forever"))
+    sensor = ValohaiExecutionSensor(
+        task_id="s", execution=ex["id"], deferrable=True, poke_interval=0.05, hook_kwargs=FAST
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    _path, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["stop_on_kill"] is False
+    # what the triggerer does: rebuild the trigger from its serialized form, then kill it
+    asyncio.run(ValohaiExecutionTrigger(**kwargs).on_kill())
+    assert not server.api_requests("POST", "/stop/"), "the sensor does not own the execution"
+    assert server.status_of(server.executions[ex["id"]]) in {"created", "queued", "started"}
+
+
 def test_sensor_fails_on_a_failed_execution(server):
     hook = ValohaiHook(**FAST)
     ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="broken"))

@@ -88,6 +88,7 @@ class ValohaiExecutionSensor(BaseSensorOperator):
                 max_poll_interval=self.max_poll_interval,
                 deadline=time.time() + float(self.timeout) if self.timeout else None,
                 stop_on_timeout=False,
+                stop_on_kill=False,
                 hook_kwargs=self.hook_kwargs,
             ),
             method_name="execute_complete",

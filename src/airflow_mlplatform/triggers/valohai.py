@@ -8,7 +8,8 @@ one shared HTTP client per event loop, and fires one event:
 - ``{"status": "error", "message": ..., "execution_id": ...}`` when Valohai could not be asked.
 
 When a user kills the deferred task (mark failed/success, clear), Airflow 3.3 calls
-``on_kill`` in the triggerer, which stops the execution.
+``on_kill`` in the triggerer, which stops the execution when ``stop_on_kill`` is set (the
+submitting operator owns its execution; a sensor waiting on someone else's does not).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class ValohaiExecutionTrigger(BaseTrigger):
     :param deadline: wall-clock time (epoch seconds) after which the execution is stopped
         and a ``timeout`` event fires; None waits without limit.
     :param stop_on_timeout: stop the execution when the deadline passes.
+    :param stop_on_kill: stop the execution when the deferred task is killed; False for
+        executions the task does not own (the sensor).
     :param hook_kwargs: extra ValohaiHook arguments (timeout, retries, backoff, backoff_max).
     """
 
@@ -45,6 +48,7 @@ class ValohaiExecutionTrigger(BaseTrigger):
         max_poll_interval: float = 90.0,
         deadline: float | None = None,
         stop_on_timeout: bool = True,
+        stop_on_kill: bool = True,
         hook_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -54,6 +58,7 @@ class ValohaiExecutionTrigger(BaseTrigger):
         self.max_poll_interval = max_poll_interval
         self.deadline = deadline
         self.stop_on_timeout = stop_on_timeout
+        self.stop_on_kill = stop_on_kill
         self.hook_kwargs = dict(hook_kwargs or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -66,6 +71,7 @@ class ValohaiExecutionTrigger(BaseTrigger):
                 "max_poll_interval": self.max_poll_interval,
                 "deadline": self.deadline,
                 "stop_on_timeout": self.stop_on_timeout,
+                "stop_on_kill": self.stop_on_kill,
                 "hook_kwargs": self.hook_kwargs,
             },
         )
@@ -103,6 +109,15 @@ class ValohaiExecutionTrigger(BaseTrigger):
             yield TriggerEvent({"status": "error", "message": str(e), "execution_id": self.execution_id})
 
     async def on_kill(self) -> None:
-        """The user killed the deferred task: stop the execution (bounded by the hook's timeouts)."""
+        """The user killed the deferred task: stop the execution (bounded by the hook's timeouts).
+
+        Only with ``stop_on_kill``: a sensor's trigger leaves an execution it did not start running.
+        """
+        if not self.stop_on_kill:
+            self.log.info(
+                "task killed while deferred: leaving Valohai execution %s running (not ours)",
+                self.execution_id,
+            )
+            return
         self.log.info("task killed while deferred: stopping Valohai execution %s", self.execution_id)
         await self._hook().astop_execution(self.execution_id)
