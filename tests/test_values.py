@@ -40,9 +40,15 @@ def test_lines_split_across_chunks_are_joined():
     assert out.metric_rows == [{"a": 1}, {"b": 2}]
 
 
-def test_a_reserved_name_in_stdout_is_an_error():
+def test_a_reserved_name_in_stdout_is_an_error_raised_at_close_not_while_reading():
+    parser = StreamParser()
+    parser.feed('::mlplatform::record {"name": "return_value", "value": 1}\n')
+    parser.feed('::mlplatform::record {"name": "ok", "value": 2}\n' + "x" * 100_000 + "\n")  # still reading
+    assert parser.outputs.values == {"ok": 2}
     with pytest.raises(RecordError, match="reserved"):
-        parse_stdout('::mlplatform::record {"name": "return_value", "value": 1}\n')
+        parser.close()
+    with pytest.raises(RecordError, match="'test acc'"):
+        parse_stdout('::mlplatform::record {"name": "test acc", "value": 1}\n')
 
 
 def test_summary_keeps_last_value_per_key():

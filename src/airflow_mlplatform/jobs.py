@@ -54,6 +54,7 @@ def run_recorded(
     outputs: Mapping[str, Any],
     inputs: Mapping[str, Any] | None = None,
     after_store: Callable[[], None] | None = None,
+    in_worker: bool = True,
 ) -> dict[str, Any]:
     """Run ``job`` and follow the value contract, on success and on failure.
 
@@ -71,6 +72,8 @@ def run_recorded(
     :param outputs: URIs of the job's files, e.g. ``{"notebook": uri}``.
     :param inputs: input URIs.
     :param after_store: called after the record is stored (e.g. to copy a file elsewhere).
+    :param in_worker: the job runs in this process's environment (its Python version and
+        packages hash go into the record); False for pods, whose image is recorded instead.
     """
     started = er.utcnow()
     result: JobRun | None = None
@@ -85,7 +88,11 @@ def run_recorded(
         record = er.build_record(
             task=er.task_identity(context),
             code=code,
-            environment={**er.python_environment(), **environment, **(result.environment if result else {})},
+            environment={
+                **(er.python_environment() if in_worker else {}),
+                **environment,
+                **(result.environment if result else {}),
+            },
             parameters=parameters,
             values=job_outputs.values,
             metric_rows=job_outputs.metric_rows,

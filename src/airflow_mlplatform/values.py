@@ -46,10 +46,13 @@ class StreamParser:
     """Incremental parser of a job's stdout; feed it chunks as they arrive.
 
     Lines split across chunks are joined; a partial last line is parsed on ``close()``.
+    Feeding never raises (readers in threads must keep draining pipes); a bad record is
+    raised by ``close()``.
     """
 
     def __init__(self) -> None:
         self.outputs = JobOutputs()
+        self.errors: list[RecordError] = []
         self._pending = ""
 
     def feed(self, text: str) -> None:
@@ -73,7 +76,11 @@ class StreamParser:
         if line.startswith(RECORD_PREFIX):
             item = _loads(line[len(RECORD_PREFIX) :])
             if isinstance(item, dict) and "name" in item:
-                name = check_name(item["name"])
+                try:
+                    name = check_name(item["name"])
+                except RecordError as e:  # keep reading: the job must not block on a full pipe
+                    self.errors.append(e)
+                    return
                 self.outputs.values[name] = item.get("value")
             return
         if line[0] == "{" and line[-1] == "}":
@@ -82,10 +89,16 @@ class StreamParser:
                 self.outputs.metric_rows.append(row)
 
     def close(self) -> JobOutputs:
-        """Parse the last partial line and return everything read."""
+        """Parse the last partial line and return everything read.
+
+        :raises RecordError: a value was recorded under a reserved or malformed name (the
+            parser kept reading past it, so the job was never blocked).
+        """
         if self._pending:
             self.feed_line(self._pending)
             self._pending = ""
+        if self.errors:
+            raise self.errors[0]
         return self.outputs
 
 

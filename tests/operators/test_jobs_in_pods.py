@@ -72,6 +72,7 @@ def test_notebook_in_a_pod_follows_the_same_contract(profiles, k8s_clean, run_da
     assert record["where"]["backend"] == "kubernetes" and record["where"]["pod"]
     assert record["environment"]["image"] == "ghcr.io/example/ml-runtime:1"
     assert record["parameters"] == {"name": "ab", "factor": 2}
+    assert record["metrics"]["series"] == [{"step": 1, "loss": 0.5}]  # each row once
     notebook = Path(record["outputs"]["notebook"])
     assert notebook.is_file() and "abab" not in notebook.read_text()  # executed copy, kept
     assert "scaled" in notebook.read_text()
@@ -141,3 +142,25 @@ def test_r_script_and_report_in_pods(profiles, k8s_clean, run_dag, dags_folder):
     assert record["where"]["backend"] == "kubernetes"
     assert Path(record["outputs"]["report"]).is_file()
     assert dag_pods(k8s_clean, "r_pods") == []
+
+
+def test_r_pod_with_object_storage_outputs_is_refused_before_any_pod(
+    profiles, k8s_clean, run_dag, dags_folder, monkeypatch
+):
+    (dags_folder / "pod_r").mkdir(exist_ok=True)
+    (dags_folder / "pod_r" / "noop.R").write_text("1\n")
+    monkeypatch.setenv("AIRFLOW__MLPLATFORM__OUTPUT_BASE", "s3://bucket/mlplatform")
+    mark = k8s_clean.mark()
+    src = textwrap.dedent(
+        """
+        import pendulum
+        from airflow.sdk import DAG
+        from airflow_mlplatform.operators.rstudio import RStudioJobOperator
+
+        with DAG("r_pod_s3", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+            RStudioJobOperator(task_id="noop", script="pod_r/noop.R", compute="cpu-small")
+        """
+    )
+    result = run_dag(src, "r_pod_s3")
+    assert result.task_states() == {"noop": "failed"}
+    assert not [r for r in k8s_clean.requests_since(mark) if r.method == "POST"]

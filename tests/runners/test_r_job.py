@@ -150,3 +150,23 @@ def test_inline_command_needs_only_r(tmp_path):
     assert result.returncode == 0, result.tail
     assert result.outputs.values == {"k": 3}
     assert report_path(result.tail) == str(tmp_path / "out" / "doc.html")
+
+
+def test_r_record_rejects_bad_names(tmp_path):
+    script = tmp_path / "bad_name.R"
+    script.write_text('source(Sys.getenv("MLPLATFORM_R_RUNTIME"))\nrecord("metrics", 1)\n')
+    with pytest.raises(JobFailedError, match="cannot record a value named 'metrics'"):
+        _run(tmp_path, script)
+
+
+def test_a_bad_record_line_does_not_block_the_job(tmp_path):
+    """Written without the runtime: the job goes on printing; the task fails at the end."""
+    script = tmp_path / "raw.R"
+    script.write_text(
+        'cat("::mlplatform::record {\\"name\\": \\"return_value\\", \\"value\\": 1}\\n")\n'
+        'for (i in 1:20000) cat(strrep("x", 100), "\\n")\n'
+    )
+    from airflow_mlplatform.exceptions import RecordError
+
+    with pytest.raises(RecordError, match="reserved"):
+        _run(tmp_path, script)

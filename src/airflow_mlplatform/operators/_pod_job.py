@@ -174,4 +174,5 @@ class PodJobMixin:
             code=plan.code,
             environment={"image": profile.image, "profile": profile.name, **plan.environment},
             outputs=plan.outputs,
+            in_worker=False,
         )

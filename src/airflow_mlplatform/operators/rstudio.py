@@ -142,10 +142,19 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         import json
 
         from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.exceptions import ConfigurationError
         from airflow_mlplatform.runners.r_job import RJobSpec, inline_env, prepare, r_command
         from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV
 
         script, parameters, folder = self._job_inputs(context, self.script)
+        if not storage.is_local(folder.location):
+            raise ConfigurationError(
+                f"R jobs in pods write their report and files to [mlplatform] output_base, which is "
+                f"{folder.location!r}: R cannot upload to object storage. Set output_base to a path "
+                "on a volume mounted at the same path in the worker and in the profile's pods "
+                "(profile fields volumes / volume_mounts), or run the job in the worker"
+            )
         spec = prepare(
             RJobSpec(
                 script=script,

@@ -41,6 +41,9 @@ def main() -> int:
     from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    # The cells' stdout is echoed to stdout below; papermill would log it a second time (a
+    # pod's log merges both streams), so keep only its progress lines.
+    logging.getLogger("papermill").addFilter(lambda record: record.funcName != "log_output_message")
     spec = json.loads(os.environ[SPEC_ENV])
     folder = storage.OutputFolder(spec["output_location"])
     name = Path(spec["notebook"]).name

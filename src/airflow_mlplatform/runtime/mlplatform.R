@@ -17,6 +17,13 @@
 }
 
 record <- function(name, value) {
+  reserved <- c("return_value", "metrics", "execution_record")
+  if (!is.character(name) || length(name) != 1 ||
+      !grepl("^[A-Za-z_][A-Za-z0-9_.-]{0,249}$", name) || name %in% reserved) {
+    stop(sprintf(paste0("cannot record a value named '%s': a name starts with a letter or '_' ",
+                        "and holds only letters, digits, '_', '.', '-', and is not one of %s"),
+                 paste(name, collapse = " "), paste(reserved, collapse = ", ")), call. = FALSE)
+  }
   if (is.null(value)) {
     payload <- paste0('{"name":', jsonlite::toJSON(name, auto_unbox = TRUE), ',"value":null}')
   } else {
