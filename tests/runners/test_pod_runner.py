@@ -247,3 +247,107 @@ def test_deferred_retry_adopts_a_pod_that_already_succeeded(k8s_clean):
     assert event["status"] == "done" and event["exit_code"] == 0
     assert second.complete(context("adopt", try_number=2), event).outputs.values == {"answer": "early"}
     assert task_pods(k8s_clean, "adopt") == []
+
+
+def test_deferred_complete_deletes_the_pod_when_reading_its_log_fails(k8s_clean):
+    """A log read error other than 404 still deletes the pod (delete_policy always) and propagates."""
+    from airflow_mlplatform.exceptions import KubernetesApiError
+
+    r = runner({"answer": 1})
+    pod, _ = r.start(context("logfails"))
+    event = _first_event(r.trigger(pod))
+    assert event["status"] == "done"
+    k8s_clean.inject(403, count=1, match=lambda req: str(req.url).split("?")[0].endswith("/log"))
+    with pytest.raises(KubernetesApiError):
+        r.complete(context("logfails"), event)
+    assert task_pods(k8s_clean, "logfails") == []
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_cleared_task_runs_again_instead_of_adopting_its_kept_pod(k8s_clean, deferrable):
+    """delete_policy keeps the pod of try 1; try 2 (a cleared task) must not return its old output."""
+
+    def run_try(try_number, answer):
+        r = runner({"answer": answer}, delete_policy="never")
+        ctx = context(f"cleared-{deferrable}", try_number=try_number)
+        if not deferrable:
+            return r.run(ctx)
+        pod, reattached = r.start(ctx)
+        result = r.complete(ctx, _first_event(r.trigger(pod)))
+        result.reattached = reattached
+        return result
+
+    mark = k8s_clean.mark()
+    first = run_try(1, "old")
+    assert first.outputs.values == {"answer": "old"}
+    assert len(ours(k8s_clean.requests_since(mark))) <= 8  # the consumed mark is one patch
+
+    second = run_try(2, "new")
+    assert second.outputs.values == {"answer": "new"}, "try 2 returned try 1's output"
+    assert not second.reattached and second.pod_name != first.pod_name
+    kept = k8s_clean.pod(first.pod_name)
+    assert kept["metadata"]["annotations"][podspec.label_key("consumed")] == "true"
+    assert len(task_pods(k8s_clean, f"cleared-{deferrable}")) == 2
+    from airflow_mlplatform.hooks.kubernetes import PODS, MLPlatformKubernetesHook
+
+    for result in (first, second):
+        MLPlatformKubernetesHook().delete_object(PODS, "default", result.pod_name)
+
+
+def _cut_log_streams(r, cuts):
+    """Make the runner's first ``cuts`` log streams break after one line (a dropped connection)."""
+    from urllib3.exceptions import ProtocolError
+
+    hook = r.hook()
+    real = hook.stream_pod_log
+    calls = []
+
+    def stream(*args, **kwargs):
+        calls.append(kwargs.get("follow", True))
+        gen = real(*args, **kwargs)
+        if len(calls) > cuts:
+            yield from gen
+            return
+        try:
+            yield next(gen)
+        finally:
+            gen.close()
+        raise ProtocolError("Connection broken: IncompleteRead")
+
+    hook.stream_pod_log = stream
+    return calls
+
+
+def _finished_pod(k8s, r, task_id):
+    pod, _ = r.start(context(task_id))
+    name = pod["metadata"]["name"]
+    wait_until(lambda: (k8s.pod(name) or {}).get("status", {}).get("phase") == "Succeeded")
+    return name
+
+
+def test_log_cut_twice_around_the_pod_end_still_reads_the_tail(k8s_clean):
+    from airflow_mlplatform.runners.pod import _LogFeed
+
+    r = runner({"answer": "tail"})
+    name = _finished_pod(k8s_clean, r, "logtail")
+    calls = _cut_log_streams(r, cuts=2)
+    feed = _LogFeed(r.log)
+    found = r._follow_log(name, "default", feed)
+    out = feed.parser.close()
+    assert [row["step"] for row in out.metric_rows] == [0, 1, 2]  # nothing lost, nothing twice
+    assert out.values == {"answer": "tail"}
+    assert found is True
+    assert calls[1:] == [False, False], "a done pod's log is read once more, not followed"
+    r.delete()
+
+
+def test_log_cut_on_every_attempt_is_an_error(k8s_clean):
+    from airflow_mlplatform.exceptions import KubernetesError
+    from airflow_mlplatform.runners.pod import _LogFeed
+
+    r = runner()
+    name = _finished_pod(k8s_clean, r, "logcut")
+    _cut_log_streams(r, cuts=100)
+    with pytest.raises(KubernetesError, match=r"was cut 3 times.*incomplete"):
+        r._follow_log(name, "default", _LogFeed(r.log), reconnects=2)
+    r.delete()

@@ -17,14 +17,18 @@ MLPlatformPodOperator)::
 
 Lifecycle guarantees: the pod carries the task identity as labels; a new try (or a restarted
 worker) re-attaches to a Pending/Running/Succeeded pod of the same task instead of starting a second
-one; on kill, timeout or any error the pod is deleted (the fake kubelet's process is gone with it);
-after a normal end ``delete_policy`` decides (``always``, ``on_success``, ``never``). Requests per
-job: sync 6 (list, create, watch, log, watch, delete), deferrable 5 (list, create, watch in the
-trigger, log, delete), however long the job runs, plus a reconnect per dropped watch.
+one, unless that pod's results were already read (annotation ``CONSUMED_ANNOTATION``: a cleared
+task runs again); on kill, timeout or any error the pod is deleted (the fake kubelet's process is
+gone with it); after a normal end ``delete_policy`` decides (``always``, ``on_success``,
+``never``); a kept pod is marked consumed with one merge patch (instead of the delete). Requests
+per job: sync 6 (list, create, watch, log, watch, delete), deferrable 6 (list, create, 2 watches
+in the trigger: started, done; log, delete), however long the job runs, plus a reconnect per
+dropped watch or cut log stream (and a get of the pod per cut log stream).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -40,11 +44,14 @@ from airflow_mlplatform.exceptions import (
     KubernetesNotFoundError,
     KubernetesTimeoutError,
 )
+from airflow_mlplatform.runners.pod_log import stream_pod_log_lines
 from airflow_mlplatform.specs import pod as podspec
 from airflow_mlplatform.values import JobOutputs, StreamParser
 
 DELETE_POLICIES = ("always", "on_success", "never")
 TERMINAL = ("Succeeded", "Failed")
+#: Set ("true") on a kept pod once its results were read: no later try adopts it.
+CONSUMED_ANNOTATION = podspec.label_key("consumed")
 #: Waiting reasons that will not fix themselves: the job fails at once instead of at the deadline.
 STUCK_REASONS = frozenset(
     {
@@ -94,12 +101,9 @@ def is_done(pod: Mapping[str, Any]) -> bool:
     return phase(pod) in TERMINAL or bool(stuck_reason(pod))
 
 
-def split_timestamp(line: str) -> tuple[str, str]:
-    """``("2026-...Z", "text")`` from a log line requested with ``timestamps=true``."""
-    head, sep, rest = line.partition(" ")
-    if sep and head[:4].isdigit() and head.endswith("Z"):
-        return head, rest
-    return "", line
+def is_consumed(pod: Mapping[str, Any]) -> bool:
+    """A task already read this pod's results (it was kept by ``delete_policy``)."""
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(CONSUMED_ANNOTATION) == "true"
 
 
 @dataclass
@@ -144,38 +148,18 @@ class PodResult:
 
 
 class _LogFeed:
-    """Task log + StreamParser + tail, fed line by line.
+    """Task log + StreamParser + tail, fed line by line (text without timestamps).
 
-    After a reconnect (:meth:`resume`) the server sends the output again from the start; lines
-    up to the last one seen (by timestamp, and count within the same timestamp) are skipped.
+    Resuming a cut stream (skipping the lines seen) is the follower's job: ``runners.pod_log``.
     """
 
     def __init__(self, log: logging.Logger | Any, tail: int = 50) -> None:
         self.log = log
         self.parser = StreamParser()
-        self.last_ts = ""
-        self.same_ts = 0
         self.tail: list[str] = []
         self._tail_len = tail
-        self._skip: tuple[str, int] | None = None
 
-    def resume(self) -> None:
-        """The stream was cut: skip what was already seen when it starts again."""
-        self._skip = (self.last_ts, self.same_ts)
-
-    def line(self, raw: str) -> None:
-        ts, text = split_timestamp(raw.rstrip("\n"))
-        if self._skip is not None and ts:
-            skip_ts, skip_n = self._skip
-            if ts < skip_ts:
-                return
-            if ts == skip_ts and skip_n > 0:
-                self._skip = (skip_ts, skip_n - 1)
-                return
-            self._skip = None
-        if ts:
-            self.same_ts = self.same_ts + 1 if ts == self.last_ts else 1
-            self.last_ts = ts
+    def line(self, text: str) -> None:
         self.log.info("[pod] %s", text)
         self.parser.feed_line(text)
         self.tail.append(text)
@@ -297,7 +281,9 @@ class PodJobRunner:
         candidates = [
             p
             for p in listing.get("items") or []
-            if not (p.get("metadata") or {}).get("deletionTimestamp") and phase(p) != "Failed"
+            if not (p.get("metadata") or {}).get("deletionTimestamp")
+            and phase(p) != "Failed"
+            and not is_consumed(p)  # kept by delete_policy after a try read it: run again
         ]
         if candidates:
             pod = max(candidates, key=lambda p: p["metadata"].get("creationTimestamp") or "")
@@ -384,26 +370,32 @@ class PodJobRunner:
         self._cleanup(result)
         return result
 
-    def _follow_log(self, name: str, namespace: str, feed: _LogFeed, reconnects: int = 10) -> None:
-        """Stream the log until the container ends; reconnect (skipping seen lines) if cut."""
-        from urllib3.exceptions import HTTPError
+    def _follow_log(
+        self, name: str, namespace: str, feed: _LogFeed, reconnects: int = 10, *, follow: bool = True
+    ) -> bool:
+        """Stream the log until the container ends (or read it once with ``follow=False``).
 
-        from airflow_mlplatform.hooks.kubernetes import PODS
+        A cut stream is resumed, the rest read once more when the pod is done, and a
+        KubernetesError raised after the last failed attempt (``runners.pod_log``).
+        Returns False if the pod is gone.
+        """
+        return stream_pod_log_lines(
+            self.hook(),
+            name,
+            namespace,
+            container=podspec.CONTAINER_NAME,
+            on_line=feed.line,
+            log=self.log,
+            reconnects=reconnects,
+            follow=follow,
+        )
 
-        for attempt in range(reconnects + 1):
-            try:
-                for raw in self.hook().stream_pod_log(name, namespace, container=podspec.CONTAINER_NAME):
-                    feed.line(raw.decode("utf-8", "replace"))
-                return
-            except (HTTPError, OSError) as e:
-                pod = self.hook().get_object(PODS, namespace, name)
-                if is_done(pod) and attempt:
-                    return
-                self.log.warning("Log stream of pod %s was cut (%s); reconnecting", name, e)
-                feed.resume()
-                time.sleep(min(2.0**attempt * 0.2, 5))
+    def _cleanup(self, result: PodResult, *, consumed: bool = True) -> None:
+        """Delete the pod per ``delete_policy``; a kept pod whose results were read is marked consumed.
 
-    def _cleanup(self, result: PodResult) -> None:
+        :param result: how the job ended.
+        :param consumed: its results were read (False: a retry may adopt the kept pod and read them).
+        """
         stuck = result.reason is not None and result.exit_code is None  # would stay Pending for ever
         if (
             stuck
@@ -411,8 +403,19 @@ class PodJobRunner:
             or (self.delete_policy == "on_success" and result.succeeded)
         ):
             self.delete()
-        else:
-            self.log.info("Keeping pod %s (delete_policy=%s)", result.pod_name, self.delete_policy)
+            return
+        self.log.info("Keeping pod %s (delete_policy=%s)", result.pod_name, self.delete_policy)
+        if consumed:
+            self._mark_consumed(result.pod_name, result.namespace)
+
+    def _mark_consumed(self, name: str, namespace: str) -> None:
+        """One merge patch: no later try (a cleared task) adopts this kept pod's old results."""
+        from airflow_mlplatform.hooks.kubernetes import PODS
+
+        with contextlib.suppress(KubernetesNotFoundError):  # deleted meanwhile: nothing to adopt
+            self.hook().patch_object(
+                PODS, namespace, name, {"metadata": {"annotations": {CONSUMED_ANNOTATION: "true"}}}
+            )
 
     def delete(self) -> bool:
         """Delete the pod this runner started or adopted (no-op if none or already gone)."""
@@ -503,21 +506,30 @@ class PodJobRunner:
                 raise KubernetesTimeoutError(f"pod {name!r} in namespace {namespace!r}: {message}")
             raise JobFailedError(f"pod {name!r} in namespace {namespace!r}: {message}")
         feed = _LogFeed(self.log)
+
+        def result() -> PodResult:
+            return PodResult(
+                pod_name=name,
+                namespace=namespace,
+                phase=str(event.get("phase")),
+                exit_code=event.get("exit_code"),
+                outputs=feed.parser.close(),
+                reason=event.get("reason"),
+                log_tail=feed.tail,
+            )
+
         try:
-            for raw in self.hook().stream_pod_log(
-                name, namespace, container=podspec.CONTAINER_NAME, follow=False
-            ):
-                feed.line(raw.decode("utf-8", "replace"))
-        except KubernetesNotFoundError:
-            self.log.warning("Pod %s is gone: its output cannot be read", name)
-        result = PodResult(
-            pod_name=name,
-            namespace=namespace,
-            phase=str(event.get("phase")),
-            exit_code=event.get("exit_code"),
-            outputs=feed.parser.close(),
-            reason=event.get("reason"),
-            log_tail=feed.tail,
-        )
-        self._cleanup(result)
-        return result
+            if not self._follow_log(name, namespace, feed, follow=False):
+                self.log.warning("Pod %s is gone: its output cannot be read", name)
+        except BaseException:
+            # The log could not be read (403, cut for good, ...): still delete per policy, and
+            # leave a kept pod unconsumed so that a retry can adopt it and read it again.
+            self.log.warning("Reading the log of pod %s failed; cleaning up per delete_policy", name)
+            try:
+                self._cleanup(result(), consumed=False)
+            except Exception:
+                self.log.exception("Could not clean up pod %s; delete it by hand", name)
+            raise
+        done = result()
+        self._cleanup(done)
+        return done

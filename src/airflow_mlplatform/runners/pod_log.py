@@ -1,4 +1,8 @@
-"""Follow one pod's log into a callback, resuming a cut stream without losing or repeating lines."""
+"""Follow one pod's log into a callback, resuming a cut stream without losing or repeating lines.
+
+The one log follower of the provider: PodJobRunner (sync and deferrable), the TFJob runner and
+the DaskJob runner all read pod logs through :func:`stream_pod_log_lines`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,114 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from airflow_mlplatform.exceptions import KubernetesNotFoundError
+from airflow_mlplatform.exceptions import KubernetesError, KubernetesNotFoundError
+
+
+def split_timestamp(line: str) -> tuple[str, str]:
+    """``("2026-...Z", "text")`` from a log line requested with ``timestamps=true``."""
+    head, sep, rest = line.partition(" ")
+    if sep and head[:4].isdigit() and head.endswith("Z"):
+        return head, rest
+    return "", line
+
+
+class SeenLines:
+    """Which lines of a log were already handed on, so a re-read can skip them.
+
+    After :meth:`resume` the server sends the output again from the start; lines up to the last
+    one seen (by timestamp, and count within the same timestamp) are skipped.
+    """
+
+    def __init__(self) -> None:
+        self.last_ts = ""
+        self.same_ts = 0
+        self._skip: tuple[str, int] | None = None
+
+    def resume(self) -> None:
+        """The stream was cut: skip what was already seen when it starts again."""
+        self._skip = (self.last_ts, self.same_ts)
+
+    def accept(self, raw: str) -> str | None:
+        """The line's text (timestamp and newline removed), or None if it was seen already."""
+        ts, text = split_timestamp(raw.rstrip("\n"))
+        if self._skip is not None and ts:
+            skip_ts, skip_n = self._skip
+            if ts < skip_ts:
+                return None
+            if ts == skip_ts and skip_n > 0:
+                self._skip = (skip_ts, skip_n - 1)
+                return None
+            self._skip = None
+        if ts:
+            self.same_ts = self.same_ts + 1 if ts == self.last_ts else 1
+            self.last_ts = ts
+        return text
+
+
+def stream_pod_log_lines(
+    hook: Any,
+    pod: str,
+    namespace: str,
+    *,
+    container: str,
+    on_line: Callable[[str], Any],
+    log: Any = None,
+    reconnects: int = 10,
+    follow: bool = True,
+) -> bool:
+    """Stream a started pod's container log into ``on_line`` until the container ends.
+
+    After a cut the pod is looked at once: while it runs, the log is followed again; once it is
+    done, the log is read once more without following. Either way the lines already seen are
+    skipped. When the last attempt is cut too, a KubernetesError says so (the output would be
+    incomplete): a task must not succeed on half a log.
+
+    :param hook: an ``MLPlatformKubernetesHook``.
+    :param pod: the pod's name.
+    :param namespace: its namespace.
+    :param container: the container whose log is read.
+    :param on_line: called with each line (without timestamp and newline).
+    :param log: a logger for the reconnect warnings.
+    :param reconnects: cuts tolerated.
+    :param follow: follow the log (False: read what is there once, e.g. after the pod ended).
+    :return: False if the pod is gone (deleted, or never created), else True.
+    :raises KubernetesError: the stream was cut ``reconnects + 1`` times.
+    """
+    from urllib3.exceptions import HTTPError
+
+    from airflow_mlplatform.hooks.kubernetes import PODS
+    from airflow_mlplatform.runners.pod import is_done
+
+    seen = SeenLines()
+    try:
+        for attempt in range(reconnects + 1):
+            try:
+                for raw in hook.stream_pod_log(pod, namespace, container=container, follow=follow):
+                    text = seen.accept(raw.decode("utf-8", "replace"))
+                    if text is not None:
+                        on_line(text)
+                return True
+            except (HTTPError, OSError) as e:
+                if attempt == reconnects:
+                    raise KubernetesError(
+                        f"the log of pod {pod!r} in namespace {namespace!r} was cut {attempt + 1} times "
+                        f"(last: {e}); its output is incomplete, so the job's values cannot be trusted. "
+                        "Check the connection to the API server and the node's kubelet."
+                    ) from e
+                seen.resume()
+                if follow and is_done(hook.get_object(PODS, namespace, pod)):
+                    follow = False  # the container ended: read the rest once, no more following
+                if log is not None:
+                    log.warning(
+                        "The log stream of %s was cut (%s); %s",
+                        pod,
+                        e,
+                        "reconnecting" if follow else "reading the rest of the log",
+                    )
+                time.sleep(min(0.2 * 2.0**attempt, 5.0))
+    except KubernetesNotFoundError:
+        return False
+    return True
 
 
 def follow_pod_log(
@@ -22,8 +133,7 @@ def follow_pod_log(
 ) -> bool:
     """Wait for the pod to start, then stream its container's log until the container ends.
 
-    After a cut the log is asked for again (with timestamps) and the lines already seen are
-    skipped (by timestamp, and count within one timestamp).
+    The streaming, with its resume and final read, is :func:`stream_pod_log_lines`.
 
     :param hook: an ``MLPlatformKubernetesHook``.
     :param pod: the pod's name.
@@ -34,11 +144,9 @@ def follow_pod_log(
     :param log: a logger for the reconnect warnings.
     :param reconnects: cuts tolerated.
     :return: False if the pod is gone (deleted, or never created), else True.
+    :raises KubernetesError: the stream was cut ``reconnects + 1`` times.
     """
-    from urllib3.exceptions import HTTPError
-
     from airflow_mlplatform.hooks.kubernetes import PODS
-    from airflow_mlplatform.runners.pod import split_timestamp
 
     try:
         hook.wait_for_object(
@@ -48,31 +156,8 @@ def follow_pod_log(
             lambda p: (p.get("status") or {}).get("phase") not in (None, "Pending"),
             timeout=timeout,
         )
-        last_ts, same_ts = "", 0
-        skip: tuple[str, int] | None = None
-        for attempt in range(reconnects + 1):
-            try:
-                for raw in hook.stream_pod_log(pod, namespace, container=container):
-                    ts, text = split_timestamp(raw.decode(errors="replace").rstrip("\n"))
-                    if skip is not None and ts:
-                        if ts < skip[0]:
-                            continue
-                        if ts == skip[0] and skip[1] > 0:
-                            skip = (skip[0], skip[1] - 1)
-                            continue
-                        skip = None
-                    if ts:
-                        same_ts = same_ts + 1 if ts == last_ts else 1
-                        last_ts = ts
-                    on_line(text)
-                return True
-            except (HTTPError, OSError) as e:
-                if attempt == reconnects:
-                    raise
-                if log is not None:
-                    log.warning("The log stream of %s was cut (%s); reconnecting", pod, e)
-                skip = (last_ts, same_ts)
-                time.sleep(min(0.2 * 2.0**attempt, 5.0))
     except KubernetesNotFoundError:
         return False
-    return True
+    return stream_pod_log_lines(
+        hook, pod, namespace, container=container, on_line=on_line, log=log, reconnects=reconnects
+    )
