@@ -16,6 +16,7 @@ from airflow_mlplatform.exceptions import (
     JobDefinitionError,
     ReplicaSpecError,
     ScriptNotFoundError,
+    UnknownComputeProfileError,
 )
 from airflow_mlplatform.operators.tfjob import TFJobOperator
 
@@ -58,6 +59,36 @@ def test_bad_input_is_a_clear_error_before_anything_starts(tmp_path, kwargs, err
         _execute(tmp_path, **kwargs)
     # nothing was started: no replica log folder, no output folder
     assert not list(tmp_path.glob("**/logs"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"compute": "nope"}, UnknownComputeProfileError, "compute profile 'nope' is unknown"),
+        (
+            {"replicas": {"Worker": (2, "nope")}},
+            UnknownComputeProfileError,
+            "compute profile 'nope' is unknown",
+        ),
+        (
+            {"replicas": {"Worker": {"count": 2, "compute": "nope"}}},
+            UnknownComputeProfileError,
+            "compute profile 'nope' is unknown",
+        ),
+        ({"replicas": {"Wrkr": 0}}, ReplicaSpecError, "unknown replica type 'Wrkr'"),
+        ({"replicas": {"Worker": 0}}, ReplicaSpecError, "at least 1 replica"),
+        ({"replicas": {"PS": 1}}, ReplicaSpecError, "PS replicas without Workers"),
+        ({"backend": "kubeflw"}, ConfigurationError, "backend 'kubeflw' is unknown"),
+    ],
+)
+def test_bad_input_fails_when_the_dag_file_is_parsed(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        TFJobOperator(task_id="t", command=["python", "train.py"], **kwargs)
+
+
+def test_a_templated_backend_is_checked_when_the_task_runs():
+    op = TFJobOperator(task_id="t", command=["python", "train.py"], backend="{{ params.backend }}")
+    assert op.backend == "{{ params.backend }}"
 
 
 STAND_IN = """

@@ -119,6 +119,20 @@ class TFJobOperator(BaseOperator):
         self.delete_on_success = delete_on_success
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self._job: Any = None
+        self._check_at_parse_time()
+
+    def _check_at_parse_time(self) -> None:
+        """Cheap checks when the DAG file is parsed: backend, replicas, every compute profile."""
+        from airflow_mlplatform.compute import resolve_compute
+        from airflow_mlplatform.specs.tfjob import parse_replicas
+
+        if not _templated(self.backend):
+            self._check_backend()
+        replicas = parse_replicas(self.replicas)
+        resolve_compute(self.compute)
+        for replica in replicas.values():
+            if replica.compute:
+                resolve_compute(replica.compute)
 
     # -- checks, before anything is started ------------------------------------------------
     def _argv(self) -> list[str]:
@@ -287,6 +301,7 @@ class TFJobOperator(BaseOperator):
             return self._finish_kubeflow(context, job, parser, plan, started, job.run)
         from airflow_mlplatform.triggers.tfjob import TFJobTrigger
 
+        self._job = job  # on_kill during the create deletes it
         obj = job.create_or_attach()
         limit = self.job_timeout or (
             self.execution_timeout.total_seconds() if self.execution_timeout else None
@@ -504,6 +519,13 @@ class TFJobOperator(BaseOperator):
             return
         stop = getattr(job, "stop", None) or job.delete
         stop()
+
+
+def _templated(value: Any) -> bool:
+    """Whether ``value`` is rendered at run time (a Jinja string or an XComArg-like object)."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return hasattr(value, "resolve")
 
 
 def _default_deferrable() -> bool:

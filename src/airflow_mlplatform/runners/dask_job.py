@@ -21,6 +21,8 @@ from typing import Any
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
     JobFailedError,
+    KubernetesApiError,
+    KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
 )
@@ -81,8 +83,12 @@ class KubeDaskJob:
             libraries=GPU_LIBRARIES if gpu else CPU_LIBRARIES,
             created=True,
         )
-        self._lock = threading.Lock()
+        # Guards the flags only, never held across a request: close() runs from on_kill, which
+        # Airflow calls from a SIGTERM handler in the main thread, possibly in the middle of the
+        # create; reentrant so that such a handler never blocks on its own thread.
+        self._lock = threading.RLock()
         self._created = False
+        self._creating = False
         self._closed = False
 
     @property
@@ -102,25 +108,47 @@ class KubeDaskJob:
         with self._lock:
             if self._closed:
                 raise JobFailedError("the task was killed before its DaskJob was created")
+            self._creating = True
+        maybe_created = True
+        try:
+            if self.selector:
+                for item in (
+                    self.hook.list_objects(self.resource, self.namespace, label_selector=self.selector).get(
+                        "items"
+                    )
+                    or []
+                ):
+                    self._info("Deleting DaskJob %s left by an earlier try", item["metadata"]["name"])
+                    with suppress(KubernetesNotFoundError):
+                        self.hook.delete_object(self.resource, self.namespace, item["metadata"]["name"])
             try:
-                if self.selector:
-                    for item in (
-                        self.hook.list_objects(
-                            self.resource, self.namespace, label_selector=self.selector
-                        ).get("items")
-                        or []
-                    ):
-                        self._info("Deleting DaskJob %s left by an earlier try", item["metadata"]["name"])
-                        with suppress(KubernetesNotFoundError):
-                            self.hook.delete_object(self.resource, self.namespace, item["metadata"]["name"])
                 created = self.hook.create_object(self.resource, self.namespace, self.manifest)
-            except KubernetesResourceTypeNotFoundError as e:
-                raise ConfigurationError(
-                    "the cluster has no DaskJob resource (kubernetes.dask.org/v1 daskjobs): the Dask "
-                    "Kubernetes operator is not installed there. Install it (dask-kubernetes operator Helm "
-                    f"chart), or use cluster='local' or 'address'. ({e})"
-                ) from e
-            self._created = True
+            except KubernetesConflictError:
+                # A retried POST whose first attempt went through (its answer was lost): the
+                # DaskJob of this name, with this try's labels, is ours.
+                self._info("DaskJob %s exists already (a retried create); adopting it", self.name)
+                created = self.hook.get_object(self.resource, self.namespace, self.name)
+        except KubernetesResourceTypeNotFoundError as e:
+            maybe_created = False
+            raise ConfigurationError(
+                "the cluster has no DaskJob resource (kubernetes.dask.org/v1 daskjobs): the Dask "
+                "Kubernetes operator is not installed there. Install it (dask-kubernetes operator Helm "
+                f"chart), or use cluster='local' or 'address'. ({e})"
+            ) from e
+        except KubernetesApiError as e:
+            # refused by the API server (4xx): nothing to delete; a 5xx may have gone through
+            maybe_created = not 400 <= (e.status or 500) < 500
+            raise
+        finally:
+            with self._lock:
+                self._creating = False
+                self._created = self._created or maybe_created
+                closed = self._closed
+        if closed:
+            self.close()
+            raise JobFailedError(
+                f"the task was killed while its DaskJob {self.name} was being created; deleted it"
+            )
         self._info("Created DaskJob %s in namespace %s", self.name, self.namespace)
         return created
 
@@ -162,10 +190,13 @@ class KubeDaskJob:
         self._info("DaskJob %s succeeded", self.name)
 
     def close(self) -> None:
-        """Delete the DaskJob (its runner and cluster go with it); 404 is success."""
+        """Delete the DaskJob (its runner and cluster go with it); 404 is success. Never blocks on
+        a request in flight: called during the create (a signal handler), it deletes by name now
+        and the create deletes again as soon as it returns."""
         with self._lock:
             self._closed = True
-            created, self._created = self._created, False
+            created = self._created or self._creating
+            self._created = False
         if created:
             with suppress(KubernetesNotFoundError):
                 self.hook.delete_object(self.resource, self.namespace, self.name)

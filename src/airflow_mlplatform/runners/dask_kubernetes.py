@@ -21,6 +21,8 @@ from typing import Any
 
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
+    KubernetesApiError,
+    KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
 )
@@ -97,8 +99,12 @@ class KubeDaskCluster:
             {"resources": manifest["spec"]["worker"]["spec"]["containers"][0].get("resources") or {}}
         )
         self._clusters, self._services = _resources()
-        self._lock = threading.Lock()
+        # Guards the flags only, never held across a request: close() runs from on_kill, which
+        # Airflow calls from a SIGTERM handler in the main thread, possibly in the middle of the
+        # create; reentrant so that such a handler never blocks on its own thread.
+        self._lock = threading.RLock()
         self._created = False
+        self._creating = False
         self._closed = False
 
     def start(self) -> str:
@@ -106,16 +112,39 @@ class KubeDaskCluster:
         with self._lock:
             if self._closed:
                 raise ConfigurationError("the task was killed before its Dask cluster was created")
+            self._creating = True
+        maybe_created = True
+        try:
+            self._delete_leftovers()
             try:
-                self._delete_leftovers()
                 created = self.hook.create_object(self._clusters, self.namespace, self.manifest)
-            except KubernetesResourceTypeNotFoundError as e:
-                raise ConfigurationError(
-                    "the cluster has no DaskCluster resource (kubernetes.dask.org/v1 daskclusters): the Dask "
-                    "Kubernetes operator is not installed there. Install it (dask-kubernetes operator Helm "
-                    f"chart), or use cluster='local' or 'address'. ({e})"
-                ) from e
-            self._created = True
+            except KubernetesConflictError:
+                # A retried POST whose first attempt went through (its answer was lost): the
+                # DaskCluster of this name, with this try's labels, is ours.
+                if self.log is not None:
+                    self.log.info("DaskCluster %s exists already (a retried create); adopting it", self.name)
+                created = self.hook.get_object(self._clusters, self.namespace, self.name)
+        except KubernetesResourceTypeNotFoundError as e:
+            maybe_created = False
+            raise ConfigurationError(
+                "the cluster has no DaskCluster resource (kubernetes.dask.org/v1 daskclusters): the Dask "
+                "Kubernetes operator is not installed there. Install it (dask-kubernetes operator Helm "
+                f"chart), or use cluster='local' or 'address'. ({e})"
+            ) from e
+        except KubernetesApiError as e:
+            # refused by the API server (4xx): nothing to delete; a 5xx may have gone through
+            maybe_created = not 400 <= (e.status or 500) < 500
+            raise
+        finally:
+            with self._lock:
+                self._creating = False
+                self._created = self._created or maybe_created
+                closed = self._closed
+        if closed:
+            self.close()
+            raise ConfigurationError(
+                f"the task was killed while its DaskCluster {self.name} was being created; deleted it"
+            )
         if self.log is not None:
             self.log.info(
                 "Created DaskCluster %s in namespace %s; waiting for it to run", self.name, self.namespace
@@ -144,10 +173,12 @@ class KubeDaskCluster:
                 self.hook.delete_object(self._clusters, self.namespace, name)
 
     def close(self) -> None:
-        """Delete the DaskCluster (404 is success)."""
+        """Delete the DaskCluster (404 is success). Never blocks on a request in flight: called
+        during the create (a signal handler), it deletes by name now and the create deletes
+        again as soon as it returns."""
         with self._lock:
             self._closed = True
-            created = self._created
+            created = self._created or self._creating
             self._created = False
         if created:
             with suppress(KubernetesNotFoundError):

@@ -24,6 +24,8 @@ from typing import Any
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
     JobFailedError,
+    KubernetesApiError,
+    KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
 )
@@ -109,7 +111,11 @@ class KubeflowTFJob:
         self.attached = False
         self.resource = tfjobs_resource()
         self._created = False
-        self._lock = threading.Lock()
+        # Guards the flags only, never held across a request: delete() runs from on_kill, which
+        # Airflow calls from a SIGTERM handler in the main thread, possibly in the middle of a
+        # create; reentrant so that such a handler never blocks on its own thread.
+        self._lock = threading.RLock()
+        self._creating = False
         self._killed = False
 
     @classmethod
@@ -168,11 +174,37 @@ class KubeflowTFJob:
             with self._lock:
                 self._created = True
             return item
+        return self._create()
+
+    def _create(self) -> dict[str, Any]:
+        """Create the TFJob; a kill during the request deletes it as soon as it exists."""
         with self._lock:
             if self._killed:
                 raise JobFailedError("the task was killed before its TFJob was created")
-            created = self.hook.create_object(self.resource, self.namespace, self.manifest)
-            self._created = True
+            self._creating = True
+        maybe_created = True
+        try:
+            try:
+                created = self.hook.create_object(self.resource, self.namespace, self.manifest)
+            except KubernetesConflictError:
+                # A retried POST whose first attempt went through (its answer was lost): the
+                # TFJob of this name, with this try's labels, is ours.
+                self._info("TFJob %s exists already (a retried create); adopting it", self.name)
+                created = self.hook.get_object(self.resource, self.namespace, self.name)
+        except KubernetesApiError as e:
+            # refused by the API server (4xx): nothing to delete; a 5xx may have gone through
+            maybe_created = not 400 <= (getattr(e, "status", None) or 500) < 500
+            raise
+        finally:
+            with self._lock:
+                self._creating = False
+                self._created = self._created or maybe_created
+                killed = self._killed
+        if killed:
+            self.delete()
+            raise JobFailedError(
+                f"the task was killed while its TFJob {self.name} was being created; deleted it"
+            )
         self._info("Created TFJob %s in namespace %s", self.name, self.namespace)
         return created
 
@@ -256,10 +288,12 @@ class KubeflowTFJob:
         )
 
     def delete(self) -> None:
-        """Delete the TFJob (its pods go with it). Safe to call twice and from another thread."""
+        """Delete the TFJob (its pods go with it). Safe to call twice, from another thread, and
+        from a signal handler that interrupted the create (the TFJob is deleted by name now, and
+        again by the create as soon as it returns)."""
         with self._lock:
             self._killed = True
-            created = self._created
+            created = self._created or self._creating
         if created:
             with suppress(KubernetesNotFoundError):
                 if self.hook.delete_object(self.resource, self.namespace, self.name):
