@@ -65,3 +65,41 @@ def test_daskjob_needs_command_and_image():
         daskjob.build_daskjob(name="x", namespace="d", image="i", command=[], n_workers=1)
     with pytest.raises(JobDefinitionError, match="needs an image"):
         daskjob.build_daskjob(name="x", namespace="d", image="", command=["python"], n_workers=1)
+
+
+def test_a_profile_secrets_reach_the_dask_pods():
+    from airflow_mlplatform.compute import build_profile
+    from airflow_mlplatform.specs.tfjob import pod_fields_from_profile
+
+    profile = build_profile(
+        "dask",
+        {"backend": "kubernetes", "image": "ghcr.io/dask/dask:latest", "secrets": ["s3-creds"]},
+        where="test",
+    )
+    fields = pod_fields_from_profile(profile)
+    secret_refs = [{"secretRef": {"name": "s3-creds"}}]
+    job = daskjob.build_daskjob(
+        name="dask-d-t-0123456789",
+        namespace="ml",
+        image="ghcr.io/dask/dask:latest",
+        command=["python", "/code/job.py"],
+        n_workers=2,
+        labels=LABELS,
+        runner_pod=fields,
+        scheduler_pod=fields,
+        worker_pod=fields,
+    )
+    validate(job, "kubernetes.dask.org_daskjobs.yaml")
+    cluster = job["spec"]["cluster"]["spec"]
+    for pod in (job["spec"]["job"]["spec"], cluster["scheduler"]["spec"], cluster["worker"]["spec"]):
+        assert pod["containers"][0]["envFrom"] == secret_refs
+    cluster_manifest = daskjob.build_daskcluster(
+        name="dask-x",
+        namespace="ml",
+        labels=LABELS,
+        image="ghcr.io/dask/dask:latest",
+        n_workers=1,
+        worker_pod=fields,
+    )
+    validate(cluster_manifest, "kubernetes.dask.org_daskclusters.yaml")
+    assert cluster_manifest["spec"]["worker"]["spec"]["containers"][0]["envFrom"] == secret_refs

@@ -176,3 +176,43 @@ def test_pod_fields_from_a_compute_profile():
     assert worker["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert worker["spec"]["securityContext"]["runAsNonRoot"] is True
     assert worker["metadata"]["labels"]["tenant"] == "research"
+
+
+def test_a_job_without_a_profile_runs_restricted():
+    """Every pod is restricted unless a profile relaxes it (pods, notebooks... and TFJob replicas)."""
+    from airflow_mlplatform.compute import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
+
+    manifest = _job({"Chief": 1, "Worker": 2})
+    validate(manifest, CRD)
+    for rtype in ("Chief", "Worker"):
+        spec = manifest["spec"]["tfReplicaSpecs"][rtype]["template"]["spec"]
+        assert spec["securityContext"] == RESTRICTED_POD_SECURITY
+        assert spec["containers"][0]["securityContext"] == RESTRICTED_CONTAINER_SECURITY
+
+
+def test_a_profile_secrets_and_relaxed_security_reach_every_replica():
+    from airflow_mlplatform.compute import build_profile
+
+    profile = build_profile(
+        "gpu",
+        {
+            "backend": "kubernetes",
+            "image": "tf:gpu",
+            "secrets": ["wandb-api-key", "s3-creds"],
+            "security_context": {"pod": {"runAsNonRoot": False}, "container": {"runAsNonRoot": False}},
+        },
+        where="test",
+    )
+    fields = tfjob.pod_fields_from_profile(profile)
+    manifest = _job({"Chief": {"count": 1, **fields}, "Worker": {"count": 2, **fields}})
+    validate(manifest, CRD)
+    for rtype in ("Chief", "Worker"):
+        spec = manifest["spec"]["tfReplicaSpecs"][rtype]["template"]["spec"]
+        container = spec["containers"][0]
+        assert container["envFrom"] == [
+            {"secretRef": {"name": "wandb-api-key"}},
+            {"secretRef": {"name": "s3-creds"}},
+        ]
+        assert spec["securityContext"]["runAsNonRoot"] is False
+        assert container["securityContext"]["runAsNonRoot"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -33,6 +33,8 @@ def _pod_spec(container: dict[str, Any], pod: Mapping[str, Any], *, restart_neve
     env = {**(pod.get("env") or {})}
     if env:
         container["env"] = [*container.get("env", []), *_env_list(env)]
+    if pod.get("secrets"):
+        container["envFrom"] = [{"secretRef": {"name": str(name)}} for name in pod["secrets"]]
     if pod.get("resources"):
         container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in pod["resources"].items()}
     if pod.get("volume_mounts"):

@@ -16,10 +16,12 @@ as plain dicts, so they can come from compute profiles or be written by hand.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlplatform.compute import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from airflow_mlplatform.exceptions import ReplicaSpecError
 
 API_VERSION = "kubeflow.org/v1"
@@ -46,6 +48,7 @@ POD_FIELDS = (
     "priority_class",
     "service_account",
     "env",
+    "secrets",
     "labels",
     "annotations",
     "volumes",
@@ -198,12 +201,16 @@ def _container(
     merged_env = {**env, **(pod.get("env") or {})}
     if merged_env:
         container["env"] = _env_list(merged_env)
+    if pod.get("secrets"):
+        container["envFrom"] = [{"secretRef": {"name": str(name)}} for name in pod["secrets"]]
     if pod.get("resources"):
         container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in pod["resources"].items()}
     if pod.get("volume_mounts"):
         container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
-    if pod.get("container_security_context"):
-        container["securityContext"] = dict(pod["container_security_context"])
+    # restricted unless the replica's profile (or pod fields) relax it, as for every pod
+    container["securityContext"] = copy.deepcopy(
+        dict(pod.get("container_security_context") or RESTRICTED_CONTAINER_SECURITY)
+    )
     if pod.get("image_pull_policy"):
         container["imagePullPolicy"] = pod["image_pull_policy"]
     if working_dir:
@@ -263,8 +270,7 @@ def build_replica_spec(
         spec["serviceAccountName"] = pod["service_account"]
     if pod.get("volumes"):
         spec["volumes"] = [dict(v) for v in pod["volumes"]]
-    if pod.get("pod_security_context"):
-        spec["securityContext"] = dict(pod["pod_security_context"])
+    spec["securityContext"] = copy.deepcopy(dict(pod.get("pod_security_context") or RESTRICTED_POD_SECURITY))
     metadata: dict[str, Any] = {
         "labels": {**(pod.get("labels") or {}), **(labels or {})},
     }
@@ -387,6 +393,7 @@ def pod_fields_from_profile(profile: Any) -> dict[str, Any]:
         "priority_class": profile.priority_class,
         "service_account": profile.service_account,
         "env": dict(profile.env),
+        "secrets": list(profile.secrets),
         "labels": dict(profile.labels),
         "annotations": dict(profile.annotations),
         "volumes": list(profile.volumes),
