@@ -186,12 +186,40 @@ def output_key(name: str) -> str:
     return key[:250] if _NAME_OK.match(key[:250]) else "_output"
 
 
+def output_keys(names: Iterable[str]) -> dict[str, str]:
+    """``{output name: value name}`` (see :func:`output_key`), refusing two outputs on one key.
+
+    ``a/b.csv`` and ``a__b.csv`` (or ``x y`` and ``x_y``) would both become one value name and
+    one of them would be lost: a ValohaiError names both instead.
+
+    :param names: the outputs' names (paths under /valohai/outputs).
+    """
+    from airflow_mlplatform.exceptions import ValohaiError
+
+    keys: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for name in names:
+        key = output_key(name)
+        if key in owner and owner[key] != name:
+            raise ValohaiError(
+                f"outputs {owner[key]!r} and {name!r} both become the value name {key!r} "
+                "(/ is written __ and other characters outside A-Za-z0-9_.- are written _), so "
+                "one would be lost: rename one of them in the step"
+            )
+        owner[key] = name
+        keys[name] = key
+    return keys
+
+
 def output_values(datums: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """``{output file name: "datum://<id>"}`` for an execution's output datums.
 
     :param datums: datum objects (``id``, ``name``).
+    :raises ValohaiError: two outputs map to one value name (see :func:`output_keys`).
     """
-    return {output_key(str(d["name"])): f"datum://{d['id']}" for d in datums}
+    datums = list(datums)
+    keys = output_keys(str(d["name"]) for d in datums)
+    return {keys[str(d["name"])]: f"datum://{d['id']}" for d in datums}
 
 
 def poll_intervals(

@@ -112,6 +112,15 @@ def test_outputs_become_datum_urls_under_valid_names():
     assert output_key("a b.txt") == "a_b.txt"
 
 
+@pytest.mark.parametrize(("first", "second"), [("a/b.csv", "a__b.csv"), ("x y", "x_y")])
+def test_two_outputs_on_one_value_name_are_an_error_naming_both(first, second):
+    from airflow_mlplatform.exceptions import ValohaiError
+
+    datums = [{"id": "a1", "name": first}, {"id": "b2", "name": second}, {"id": "c3", "name": "ok.txt"}]
+    with pytest.raises(ValohaiError, match=rf"outputs '{first}' and '{second}' both become the value name"):
+        output_values(datums)
+
+
 def test_poll_intervals_grow_to_the_cap():
     assert list(itertools.islice(poll_intervals(5, 90), 7)) == [5, 10, 20, 40, 80, 90, 90]
     jittered = list(itertools.islice(poll_intervals(5, 90, jitter=0.1, seed="ex-1"), 7))

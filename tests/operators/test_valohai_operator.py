@@ -291,6 +291,61 @@ def test_download_of_a_missing_output_names_what_exists(server, tmp_path):
         op.execute(_context(try_number=1))
 
 
+def _finished_train(server):
+    hook = ValohaiHook(**FAST)
+    ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="train"))
+    return hook.wait_for_execution(ex["id"], poll_interval=0.05, max_poll_interval=0.1)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ("model.pkl", {"model.pkl"}),
+        (" model.pkl , plots/loss.png ", {"model.pkl", "plots__loss.png"}),
+        (["plots/loss.png"], {"plots__loss.png"}),
+    ],
+)
+def test_download_takes_one_name_or_a_comma_separated_string_and_records_what_it_copied(
+    server, tmp_path, names, expected
+):
+    from airflow_mlplatform.operators.valohai import ValohaiDownloadOutputsOperator
+
+    ex = _finished_train(server)
+    op = ValohaiDownloadOutputsOperator(
+        task_id="d", execution=ex["id"], destination=str(tmp_path), names=names, hook_kwargs=FAST
+    )
+    context = _context(try_number=1)
+    copied = op.execute(context)
+    assert set(copied) == expected  # a rendered "model.pkl" is one name, not 9 characters
+    record = context["ti"].pushed["execution_record"]
+    assert record["where"]["execution_id"] == ex["id"]
+    for name, info in record["outputs"].items():
+        content = (tmp_path / name).read_bytes()
+        assert info["size"] == len(content) and info["uri"].endswith(name)
+        assert record["data"]["inputs"][name]["datum"].startswith("datum://")
+    assert {n.replace("/", "__") for n in record["outputs"]} == expected
+
+
+def test_a_failed_download_does_not_reveal_the_signed_url(server, tmp_path, caplog):
+    from airflow_mlplatform.exceptions import ValohaiError
+    from airflow_mlplatform.operators.valohai import ValohaiDownloadOutputsOperator
+
+    ex = _finished_train(server)
+    server.files.clear()  # the storage answers 404 for the signed URL
+    op = ValohaiDownloadOutputsOperator(
+        task_id="d", execution=ex["id"], destination=str(tmp_path), names=["model.pkl"], hook_kwargs=FAST
+    )
+    with pytest.raises(ValohaiError) as failed:
+        op.execute(_context(try_number=1))
+    message = str(failed.value)
+    assert "HTTP 404" in message and "?<redacted>" in message and "model.pkl" in message
+    assert "signature" not in message
+    import traceback
+
+    assert "signature" not in "".join(traceback.format_exception(failed.value))
+    assert "signature" not in caplog.text
+
+
 @pytest.mark.parametrize(("retries", "expected"), [(0, "stopped"), (2, "started")])
 def test_lost_contact_stops_the_execution_only_when_no_retry_will_reattach(server, retries, expected):
     from airflow_mlplatform.exceptions import ValohaiError

@@ -416,15 +416,42 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
         return push_outputs(context, values=values, metrics=metrics, execution_record=record)
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its query string and fragment, for errors and logs.
+
+    A signed download URL's query string is a temporary credential (signature, token).
+
+    :param url: any URL.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]  # user:password@ is a credential too
+    return urlunsplit((parts.scheme, host, parts.path, "<redacted>" if parts.query else "", ""))
+
+
+def _names(names: str | Sequence[str] | None) -> list[str] | None:
+    """A list of output names from a list, one name, or a comma-separated string (Jinja)."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        return [n.strip() for n in names.split(",") if n.strip()] or None
+    return [str(n) for n in names] or None
+
+
 class ValohaiDownloadOutputsOperator(BaseOperator):
     """Copy a Valohai execution's output files to an ObjectStoragePath folder.
 
-    Returns ``{output name: destination URI}``.
+    Returns ``{output name: destination URI}`` (``/`` in a name written ``__``, as the submitting
+    operator's values), and pushes an ``execution_record`` of what was copied from where to where
+    (datum, source URI, destination, size, sha256). Signed download URLs are temporary
+    credentials: errors and logs show them without their query string.
 
     :param execution: execution id (or ``project_id:counter``), e.g. from the submitting
         task's ``valohai_execution`` XCom (``{{ ti.xcom_pull('train', key='valohai_execution')['id'] }}``).
     :param destination: folder path or URI (``s3://``, ``file://``, a local path).
-    :param names: only these output names (default: all).
+    :param names: only these output names (default: all): a list, or a string holding one name
+        or a comma-separated list (what a Jinja template renders to), e.g. ``"model.pkl,plots/loss.png"``.
     :param valohai_conn_id: the ``valohai`` connection.
     :param hook_kwargs: extra ValohaiHook arguments.
     """
@@ -436,7 +463,7 @@ class ValohaiDownloadOutputsOperator(BaseOperator):
         *,
         execution: str,
         destination: str,
-        names: Sequence[str] | None = None,
+        names: str | Sequence[str] | None = None,
         valohai_conn_id: str = "valohai_default",
         hook_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -449,37 +476,90 @@ class ValohaiDownloadOutputsOperator(BaseOperator):
         self.hook_kwargs = dict(hook_kwargs or {})
 
     def execute(self, context: Any) -> Any:
-        import shutil
-
-        import requests
         from airflow.sdk import ObjectStoragePath
 
-        from airflow_mlplatform.valohai_payloads import output_key
+        from airflow_mlplatform.execution_record import build_record, task_identity, utcnow
+        from airflow_mlplatform.valohai_payloads import output_keys
         from airflow_mlplatform.values import push_outputs
 
+        started = utcnow()
         hook = _hook(self.valohai_conn_id, self.hook_kwargs)
         execution = hook.get_execution(str(self.execution))
         datums = hook.list_outputs(str(execution["id"]))
-        if self.names:
-            missing = sorted(set(self.names) - {d["name"] for d in datums})
+        names = _names(self.names)
+        if names:
+            missing = sorted(set(names) - {d["name"] for d in datums})
             if missing:
                 raise ValohaiError(
                     f"execution {execution['id']} has no output {', '.join(map(repr, missing))} "
                     f"(it has: {', '.join(sorted(d['name'] for d in datums)) or 'none'})"
                 )
-            datums = [d for d in datums if d["name"] in set(self.names)]
+            datums = [d for d in datums if d["name"] in set(names)]
+        keys = output_keys(str(d["name"]) for d in datums)
         dest = ObjectStoragePath(
             self.destination if "://" in self.destination else f"file://{Path(self.destination).resolve()}"
         )
         copied: dict[str, str] = {}
+        files: dict[str, Any] = {}
         for datum in datums:
-            signed = hook.download_url(str(datum["id"]))
-            target = dest / str(datum["name"])
-            target.parent.mkdir(parents=True, exist_ok=True)
+            name = str(datum["name"])
+            target = dest / name
+            size, sha256 = self._copy(hook, str(datum["id"]), name, target)
+            copied[keys[name]] = str(target)
+            files[name] = {"uri": str(target), "size": size, "sha256": sha256}
+            self.log.info("output %s (%d bytes) copied to %s", name, size, target)
+        url = (execution.get("urls") or {}).get("display") or ""
+        record = build_record(
+            task=task_identity(context),
+            code={"step": execution.get("step"), "execution_id": str(execution["id"])},
+            environment={},
+            parameters={"names": names, "destination": str(dest)},
+            values=copied,
+            metric_rows=[],
+            metrics={},
+            outputs=files,
+            inputs={
+                str(d["name"]): {"datum": f"datum://{d['id']}", "uri": d.get("uri"), "size": d.get("size")}
+                for d in datums
+            },
+            started=started,
+            ended=utcnow(),
+            ran_on={
+                "backend": "valohai-download",
+                "execution_id": str(execution["id"]),
+                "counter": execution.get("counter"),
+                "url": url,
+            },
+        )
+        return push_outputs(context, values=copied, metrics={}, execution_record=record)
+
+    def _copy(self, hook: Any, datum_id: str, name: str, target: Any) -> tuple[int, str]:
+        """Stream one datum to ``target``; returns ``(bytes, sha256)``. Errors hide the signed URL."""
+        import hashlib
+
+        import requests
+
+        signed = hook.download_url(datum_id)
+        shown = redact_url(signed)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        try:
             # The signed URL carries its own authorization: never send the API token there.
             with requests.get(signed, stream=True, timeout=hook.timeout) as resp:
-                resp.raise_for_status()
+                if resp.status_code >= 400:
+                    raise ValohaiError(
+                        f"downloading output {name!r} (datum {datum_id}) from {shown} failed: "
+                        f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+                    )
                 with target.open("wb") as out:
-                    shutil.copyfileobj(resp.raw, out)
-            copied[output_key(str(datum["name"]))] = str(target)
-        return push_outputs(context, values=copied, metrics={}, execution_record=None)
+                    for chunk in iter(lambda: resp.raw.read(1 << 20), b""):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+        except requests.RequestException as e:
+            # requests' messages carry the full URL (query string included): not chained.
+            raise ValohaiError(
+                f"downloading output {name!r} (datum {datum_id}) from {shown} failed: {type(e).__name__}"
+            ) from None
+        return size, digest.hexdigest()
