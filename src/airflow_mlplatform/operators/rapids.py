@@ -61,16 +61,20 @@ class RapidsDaskOperator(BaseOperator):
     :param op_args: positional arguments of the callable (templated).
     :param op_kwargs: keyword arguments of the callable (templated).
     :param cluster: ``local`` (a cluster per task in the worker), ``address`` (an existing
-        scheduler: ``dask_conn_id`` or ``address``) or ``kubernetes`` (an ephemeral DaskCluster per
+        scheduler, or a dask-gateway server: ``dask_conn_id`` or ``address``; on a gateway the task
+        connects to the connection's ``cluster_name`` or creates a cluster it shuts down) or ``kubernetes`` (an ephemeral DaskCluster per
         task through the Dask Kubernetes operator; workers from the ``compute`` profile).
-    :param n_workers: workers of a ``local`` cluster (default: one per core, or one per GPU).
+    :param n_workers: workers of a ``local`` cluster (default: one per core, or one per GPU), or of
+        a gateway cluster the task creates (default: the connection's ``n_workers``, else 2).
     :param compute: compute profile of the workers (for ``kubernetes``).
     :param dask_conn_id: an Airflow connection of type ``dask`` (templated).
-    :param address: a scheduler address ``tcp://host:8786`` (templated); wins over the connection.
+    :param address: a scheduler address ``tcp://host:8786``, or a gateway ``http(s)://host:8000``
+        (templated); wins over the connection.
     :param parameters: local parameters (templated), overlaid on the DAG params.
     :param include_dag_params: pass the DAG-level params too (default True).
     :param threads_per_worker: threads per local worker.
-    :param connect_timeout: seconds to reach an existing scheduler (default: connection's, else 10).
+    :param connect_timeout: seconds to reach an existing scheduler or gateway (default: connection's,
+        else 10); also the wait for a new gateway cluster's workers (default 60).
     :param env: extra environment variables of a script (templated).
     :param cwd: working folder of a script (templated); default: the script's folder.
     :param grace_period: seconds between SIGTERM and SIGKILL when a script is stopped.
@@ -314,10 +318,15 @@ class RapidsDaskOperator(BaseOperator):
         kube_job = self._kube_daskjob(context, script, parameters, parser) if on_k8s and script else None
         kube_cluster = self._kube_cluster(context) if on_k8s and not script else None
         if self.cluster == "address":
-            from airflow_mlplatform.hooks.dask import check_reachable
+            from airflow_mlplatform.exceptions import ConfigurationError
 
             hook = self._hook()
-            check_reachable(*hook.get_address())  # unreachable: a clear error before anything else
+            if script is not None and hook.is_gateway():
+                raise ConfigurationError(
+                    f"task {self.task_id!r}: a script cannot run against a dask-gateway cluster in this "
+                    "version (its process would need the gateway's TLS credentials); use python_callable="
+                )
+            hook.check()  # unreachable scheduler or gateway, bad credentials: a clear error before anything else
         folder = storage.OutputFolder(storage.task_output_location(context))
         session: Any = kube_job or DaskSession(
             self.cluster,

@@ -5,7 +5,10 @@ Clusters:
   dask-cuda is installed and GPUs are visible, else ``distributed.LocalCluster`` (worker
   processes on 127.0.0.1).
 - ``address``: an existing scheduler (DaskHook: an Airflow connection or an address); nothing
-  is created, so nothing is torn down but the client.
+  is created, so nothing is torn down but the client. Or a dask-gateway server (a ``dask``
+  connection with ``{"gateway": true}`` or an ``http(s)://``/``gateway://`` address): connect to
+  its named cluster (``cluster_name``; left running), or create a gateway cluster for the task
+  (shut down on close: success, failure, kill).
 
 On a GPU cluster Dask's ``dataframe.backend``/``array.backend`` are set to cudf/cupy, so the
 same user code (``dd.from_dict``, ``da.random``...) runs on pandas/numpy on CPU and on
@@ -32,7 +35,7 @@ GPU_LIBRARIES = "cudf/cupy"
 class ClusterInfo:
     """What a task ran on.
 
-    :param kind: ``LocalCluster``, ``LocalCUDACluster`` or ``address``.
+    :param kind: ``LocalCluster``, ``LocalCUDACluster``, ``address``, ``GatewayCluster`` or ``DaskCluster``.
     :param address: the scheduler's address.
     :param n_workers: workers when the task started.
     :param gpu: whether the workers have GPUs and RAPIDS.
@@ -127,6 +130,9 @@ class DaskSession:
         self.log = log or logging.getLogger(__name__)
         self.client: Any = None
         self.cluster: Any = None
+        self.gateway: Any = None
+        self.gateway_cluster: Any = None
+        self.gateway_created = False
         self.info: ClusterInfo | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -197,6 +203,9 @@ class DaskSession:
     def _open_address(self) -> None:
         if self.hook is None:
             raise ConfigurationError("cluster='address' needs a dask_conn_id or an address")
+        if self.hook.is_gateway():
+            self._open_gateway()
+            return
         address, _timeout = self.hook.get_address()
         self.client = self.hook.get_client(set_as_default=True)
         workers = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -209,6 +218,76 @@ class DaskSession:
             libraries=GPU_LIBRARIES if gpu else CPU_LIBRARIES,
             created=False,
         )
+
+    def _open_gateway(self) -> None:
+        """Connect to a named gateway cluster, or create one for this task and scale it."""
+        from airflow_mlplatform.hooks.dask import DEFAULT_GATEWAY_WORKERS
+
+        settings = self.hook.gateway_settings()
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError("the Dask session was closed before its cluster started")
+            self.gateway = self.hook.get_gateway(settings)
+        created = settings.cluster_name is None
+        if created:
+            options = self.gateway.cluster_options()
+            try:
+                options.update(settings.cluster_options)
+            except (KeyError, ValueError, TypeError) as e:
+                raise ConfigurationError(
+                    f"dask-gateway cluster_options {sorted(settings.cluster_options)} are not accepted by the "
+                    f"gateway at {settings.address} ({e}); it offers {sorted(options)}"
+                ) from e
+            cluster = self.gateway.new_cluster(cluster_options=options, shutdown_on_close=True)
+        else:
+            cluster = self.gateway.connect(settings.cluster_name, shutdown_on_close=False)
+        with self._lock:
+            self.gateway_cluster, self.gateway_created = cluster, created
+            closed = self._closed
+        if closed:  # killed while the gateway was starting the cluster
+            self._close_gateway()
+            raise ConfigurationError("the Dask session was closed while its gateway cluster started")
+        self.log.info(
+            "dask-gateway %s: %s cluster %s",
+            settings.address,
+            "created" if created else "connected to existing",
+            cluster.name,
+        )
+        n = self.n_workers or settings.n_workers or DEFAULT_GATEWAY_WORKERS
+        if created:
+            cluster.scale(n)
+        self.client = cluster.get_client(set_as_default=True)
+        if created:
+            self.client.wait_for_workers(n, timeout=self.connect_timeout)
+        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        gpu = bool(workers) and all(self.client.run(_worker_has_rapids).values())
+        self.info = ClusterInfo(
+            kind="GatewayCluster",
+            address=self.client.scheduler.address,
+            n_workers=len(workers),
+            gpu=gpu,
+            libraries=GPU_LIBRARIES if gpu else CPU_LIBRARIES,
+            created=created,
+        )
+
+    def _close_gateway(self) -> None:
+        """Shut down a gateway cluster this session created; only disconnect from one it did not."""
+        from airflow_mlplatform.hooks.dask import close_gateway_client
+
+        cluster, gateway = self.gateway_cluster, self.gateway
+        self.gateway_cluster = self.gateway = None
+        if cluster is not None:
+            if self.gateway_created:
+                try:
+                    cluster.shutdown()
+                    self.log.info("dask-gateway cluster %s shut down", cluster.name)
+                except Exception as e:
+                    self.log.warning("Shutting down the dask-gateway cluster %s failed: %s", cluster.name, e)
+            else:
+                with suppress(Exception):
+                    cluster.close(shutdown=False)
+            close_gateway_client(getattr(cluster, "gateway", None))
+        close_gateway_client(gateway)
 
     def _open_kubernetes(self) -> None:
         from distributed import Client
@@ -247,6 +326,7 @@ class DaskSession:
         if client is not None:
             with suppress(Exception):
                 client.close(timeout=10)
+        self._close_gateway()
         if self.kube_cluster is not None:
             self.kube_cluster.close()
         if cluster is not None:
