@@ -185,3 +185,107 @@ def test_a_daskcluster_whose_retried_create_is_answered_409_is_adopted_and_delet
         close()
     assert not isinstance(error, KubernetesConflictError), error
     assert _gone(bed, key, run_id)
+
+
+class _PausedControllers:
+    """No controller acts on ``key`` inside the block: a job that nothing ever starts."""
+
+    def __init__(self, bed, key: str) -> None:
+        self.bed, self.key = bed, key
+        self.paused: list[Any] = []
+
+    def __enter__(self) -> None:
+        def pause() -> None:
+            controllers = self.bed.emulator.controllers
+            self.paused = [c for c in controllers if self.key in getattr(c, "resources", ())]
+            controllers[:] = [c for c in controllers if c not in self.paused]
+
+        self.bed.call(pause)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bed.call(lambda: self.bed.emulator.controllers.extend(self.paused))
+
+
+def _bounded(fn: Callable[[], Any], seconds: float = 30) -> BaseException | None:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the start-up wait is not bounded"
+    return errors[0] if errors else None
+
+
+class _TI:
+    dag_id, task_id, run_id, map_index, try_number = "life", "t", "manual__never_starts", -1, 1
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def test_a_tfjob_that_never_starts_fails_after_startup_timeout_saying_what_to_check(bed):
+    from airflow_mlplatform.operators.tfjob import TFJobOperator
+
+    op = TFJobOperator(
+        task_id="t",
+        command=["python", "-c", "pass"],
+        image="tf",
+        backend="kubeflow",
+        startup_timeout=1,
+        deferrable=False,
+    )
+    ti = _TI()
+    with _PausedControllers(bed, TFJOBS):
+        error = _bounded(lambda: op.execute({"ti": ti}))
+    assert isinstance(error, JobFailedError), error
+    assert "did not start within 1 s" in str(error) and "training operator" in str(error)
+    assert _gone(bed, TFJOBS, _TI.run_id)
+    assert ti.pushed["execution_record"]["status"] == "failed"
+
+
+def test_a_deferred_tfjob_that_never_starts_is_deleted_by_the_trigger(bed):
+    import asyncio
+
+    from airflow_mlplatform.triggers.tfjob import TFJobTrigger
+
+    run_id = "manual__never_starts_deferred"
+    job, key, create, _delete = _tfjob(run_id)
+    with _PausedControllers(bed, TFJOBS):
+        obj = create()
+        trigger = TFJobTrigger(
+            name=job.name,
+            namespace="default",
+            resource_version=obj["metadata"].get("resourceVersion"),
+            startup_timeout=1,
+        )
+        assert TFJobTrigger(**trigger.serialize()[1]).startup_timeout == 1
+
+        async def first_event() -> Any:
+            async for event in trigger.run():
+                return event.payload
+
+        event = asyncio.run(asyncio.wait_for(first_event(), 30))
+    assert event["status"] == "error" and "did not start within 1 s" in event["message"]
+    assert _gone(bed, key, run_id)
+
+
+def test_a_daskjob_that_never_starts_fails_after_startup_timeout_saying_what_to_check(bed):
+    job, key, _create, close = _daskjob("manual__never_starts_daskjob")
+    job.startup_timeout = 1
+    with _PausedControllers(bed, DASKJOBS):
+        try:
+            error = _bounded(job.run)
+        finally:
+            close()
+    assert isinstance(error, JobFailedError), error
+    assert "did not start within 1 s" in str(error) and "Dask Kubernetes operator" in str(error)
+    assert _gone(bed, key, "manual__never_starts_daskjob")

@@ -54,6 +54,9 @@ class TFJobOperator(BaseOperator):
     :param kubernetes_conn_id: the Kubernetes connection (templated).
     :param grace_period: seconds between SIGTERM and SIGKILL when local replicas are stopped.
     :param job_timeout: seconds the job may run (None: only ``execution_timeout``).
+    :param startup_timeout: kubeflow: seconds for the TFJob to run after it was created (None: 600).
+        A job whose replica pods never run (an image that cannot be pulled, pods that cannot be
+        scheduled) or that no training operator picks up fails the task then, with what to check.
     :param delete_on_success: kubeflow: delete the TFJob when it succeeded (failed, killed and
         timed-out jobs are always deleted); False keeps it (``ttl_seconds_after_finished`` applies).
     :param deferrable: kubeflow: wait for the TFJob in the triggerer; default
@@ -93,6 +96,7 @@ class TFJobOperator(BaseOperator):
         kubernetes_conn_id: str = "kubernetes_default",
         grace_period: float = 5.0,
         job_timeout: float | None = None,
+        startup_timeout: float | None = None,
         delete_on_success: bool = True,
         deferrable: bool | None = None,
         **kwargs: Any,
@@ -116,6 +120,7 @@ class TFJobOperator(BaseOperator):
         self.kubernetes_conn_id = kubernetes_conn_id
         self.grace_period = grace_period
         self.job_timeout = job_timeout
+        self.startup_timeout = startup_timeout
         self.delete_on_success = delete_on_success
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self._job: Any = None
@@ -261,6 +266,7 @@ class TFJobOperator(BaseOperator):
             leader=spec.leader(resolved),
             on_leader_line=parser.on_line,
             timeout=self.job_timeout,
+            startup_timeout=self.startup_timeout,
             delete_on_success=self.delete_on_success,
             log=self.log,
         )
@@ -314,6 +320,7 @@ class TFJobOperator(BaseOperator):
                 kubernetes_conn_id=self.kubernetes_conn_id,
                 resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
                 deadline=time.time() + limit if limit else None,
+                startup_timeout=job.startup_timeout,
                 plan={
                     **plan,
                     "name": job.name,

@@ -25,6 +25,7 @@ from airflow_mlplatform.exceptions import (
     KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
+    KubernetesTimeoutError,
 )
 from airflow_mlplatform.runners.dask_cluster import CPU_LIBRARIES, GPU_LIBRARIES, ClusterInfo
 from airflow_mlplatform.specs import daskjob
@@ -32,6 +33,8 @@ from airflow_mlplatform.specs import daskjob
 FINAL = ("Successful", "Failed")
 STARTED = ("Running", *FINAL)
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
+#: Default seconds for a DaskJob to run (``status.jobStatus`` Running) after it was created.
+DEFAULT_STARTUP_TIMEOUT = 600.0
 
 
 def _job_status(obj: dict[str, Any]) -> str | None:
@@ -46,6 +49,8 @@ class KubeDaskJob:
     :param selector: label selector of every try of this task (leftovers are deleted).
     :param on_line: called with each line of the runner's log.
     :param timeout: seconds for the whole job.
+    :param startup_timeout: seconds for the job to run after it was created (default 600): an image
+        that cannot be pulled, unschedulable pods or no Dask operator fail the task then.
     :param log: the task's logger.
     """
 
@@ -57,6 +62,7 @@ class KubeDaskJob:
         selector: str | None = None,
         on_line: Callable[[str], Any] | None = None,
         timeout: float | None = None,
+        startup_timeout: float | None = None,
         log: Any = None,
     ) -> None:
         from airflow_mlplatform.hooks.kubernetes import Resource
@@ -68,6 +74,7 @@ class KubeDaskJob:
         self.selector = selector
         self.on_line = on_line
         self.timeout = timeout or DEFAULT_TIMEOUT
+        self.startup_timeout = min(startup_timeout or DEFAULT_STARTUP_TIMEOUT, self.timeout)
         self.log = log
         self.tail: deque[str] = deque(maxlen=40)
         self.resource = Resource(daskjob.GROUP, daskjob.VERSION, "daskjobs", "DaskJob")
@@ -160,15 +167,18 @@ class KubeDaskJob:
         from airflow_mlplatform.runners.pod_log import follow_pod_log
 
         created = self._create()
-        self.hook.wait_for_object(
-            self.resource,
-            self.namespace,
-            self.name,
-            lambda o: _job_status(o) in STARTED,
-            timeout=self.timeout,
-            resource_version=(created.get("metadata") or {}).get("resourceVersion"),
-            initial=created,
-        )
+        try:
+            self.hook.wait_for_object(
+                self.resource,
+                self.namespace,
+                self.name,
+                lambda o: _job_status(o) in STARTED,
+                timeout=self.startup_timeout,
+                resource_version=(created.get("metadata") or {}).get("resourceVersion"),
+                initial=created,
+            )
+        except KubernetesTimeoutError as e:
+            raise JobFailedError(self._not_started()) from e
         self._info("Streaming the log of %s", self.runner_pod)
         follow_pod_log(
             self.hook,
@@ -188,6 +198,27 @@ class KubeDaskJob:
                 f"DaskJob {self.name} in namespace {self.namespace} failed; last lines of {self.runner_pod}:\n{tail}"
             )
         self._info("DaskJob %s succeeded", self.name)
+
+    def _not_started(self) -> str:
+        status = None
+        with suppress(KubernetesApiError):
+            status = _job_status(self.hook.get_object(self.resource, self.namespace, self.name))
+        if status is None:
+            what = (
+                "it has no status at all, so no controller picked it up: is the Dask Kubernetes operator "
+                "installed and running, and does it watch this namespace?"
+            )
+        else:
+            what = (
+                f"its jobStatus is {status!r}: its runner, scheduler or worker pods did not run; check them "
+                f"(kubectl describe pods -n {self.namespace} -l dask.org/cluster-name={self.name}): an image "
+                "that cannot be pulled, pods that cannot be scheduled (GPUs, node selector, tolerations, "
+                "quota), a missing secret or volume"
+            )
+        return (
+            f"DaskJob {self.name} in namespace {self.namespace} did not start within "
+            f"{self.startup_timeout:.0f} s (startup_timeout): {what}"
+        )
 
     def close(self) -> None:
         """Delete the DaskJob (its runner and cluster go with it); 404 is success. Never blocks on

@@ -28,12 +28,15 @@ from airflow_mlplatform.exceptions import (
     KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
+    KubernetesTimeoutError,
 )
 
 FINAL = ("Succeeded", "Failed")
 STARTED = ("Running", "Restarting", *FINAL)
 #: Default deadline of a wait when neither job_timeout nor activeDeadlineSeconds is given.
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
+#: Default seconds for a TFJob to run (its Running condition) after it was created.
+DEFAULT_STARTUP_TIMEOUT = 600.0
 TAIL_LINES = 40
 
 
@@ -54,6 +57,29 @@ def tfjob_name(identity: Mapping[str, Any]) -> str:
     digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
     slug = re.sub(r"[^a-z0-9]+", "-", str(identity.get("task_id", "job")).lower()).strip("-")[:20].strip("-")
     return f"tfjob-{slug}-{digest}" if slug else f"tfjob-{digest}"
+
+
+def not_started_message(name: str, namespace: str, timeout: float, state: str | None) -> str:
+    """What to check when a TFJob did not run within its start-up timeout.
+
+    :param name: the TFJob.
+    :param namespace: its namespace.
+    :param timeout: the start-up timeout in seconds.
+    :param state: its latest condition (None: no controller has touched it).
+    """
+    if state is None:
+        what = (
+            "it has no condition at all, so no controller picked it up: is the Kubeflow training operator "
+            "(training-operator v1.x) installed and running, and does it watch this namespace?"
+        )
+    else:
+        what = (
+            f"its condition is {state!r}: its replica pods did not run; check them "
+            f"(kubectl describe pods -n {namespace} -l training.kubeflow.org/job-name={name}): an image "
+            "that cannot be pulled, pods that cannot be scheduled (GPUs, node selector, tolerations, "
+            "quota), a missing secret or volume"
+        )
+    return f"TFJob {name} in namespace {namespace} did not start within {timeout:.0f} s (startup_timeout): {what}"
 
 
 def condition(obj: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -81,6 +107,8 @@ class KubeflowTFJob:
     :param leader: ``(replica type, index)`` whose log is streamed.
     :param on_leader_line: called with each line of the leader's log.
     :param timeout: seconds to wait for the job in all.
+    :param startup_timeout: seconds for the job to run after it was created (default 600): an image
+        that cannot be pulled, unschedulable pods or no training operator fail the task then.
     :param delete_on_success: delete the TFJob when it succeeded (else keep it; TTL applies).
     :param log: the task's logger.
     """
@@ -94,6 +122,7 @@ class KubeflowTFJob:
         leader: tuple[str, int],
         on_leader_line: Callable[[str], Any] | None = None,
         timeout: float | None = None,
+        startup_timeout: float | None = None,
         delete_on_success: bool = True,
         log: Any = None,
     ) -> None:
@@ -105,6 +134,7 @@ class KubeflowTFJob:
         self.leader = leader
         self.on_leader_line = on_leader_line
         self.timeout = timeout or DEFAULT_TIMEOUT
+        self.startup_timeout = min(startup_timeout or DEFAULT_STARTUP_TIMEOUT, self.timeout)
         self.delete_on_success = delete_on_success
         self.log = log
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -215,15 +245,23 @@ class KubeflowTFJob:
         """
         obj = self.create_or_attach()
         rv = (obj.get("metadata") or {}).get("resourceVersion")
-        obj = self.hook.wait_for_object(
-            self.resource,
-            self.namespace,
-            self.name,
-            lambda o: condition(o)[0] in STARTED,
-            timeout=self.timeout,
-            resource_version=rv,
-            initial=obj,
-        )
+        try:
+            obj = self.hook.wait_for_object(
+                self.resource,
+                self.namespace,
+                self.name,
+                lambda o: condition(o)[0] in STARTED,
+                timeout=self.startup_timeout,
+                resource_version=rv,
+                initial=obj,
+            )
+        except KubernetesTimeoutError as e:
+            state = None
+            with suppress(KubernetesApiError):
+                state = condition(self.hook.get_object(self.resource, self.namespace, self.name))[0]
+            raise JobFailedError(
+                not_started_message(self.name, self.namespace, self.startup_timeout, state)
+            ) from e
         self._stream_leader()
         obj = self.hook.wait_for_object(
             self.resource,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -25,6 +26,8 @@ class TFJobTrigger(BaseTrigger):
     :param kubernetes_conn_id: the Kubernetes connection.
     :param resource_version: the TFJob's resourceVersion when deferring (the watch starts there).
     :param deadline: UNIX time when the job must be over; the TFJob is deleted then.
+    :param startup_timeout: seconds for the TFJob to run (its Running condition); if it does not,
+        it is deleted and the event says what to check (None: no start-up check).
     :param plan: what the operator needs back when it resumes (JSON), echoed in the event.
     """
 
@@ -37,6 +40,7 @@ class TFJobTrigger(BaseTrigger):
         resource_version: str | None = None,
         deadline: float | None = None,
         plan: dict[str, Any] | None = None,
+        startup_timeout: float | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -45,6 +49,7 @@ class TFJobTrigger(BaseTrigger):
         self.resource_version = resource_version
         self.deadline = deadline
         self.plan = plan
+        self.startup_timeout = startup_timeout
         self._fired = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -57,6 +62,7 @@ class TFJobTrigger(BaseTrigger):
                 "resource_version": self.resource_version,
                 "deadline": self.deadline,
                 "plan": self.plan,
+                "startup_timeout": self.startup_timeout,
             },
         )
 
@@ -77,6 +83,13 @@ class TFJobTrigger(BaseTrigger):
         try:
             remaining = (self.deadline - time.time()) if self.deadline is not None else 365 * 24 * 3600.0
             try:
+                if self.startup_timeout:
+                    message = await self._wait_started(hook, min(self.startup_timeout, max(1.0, remaining)))
+                    if message is not None:
+                        await self._delete(hook)
+                        yield self._event("error", message=message)
+                        return
+                    remaining = (self.deadline - time.time()) if self.deadline is not None else remaining
                 obj = await hook.wait_for_object(
                     tfjobs_resource(),
                     self.namespace,
@@ -97,6 +110,31 @@ class TFJobTrigger(BaseTrigger):
                 yield self._event("error", message=str(e))
         finally:
             await hook.close()
+
+    async def _wait_started(self, hook: Any, timeout: float) -> str | None:
+        """None once the TFJob runs (or is over); else what to check (it did not start in time)."""
+        from airflow_mlplatform.runners.tf_kubeflow import (
+            STARTED,
+            condition,
+            not_started_message,
+            tfjobs_resource,
+        )
+
+        try:
+            await hook.wait_for_object(
+                tfjobs_resource(),
+                self.namespace,
+                self.name,
+                lambda o: condition(o)[0] in STARTED,
+                timeout=timeout,
+                resource_version=self.resource_version,
+            )
+            return None
+        except KubernetesTimeoutError:
+            state = None
+            with suppress(MLPlatformError):
+                state = condition(await hook.get_object(tfjobs_resource(), self.namespace, self.name))[0]
+            return not_started_message(self.name, self.namespace, timeout, state)
 
     async def _delete(self, hook: Any | None = None) -> None:
         from airflow_mlplatform.runners.tf_kubeflow import tfjobs_resource
