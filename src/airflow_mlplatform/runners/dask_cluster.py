@@ -134,7 +134,10 @@ class DaskSession:
         self.gateway_cluster: Any = None
         self.gateway_created = False
         self.info: ClusterInfo | None = None
-        self._lock = threading.Lock()
+        # Guards the fields only, never held across a cluster start: close() runs from on_kill,
+        # which Airflow calls from a SIGTERM handler in the main thread, possibly during the
+        # start; reentrant so that such a handler never blocks on its own thread.
+        self._lock = threading.RLock()
         self._closed = False
 
     def open(self) -> Any:
@@ -167,28 +170,38 @@ class DaskSession:
         with self._lock:
             if self._closed:
                 raise ConfigurationError("the Dask session was closed before its cluster started")
-            if gpus:
-                from dask_cuda import LocalCUDACluster
+        cluster: Any
+        if gpus:
+            from dask_cuda import LocalCUDACluster
 
-                kind = "LocalCUDACluster"
-                self.cluster = LocalCUDACluster(
-                    n_workers=self.n_workers or gpus,
-                    threads_per_worker=self.threads_per_worker or 1,
-                    dashboard_address=None,
-                    silence_logs=logging.WARNING,
-                )
-            else:
-                from distributed import LocalCluster
+            kind = "LocalCUDACluster"
+            cluster = LocalCUDACluster(
+                n_workers=self.n_workers or gpus,
+                threads_per_worker=self.threads_per_worker or 1,
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+            )
+        else:
+            from distributed import LocalCluster
 
-                kind = "LocalCluster"
-                self.cluster = LocalCluster(
-                    n_workers=self.n_workers,
-                    threads_per_worker=self.threads_per_worker,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.WARNING,
-                )
+            kind = "LocalCluster"
+            cluster = LocalCluster(
+                n_workers=self.n_workers,
+                threads_per_worker=self.threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+            )
+        with self._lock:
+            self.cluster = cluster
+            closed = self._closed
+        if closed:  # killed while the cluster started: close() found nothing to tear down
+            self.cluster = None
+            self._close_local(cluster)
+            raise ConfigurationError(
+                "the Dask session was closed while its local cluster started; tore it down"
+            )
         self.client = Client(self.cluster, set_as_default=True)
         n = len(self.client.scheduler_info(n_workers=-1)["workers"])
         self.info = ClusterInfo(
@@ -330,13 +343,15 @@ class DaskSession:
         if self.kube_cluster is not None:
             self.kube_cluster.close()
         if cluster is not None:
-            try:
-                cluster.close(timeout=30)
-            except Exception as e:  # the workers are killed below in any case
-                self.log.warning("Closing the local Dask cluster failed (%s); killing its workers", e)
-                _kill_workers(cluster)
-        if cluster is not None:
+            self._close_local(cluster)
             self.log.info("Dask cluster %s torn down", self.info.address if self.info else "")
+
+    def _close_local(self, cluster: Any) -> None:
+        try:
+            cluster.close(timeout=30)
+        except Exception as e:  # the workers are killed below in any case
+            self.log.warning("Closing the local Dask cluster failed (%s); killing its workers", e)
+            _kill_workers(cluster)
 
     def __enter__(self) -> Any:
         try:
