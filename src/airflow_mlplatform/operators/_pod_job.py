@@ -67,6 +67,28 @@ class PodJobMixin:
     def _pod_plan(self, context: Any, profile: Any) -> PodPlan:
         raise NotImplementedError
 
+    def _store_compute(
+        self,
+        *,
+        compute: Any,
+        compute_overrides: Mapping[str, Any] | None,
+        kubernetes_conn_id: str,
+        deferrable: bool | None,
+    ) -> None:
+        """Store the compute arguments and check the profile (unknown names fail at parse time).
+
+        :param compute: a compute profile name, or None for the worker.
+        :param compute_overrides: single profile fields to override.
+        :param kubernetes_conn_id: the Kubernetes connection, for pods.
+        :param deferrable: wait for pods in the triggerer; None: ``[operators] default_deferrable``.
+        """
+        self.compute = compute
+        self.compute_overrides = dict(compute_overrides or {})
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._runner = None
+        self._profile()
+
     def _dag_relative(self, path: str) -> str:
         """``path`` itself if absolute (or a URI), else relative to the DAG file's folder."""
         import os

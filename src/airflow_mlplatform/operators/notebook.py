@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.links import OutputNotebookLink
-from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan, default_deferrable
+from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan
 
 
 class NotebookOperator(PodJobMixin, BaseOperator):
@@ -80,17 +80,17 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         self.parameters = parameters
         self.output_notebook = output_notebook
         self.kernel_name = kernel_name
-        self.compute = compute
-        self.compute_overrides = dict(compute_overrides or {})
-        self.kubernetes_conn_id = kubernetes_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._store_compute(
+            compute=compute,
+            compute_overrides=compute_overrides,
+            kubernetes_conn_id=kubernetes_conn_id,
+            deferrable=deferrable,
+        )
         self.cell_timeout = cell_timeout
         self.start_timeout = start_timeout
         self.include_dag_params = include_dag_params
         self.env = env
         self.cwd = cwd
-        self._runner: Any = None
-        self._profile()  # an unknown profile or a bad override fails when the DAG file is parsed
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the notebook in the worker and push values, metrics and the execution record.

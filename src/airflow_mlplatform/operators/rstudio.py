@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.links import OutputNotebookLink
-from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan, default_deferrable
+from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan
 
 
 class RStudioJobOperator(PodJobMixin, BaseOperator):
@@ -74,17 +74,17 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         super().__init__(**kwargs)
         self.script = script
         self.parameters = parameters
-        self.compute = compute
-        self.compute_overrides = dict(compute_overrides or {})
-        self.kubernetes_conn_id = kubernetes_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._store_compute(
+            compute=compute,
+            compute_overrides=compute_overrides,
+            kubernetes_conn_id=kubernetes_conn_id,
+            deferrable=deferrable,
+        )
         self.output_format = output_format
         self.include_dag_params = include_dag_params
         self.env = env
         self.cwd = cwd
         self.rscript = rscript
-        self._runner: Any = None
-        self._profile()  # an unknown profile or a bad override fails when the DAG file is parsed
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the R job in the worker and push values, metrics and the execution record.
