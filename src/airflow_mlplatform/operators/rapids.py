@@ -21,7 +21,12 @@ RESULT_NAME = "result"
 
 
 class _Tee:
-    """stdout of the callable: passed through, and parsed for record() lines and metrics."""
+    """stdout of the callable: passed through, and parsed for record() lines and metrics.
+
+    A text stream like the one it wraps: ``fileno`` (the real stream's, for subprocess and
+    faulthandler), ``encoding``, ``isatty``... come from the wrapped stream; only what is
+    written through ``write``/``writelines`` reaches the parser.
+    """
 
     def __init__(self, target: Any, parser: Any) -> None:
         self._target = target
@@ -31,8 +36,34 @@ class _Tee:
         self._parser.feed(text)
         return self._target.write(text)
 
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         self._target.flush()
+
+    def fileno(self) -> int:
+        return int(self._target.fileno())
+
+    def isatty(self) -> bool:
+        return bool(getattr(self._target, "isatty", lambda: False)())
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._target, "closed", False))
+
+    def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer, newlines...
+        return getattr(self._target, name)
 
 
 class RapidsDaskOperator(BaseOperator):
@@ -81,7 +112,8 @@ class RapidsDaskOperator(BaseOperator):
     :param namespace: kubernetes: namespace of the DaskCluster (templated); default the profile's,
         else the connection's.
     :param kubernetes_conn_id: kubernetes: the Kubernetes connection (templated).
-    :param startup_timeout: kubernetes: seconds for the DaskCluster to run (default 600).
+    :param startup_timeout: kubernetes: seconds for the DaskCluster (or a script's DaskJob) to run
+        after it was created (None: 600); then the task fails and says what to check.
     """
 
     template_fields: Sequence[str] = (
@@ -147,6 +179,19 @@ class RapidsDaskOperator(BaseOperator):
         self.startup_timeout = startup_timeout
         self._session: Any = None
         self._process: Any = None
+        self._check_at_parse_time()
+
+    def _check_at_parse_time(self) -> None:
+        """Cheap checks when the DAG file is parsed: the cluster kind and the compute profile."""
+        from airflow_mlplatform.compute import resolve_compute
+        from airflow_mlplatform.exceptions import ConfigurationError
+
+        templated = isinstance(self.cluster, str) and ("{{" in self.cluster or "{%" in self.cluster)
+        if not templated and self.cluster not in CLUSTERS:
+            raise ConfigurationError(
+                f"task {self.task_id!r}: cluster {self.cluster!r} is unknown; use one of {', '.join(CLUSTERS)}"
+            )
+        resolve_compute(self.compute)
 
     # -- checks, before anything is created ---------------------------------------------------
     def _check(self) -> str | None:
@@ -239,7 +284,7 @@ class RapidsDaskOperator(BaseOperator):
             manifest,
             selector=podspec.identity_selector(identity),
             on_line=on_line,
-            timeout=self.startup_timeout,
+            startup_timeout=self.startup_timeout,
             log=self.log,
         )
 
