@@ -171,3 +171,24 @@ def test_timeout_stops_everything(tmp_path):
             break
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids)
+
+
+def test_stop_signals_only_the_groups_of_replicas_still_running(tmp_path, monkeypatch):
+    """A reaped replica's PID may belong to an unrelated process group by now: never signal it."""
+    signalled: list[int] = []
+    real = LocalTFJob._signal_group
+
+    def record(pid: int, sig: int) -> None:
+        signalled.append(pid)
+        real(pid, sig)
+
+    monkeypatch.setattr(LocalTFJob, "_signal_group", staticmethod(record))
+    job = _job(tmp_path, {"Chief": 1, "Worker": 3, "PS": 1}, mode="fail")
+    with pytest.raises(JobFailedError):
+        job.run(timeout=60)
+    failed = next(r for r in job.replicas if r.name == "worker-1")
+    assert failed.proc.pid not in signalled  # it exited (and was reaped) before the others were stopped
+    assert all(r.proc.poll() is not None for r in job.replicas)
+    signalled.clear()
+    job.stop()  # again, as on_kill after the failure would: every replica is reaped
+    assert signalled == []

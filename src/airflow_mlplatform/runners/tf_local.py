@@ -258,15 +258,16 @@ class LocalTFJob:
         alive = [r for r in replicas if r.proc.poll() is None]
         for r in alive:
             r.stopped_by_us = True
-        for r in replicas:
-            # Children of a replica that exited may still hold its group: signal every group.
+        # Only the groups of replicas still running: the PID of a replica already reaped may be
+        # reused by an unrelated process group leader, which must never be signalled.
+        for r in alive:
             self._signal_group(r.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_period
         for r in alive:
             with suppress(subprocess.TimeoutExpired):
                 r.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        for r in replicas:
-            self._signal_group(r.proc.pid, signal.SIGKILL)
+        for r in alive:
+            self._signal_group(r.proc.pid, signal.SIGKILL)  # reaped now, but its group may linger
         for r in alive:
             with suppress(subprocess.TimeoutExpired):  # a process in D state
                 r.proc.wait(timeout=5)
