@@ -24,6 +24,7 @@ classes are built on first access of their names (PEP 562); importing this modul
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 import weakref
@@ -289,6 +290,27 @@ class _SyncOps:
             # Some client versions answered None for a successful create: read it back.
             created = self.get_object(resource, namespace, name)
         return created
+
+    def create_or_adopt(
+        self, resource: Resource, namespace: str, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Create an object, or adopt the one of the same name; returns ``(object, adopted)``.
+
+        Our names are per task try, so a 409 means the object is ours: typically a retried
+        POST whose first attempt went through and whose answer was lost.
+
+        :param resource: the resource type.
+        :param namespace: the namespace.
+        :param body: the manifest (with ``metadata.name``).
+        """
+        try:
+            return self.create_object(resource, namespace, body), False
+        except KubernetesConflictError:
+            name = body["metadata"]["name"]
+            logging.getLogger(__name__).info(
+                "%s exists already; adopting it", resource.describe(namespace, name)
+            )
+            return self.get_object(resource, namespace, name), True
 
     def get_object(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
         """Read one object; raises KubernetesNotFoundError if it does not exist."""
@@ -855,3 +877,14 @@ def __getattr__(name: str) -> Any:
     cls = builder()
     globals()[name] = cls
     return cls
+
+
+def create_may_have_succeeded(error: Exception) -> bool:
+    """Whether a failed create may still have created the object (so cleanup must delete it).
+
+    A 4xx was refused by the API server; a 5xx or a lost connection may have gone through.
+
+    :param error: what the create raised.
+    """
+    status = getattr(error, "status", None) or 500
+    return not 400 <= status < 500

@@ -22,7 +22,6 @@ from airflow_mlplatform.exceptions import (
     ConfigurationError,
     JobFailedError,
     KubernetesApiError,
-    KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
     KubernetesTimeoutError,
@@ -116,6 +115,8 @@ class KubeDaskJob:
             if self._closed:
                 raise JobFailedError("the task was killed before its DaskJob was created")
             self._creating = True
+        from airflow_mlplatform.hooks.kubernetes import create_may_have_succeeded
+
         maybe_created = True
         try:
             if self.selector:
@@ -128,13 +129,7 @@ class KubeDaskJob:
                     self._info("Deleting DaskJob %s left by an earlier try", item["metadata"]["name"])
                     with suppress(KubernetesNotFoundError):
                         self.hook.delete_object(self.resource, self.namespace, item["metadata"]["name"])
-            try:
-                created = self.hook.create_object(self.resource, self.namespace, self.manifest)
-            except KubernetesConflictError:
-                # A retried POST whose first attempt went through (its answer was lost): the
-                # DaskJob of this name, with this try's labels, is ours.
-                self._info("DaskJob %s exists already (a retried create); adopting it", self.name)
-                created = self.hook.get_object(self.resource, self.namespace, self.name)
+            created, _adopted = self.hook.create_or_adopt(self.resource, self.namespace, self.manifest)
         except KubernetesResourceTypeNotFoundError as e:
             maybe_created = False
             raise ConfigurationError(
@@ -143,8 +138,7 @@ class KubeDaskJob:
                 f"chart), or use cluster='local' or 'address'. ({e})"
             ) from e
         except KubernetesApiError as e:
-            # refused by the API server (4xx): nothing to delete; a 5xx may have gone through
-            maybe_created = not 400 <= (e.status or 500) < 500
+            maybe_created = create_may_have_succeeded(e)
             raise
         finally:
             with self._lock:

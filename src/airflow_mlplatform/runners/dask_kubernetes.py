@@ -22,7 +22,6 @@ from typing import Any
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
     KubernetesApiError,
-    KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
 )
@@ -113,17 +112,12 @@ class KubeDaskCluster:
             if self._closed:
                 raise ConfigurationError("the task was killed before its Dask cluster was created")
             self._creating = True
+        from airflow_mlplatform.hooks.kubernetes import create_may_have_succeeded
+
         maybe_created = True
         try:
             self._delete_leftovers()
-            try:
-                created = self.hook.create_object(self._clusters, self.namespace, self.manifest)
-            except KubernetesConflictError:
-                # A retried POST whose first attempt went through (its answer was lost): the
-                # DaskCluster of this name, with this try's labels, is ours.
-                if self.log is not None:
-                    self.log.info("DaskCluster %s exists already (a retried create); adopting it", self.name)
-                created = self.hook.get_object(self._clusters, self.namespace, self.name)
+            created, _adopted = self.hook.create_or_adopt(self._clusters, self.namespace, self.manifest)
         except KubernetesResourceTypeNotFoundError as e:
             maybe_created = False
             raise ConfigurationError(
@@ -132,8 +126,7 @@ class KubeDaskCluster:
                 f"chart), or use cluster='local' or 'address'. ({e})"
             ) from e
         except KubernetesApiError as e:
-            # refused by the API server (4xx): nothing to delete; a 5xx may have gone through
-            maybe_created = not 400 <= (e.status or 500) < 500
+            maybe_created = create_may_have_succeeded(e)
             raise
         finally:
             with self._lock:

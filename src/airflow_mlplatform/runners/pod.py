@@ -40,7 +40,6 @@ from airflow_mlplatform.compute import ComputeProfile
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
     JobFailedError,
-    KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesTimeoutError,
 )
@@ -295,12 +294,7 @@ class PodJobRunner:
             )
             return pod, True
         manifest = self.manifest(identity, namespace)
-        try:
-            pod = hook.create_object(PODS, namespace, manifest)
-            reattached = False
-        except KubernetesConflictError:
-            pod = hook.get_object(PODS, namespace, manifest["metadata"]["name"])
-            reattached = True
+        pod, reattached = hook.create_or_adopt(PODS, namespace, manifest)
         self._remember(pod)
         self.log.info(
             "Pod %s created in namespace %s (profile %s, image %s)",

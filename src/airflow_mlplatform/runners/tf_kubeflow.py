@@ -25,7 +25,6 @@ from airflow_mlplatform.exceptions import (
     ConfigurationError,
     JobFailedError,
     KubernetesApiError,
-    KubernetesConflictError,
     KubernetesNotFoundError,
     KubernetesResourceTypeNotFoundError,
     KubernetesTimeoutError,
@@ -212,18 +211,13 @@ class KubeflowTFJob:
             if self._killed:
                 raise JobFailedError("the task was killed before its TFJob was created")
             self._creating = True
+        from airflow_mlplatform.hooks.kubernetes import create_may_have_succeeded
+
         maybe_created = True
         try:
-            try:
-                created = self.hook.create_object(self.resource, self.namespace, self.manifest)
-            except KubernetesConflictError:
-                # A retried POST whose first attempt went through (its answer was lost): the
-                # TFJob of this name, with this try's labels, is ours.
-                self._info("TFJob %s exists already (a retried create); adopting it", self.name)
-                created = self.hook.get_object(self.resource, self.namespace, self.name)
+            created, _adopted = self.hook.create_or_adopt(self.resource, self.namespace, self.manifest)
         except KubernetesApiError as e:
-            # refused by the API server (4xx): nothing to delete; a 5xx may have gone through
-            maybe_created = not 400 <= (getattr(e, "status", None) or 500) < 500
+            maybe_created = create_may_have_succeeded(e)
             raise
         finally:
             with self._lock:
