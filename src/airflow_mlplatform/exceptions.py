@@ -84,6 +84,10 @@ class ProfilesFileError(ComputeProfileError):
     """The compute profiles file is missing, not YAML, or has a malformed field (file and field named)."""
 
 
+class ComputeOverrideError(ComputeProfileError, PermissionError):
+    """A DAG author overrides a profile field the profile does not let them change, or beyond its bounds."""
+
+
 class KubernetesError(MLPlatformError):
     """Base for errors talking to the Kubernetes API."""
 
