@@ -85,7 +85,9 @@ def test_rmd_renders_with_declared_params_and_records(tmp_path):
 def test_r_error_fails_with_r_last_lines(tmp_path):
     script = tmp_path / "bad.R"
     script.write_text('x <- 1\nstop("the input table is empty")\n')
-    with pytest.raises(JobFailedError, match=r"(?s)failed on its own: R exited with status 1.*the input table is empty"):
+    with pytest.raises(
+        JobFailedError, match=r"(?s)failed on its own: R exited with status 1.*the input table is empty"
+    ):
         _run(tmp_path, script)
 
 

@@ -326,6 +326,7 @@ class _Cell:
     index: int
     source: str
     injected: bool
+    id: str | None = None
 
     @property
     def number(self) -> int:
@@ -356,7 +357,7 @@ class NotebookRunner:
     def _on_cell_execute(self, cell: Any, cell_index: int) -> None:
         """nbclient hook: remember which cell runs, to name it if the run stops there."""
         tags = cell.get("metadata", {}).get("tags", [])
-        self._current = _Cell(cell_index, cell.get("source", ""), INJECTED_TAG in tags)
+        self._current = _Cell(cell_index, cell.get("source", ""), INJECTED_TAG in tags, cell.get("id"))
 
     def kill(self, reason: str | None = None) -> None:
         """Kill the kernel now (safe to call from a signal handler or another thread).
@@ -522,7 +523,7 @@ class NotebookRunner:
         if self._stop_reason is not None:
             return self._error(NotebookStoppedError, f"stopped: {self._stop_reason}", cell)
         if isinstance(e, CellTimeoutError):
-            if str(e).startswith("Timeout waiting for IOPub output"):
+            if "Timeout waiting for IOPub output" in str(e):
                 return self._error(
                     NotebookExecutionError,
                     f"{self._where(cell)} finished, but its output did not all arrive within "
@@ -580,12 +581,12 @@ class NotebookRunner:
             if relabel:
                 nb.metadata.setdefault("papermill", {})["output_path"] = spec.output_uri
             cell = self._current
-            if stopped and cell is not None and cell.index < len(nb.cells):
-                target = nb.cells[cell.index]
-                if target.get("cell_type") == "code":
-                    target.setdefault("outputs", []).append(
-                        nbformat.v4.new_output("stream", name="stderr", text=stopped + "\n")
-                    )
+            # papermill may have added error-marker cells: find the cell by its id
+            target = next((c for c in nb.cells if cell is not None and c.get("id") == cell.id), None)
+            if stopped and target is not None and target.get("cell_type") == "code":
+                target.setdefault("outputs", []).append(
+                    nbformat.v4.new_output("stream", name="stderr", text=stopped.splitlines()[0] + "\n")
+                )
             with _quiet_logs():
                 nbformat.write(nb, str(path))
         except Exception as e:  # never hide the run's own outcome behind this
