@@ -40,7 +40,11 @@ class KernelNotFoundError(NotebookError, LookupError):
 
 
 class NotebookExecutionError(NotebookError):
-    """A cell raised an error; the message holds the cell index, its source and the traceback."""
+    """A cell raised an error; the message holds the cell's number, its source and the traceback.
+
+    :param cell_index: the cell's 0-based position in the executed notebook (injected cell included).
+    :param cell_number: the number papermill logs for it ("Executing Cell N"): ``cell_index + 1``.
+    """
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class NotebookExecutionError(NotebookError):
     ) -> None:
         super().__init__(message)
         self.cell_index = cell_index
+        self.cell_number = None if cell_index is None else cell_index + 1
         self.source = source
         self.output_uri = output_uri
 
@@ -62,6 +67,15 @@ class KernelDiedError(NotebookExecutionError):
 
 class JobFailedError(MLPlatformError):
     """A job (script, pod, custom resource, remote execution) finished unsuccessfully."""
+
+
+class JobStoppedError(JobFailedError):
+    """The job did not fail on its own: it was stopped (task killed, a timeout); the message
+    starts with ``stopped:`` and says by what. Its execution record has ``status: killed``."""
+
+
+class NotebookStoppedError(NotebookExecutionError, JobStoppedError):
+    """A notebook run was stopped: the task was killed, or a cell ran past ``cell_timeout``."""
 
 
 class ScriptNotFoundError(MLPlatformError, FileNotFoundError):
