@@ -187,9 +187,10 @@ class ValohaiError(MLPlatformError):
 class ValohaiAPIError(ValohaiError):
     """Valohai answered an error (after retries, for 429/5xx); ``status_code`` tells which."""
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.detail = detail
 
 
 class ValohaiAuthError(ValohaiAPIError, PermissionError):
@@ -206,6 +207,10 @@ class ValohaiRequestError(ValohaiAPIError, ValueError):
 
 class ValohaiConnectionError(ValohaiError, ConnectionError):
     """Valohai could not be reached (after retries): check the connection's host and the network."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or "no answer"
 
 
 class ValohaiStepError(ValohaiError, ValueError):
