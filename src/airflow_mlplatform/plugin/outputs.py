@@ -1,0 +1,7 @@
+"""The output viewer (``/outputs``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["outputs"])
