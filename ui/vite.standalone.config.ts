@@ -4,7 +4,8 @@ import { defineConfig } from "vite";
 
 export default defineConfig({
   root: resolve(__dirname, "standalone"),
-  base: "./",
+  // the page is served at <base>/mlplatform/designer/, its files under <base>/mlplatform/static/
+  base: "../static/designer-standalone/",
   esbuild: { jsx: "automatic", legalComments: "none" },
   build: {
     outDir: resolve(__dirname, "../src/airflow_mlplatform/plugin/static/designer-standalone"),

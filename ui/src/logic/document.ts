@@ -131,3 +131,12 @@ export function documentForSave(doc: WorkflowDocument): WorkflowDocument {
   if (Object.keys(layout).length === 0) delete next.layout;
   return next;
 }
+
+/** Renames a local parameter of a step in place (its edges follow, being its value). */
+export function renameStepParameter(doc: WorkflowDocument, id: string, from: string, to: string): WorkflowDocument {
+  return updateStep(doc, id, (step) => {
+    if (!step.parameters || !(from in step.parameters) || to in step.parameters) return step;
+    const parameters = Object.fromEntries(Object.entries(step.parameters).map(([k, v]) => [k === from ? to : k, v]));
+    return { ...step, parameters };
+  });
+}
