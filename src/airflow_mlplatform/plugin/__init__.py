@@ -12,9 +12,9 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_mlplatform.config import PLUGIN_PREFIX as URL_PREFIX
 from airflow_mlplatform.plugin import settings
 
-URL_PREFIX = "/mlplatform"
 NAME = "Workflow designer"
 URL_ROUTE = "workflow-designer"
 CATEGORY = "ML platform"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from airflow_mlplatform import config
 
@@ -39,6 +38,15 @@ def designer_roots() -> list[Path]:
     return roots or [dags_folder()]
 
 
+def designer_read_only() -> bool:
+    """``[mlplatform] designer_read_only``: the designer never saves (a git DAG bundle)."""
+    return (config.get_option("designer_read_only", "false") or "false").strip().lower() in (
+        "true",
+        "1",
+        "yes",
+    )
+
+
 def designer_mode() -> str:
     """``[mlplatform] designer_mode``: ``react`` (default; Airflow's React-app loader) or
     ``iframe`` (an external view serving the standalone page)."""
@@ -54,11 +62,9 @@ def designer_mode() -> str:
 
 def base_url() -> str:
     """``[api] base_url`` without a trailing slash ('' when unset)."""
-    from airflow.configuration import conf
-
-    return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    return config.api_base_url()
 
 
 def base_path() -> str:
     """The path part of ``[api] base_url`` ('' or ``/prefix``): where same-origin links start."""
-    return urlsplit(base_url()).path.rstrip("/")
+    return config.api_base_path()
