@@ -33,6 +33,8 @@ _PY_TYPES = {"int": "integer", "float": "number", "str": "string", "bool": "bool
 _R_ASSIGN = re.compile(r"^\s*([A-Za-z.][\w.]*)\s*(?:<-|=)\s*(.+?)\s*(?:#\s*(.*))?$")
 _R_USE = re.compile(r"""params\s*(?:\$\s*([A-Za-z.][\w.]*)|\[\[\s*["']([^"']+)["']\s*\]\])""")
 
+_RECORDS = re.compile(r"""\b(?:record|glue)\(\s*(?:name\s*=\s*)?["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+
 _cache: dict[str, tuple[int, int, dict[str, Any]]] = {}
 _lock = threading.Lock()
 
@@ -182,6 +184,32 @@ def inspect_file(path: Path) -> list[dict[str, Any]]:
         return []
 
 
+def recorded_outputs(path: Path) -> list[str]:
+    """Names the file records as outputs (``record("name", ...)``, scrapbook ``glue("name", ...)``).
+
+    :param path: a notebook or R file.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    if path.suffix.lower() == ".ipynb":
+        try:
+            cells = json.loads(text).get("cells", [])
+        except ValueError:
+            return []
+        text = "\n".join(
+            "".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
+            for c in cells
+            if c.get("cell_type") == "code"
+        )
+    names: list[str] = []
+    for m in _RECORDS.finditer(text):
+        if m.group(1) not in names:
+            names.append(m.group(1))
+    return names
+
+
 def _walk(root: Path) -> list[Path]:
     found: list[Path] = []
     stack = [root]
@@ -224,10 +252,11 @@ def _entry(path: Path, root: Path, workflows: Path) -> dict[str, Any] | None:
     kind, step_type = KINDS[path.suffix.lower()]
     entry = {
         "path": path.relative_to(root).as_posix(),
-        "root": str(root),
+        "root": root.as_posix(),
         "kind": kind,
         "step_type": step_type,
         "parameters": inspect_file(path),
+        "outputs": recorded_outputs(path),
         "mtime": st.st_mtime,
         # the path as a workflow saved in the workflows folder writes it
         "ref": Path(os.path.relpath(path, workflows)).as_posix(),
@@ -245,6 +274,7 @@ def list_catalog(roots: list[Path], *, workflows: Path) -> dict[str, Any]:
     """
     files: list[dict[str, Any]] = []
     seen: set[str] = set()
+    roots = [r.resolve() for r in roots]
     for root in roots:
         if not root.is_dir():
             continue
@@ -255,4 +285,4 @@ def list_catalog(roots: list[Path], *, workflows: Path) -> dict[str, Any]:
             entry = _entry(path, root, workflows)
             if entry is not None:
                 files.append(entry)
-    return {"roots": [str(r) for r in roots], "files": files}
+    return {"roots": [r.as_posix() for r in roots], "files": files}
