@@ -219,3 +219,23 @@ class ValohaiStepError(ValohaiError, ValueError):
 
 class ValohaiExecutionFailedError(JobFailedError):
     """A Valohai execution ended ``error``, ``crashed`` or ``stopped``, or timed out."""
+
+
+class DesignerError(MLPlatformError):
+    """A request to the workflow designer or the output viewer cannot be served."""
+
+
+class DesignerPathError(DesignerError, ValueError):
+    """A path outside the configured roots, or a file name that is not allowed."""
+
+
+class DesignerNotFoundError(DesignerError, LookupError):
+    """A workflow file, catalog file or output that does not exist."""
+
+
+class DesignerReadOnlyError(DesignerError, PermissionError):
+    """The workflows folder cannot be written (e.g. a git DAG bundle)."""
+
+
+class DesignerConflictError(DesignerError):
+    """The file changed since it was opened (ETag mismatch), or exists when creating it."""
