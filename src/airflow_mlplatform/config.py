@@ -32,3 +32,10 @@ def output_base() -> str:
     home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
     default = os.path.join(home, "mlplatform", "outputs")
     return get_option("output_base", default) or default
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` from Airflow's configuration (every deferrable operator's default)."""
+    from airflow.sdk import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=False)

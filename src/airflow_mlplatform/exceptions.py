@@ -64,6 +64,10 @@ class JobFailedError(MLPlatformError):
     """A job (script, pod, custom resource, remote execution) finished unsuccessfully."""
 
 
+class JobKilledError(JobFailedError):
+    """The task was killed (``on_kill``) while its job's object was being created; what was created is deleted."""
+
+
 class ScriptNotFoundError(MLPlatformError, FileNotFoundError):
     """A script file given to an operator does not exist."""
 
@@ -111,6 +115,14 @@ class KubernetesResourceTypeNotFoundError(KubernetesApiError):
 
 class KubernetesTimeoutError(KubernetesError, TimeoutError):
     """A wait on a Kubernetes object passed its deadline; the message says what to check."""
+
+
+class KubernetesLogError(KubernetesError):
+    """A job's log could not be read (whole): its values and metrics are unknown, so the task fails."""
+
+
+class KubernetesCleanupError(KubernetesError):
+    """A job ended badly and its object could not be deleted: it may still run; the message names it."""
 
 
 class WorkflowError(MLPlatformError, ValueError):
