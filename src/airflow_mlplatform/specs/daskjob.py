@@ -1,7 +1,7 @@
 """Build Dask Kubernetes operator manifests (``kubernetes.dask.org/v1``): DaskCluster and DaskJob.
 
 Pure functions: no client, no server. Tests validate every manifest against the CRD schemas
-(../shared/crds/kubernetes.dask.org_daskclusters.yaml and ..._daskjobs.yaml).
+(tests/data/crds/kubernetes.dask.org_daskclusters.yaml and ..._daskjobs.yaml).
 
 A DaskCluster is an ephemeral cluster a task connects a client to (a Python callable);
 a DaskJob runs a script in a runner pod next to its own cluster, which the Dask operator

@@ -1,7 +1,7 @@
 """Build a Kubeflow ``kubeflow.org/v1`` TFJob manifest (a plain dict) from arguments.
 
 Pure functions: no client, no server. Tests validate every manifest against the CRD's
-``openAPIV3Schema`` (../shared/crds/kubeflow.org_tfjobs.yaml).
+``openAPIV3Schema`` (tests/data/crds/kubeflow.org_tfjobs.yaml).
 
 ``replicas`` as DAG authors write it maps a replica type to a count, or to a count plus a
 compute profile of its own::
