@@ -251,7 +251,8 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         }
         return PodPlan(
             command=["python", "-m", "airflow_mlplatform.runners.notebook_job"],
-            env={SPEC_ENV: json.dumps(spec), "PYTHONUNBUFFERED": "1"},
+            env={"PYTHONUNBUFFERED": "1"},
+            provider_env={SPEC_ENV: json.dumps(spec)},
             folder=folder,
             parameters=parameters,
             code={
