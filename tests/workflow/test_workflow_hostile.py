@@ -56,7 +56,9 @@ def test_step_count_limit(tmp_path, monkeypatch):
 
 def test_a_long_reversed_chain_sorts_without_recursion(tmp_path):
     n = 2000
-    steps = "".join(f"  - {{id: s{i}, type: bash, command: x, depends_on: [s{i + 1}]}}\n" for i in range(n - 1))
+    steps = "".join(
+        f"  - {{id: s{i}, type: bash, command: x, depends_on: [s{i + 1}]}}\n" for i in range(n - 1)
+    )
     steps += f"  - {{id: s{n - 1}, type: bash, command: x}}\n"
     wf = read_workflow(_write(tmp_path, "chain.yaml", f"version: 1\nid: chain\nsteps:\n{steps}"))
     assert [s.id for s in wf.steps[:2]] == [f"s{n - 1}", f"s{n - 2}"]
@@ -88,7 +90,9 @@ def test_load_workflows_log_isolates_every_bad_file(tmp_path, monkeypatch, caplo
 
     boom = _write(tmp_path, "zz-boom.yaml", GOOD.replace("good", "boom"))
     real = validate.check_source
-    monkeypatch.setattr(validate, "check_source", lambda src, **k: explode() if src.file == str(boom) else real(src, **k))
+    monkeypatch.setattr(
+        validate, "check_source", lambda src, **k: explode() if src.file == str(boom) else real(src, **k)
+    )
     dags = load_workflows(tmp_path, on_error="log")
     assert list(dags) == ["good"]
     logged = caplog.text

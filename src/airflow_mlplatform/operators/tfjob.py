@@ -128,7 +128,6 @@ class TFJobOperator(BaseOperator):
 
     def _check_at_parse_time(self) -> None:
         """Cheap checks when the DAG file is parsed: backend, replicas, every compute profile."""
-        from airflow_mlplatform.compute import resolve_compute
         from airflow_mlplatform.specs.tfjob import parse_replicas
 
         if not _templated(self.backend):

@@ -209,7 +209,9 @@ def _container(
         container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
     # restricted unless the replica's profile says otherwise; a given context is used as given
     given = pod.get("container_security_context")
-    container["securityContext"] = copy.deepcopy(dict(RESTRICTED_CONTAINER_SECURITY if given is None else given))
+    container["securityContext"] = copy.deepcopy(
+        dict(RESTRICTED_CONTAINER_SECURITY if given is None else given)
+    )
     if pod.get("image_pull_policy"):
         container["imagePullPolicy"] = pod["image_pull_policy"]
     if working_dir:

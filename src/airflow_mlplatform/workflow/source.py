@@ -200,7 +200,9 @@ def _convert(
             out[key] = _convert(value_node, (*path, key), src, errors, constructor, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), src, errors, constructor, budget) for i, item in enumerate(node.value)]
+        return [
+            _convert(item, (*path, i), src, errors, constructor, budget) for i, item in enumerate(node.value)
+        ]
     return constructor.construct_object(node, deep=True)
 
 

@@ -582,7 +582,10 @@ def _param_bounds(c: _Checker, path: Path_, name: str, spec: dict[str, Any]) -> 
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):
             c.err((*path, key), f"{key} of parameter {name!r} must be a number, got {_describe(bound)}")
         elif not ok(bound):
-            c.err((*path, "default"), f"default {default!r} of parameter {name!r} violates its own {key} {bound}")
+            c.err(
+                (*path, "default"),
+                f"default {default!r} of parameter {name!r} violates its own {key} {bound}",
+            )
     pattern = spec.get("pattern")
     if isinstance(pattern, str) and isinstance(default, str):
         try:
@@ -591,7 +594,10 @@ def _param_bounds(c: _Checker, path: Path_, name: str, spec: dict[str, Any]) -> 
             c.err((*path, "pattern"), f"pattern of parameter {name!r} is not a regular expression: {e}")
         else:
             if not matched:
-                c.err((*path, "default"), f"default {default!r} of parameter {name!r} does not match its pattern")
+                c.err(
+                    (*path, "default"),
+                    f"default {default!r} of parameter {name!r} does not match its pattern",
+                )
 
 
 def _date(c: _Checker, v: Any) -> datetime.datetime | None:
@@ -635,7 +641,11 @@ def check_source(src: Source, *, base_dir: str | Path | None = None) -> Workflow
         raw_steps = []
     if len(raw_steps) > MAX_STEPS:
         raise WorkflowValidationError(
-            [src.error(("steps",), f"{len(raw_steps)} steps; a workflow holds at most {MAX_STEPS} (split it)")]
+            [
+                src.error(
+                    ("steps",), f"{len(raw_steps)} steps; a workflow holds at most {MAX_STEPS} (split it)"
+                )
+            ]
         )
     steps = [(i, s) for i, raw in enumerate(raw_steps) if (s := _read_step(c, i, raw, wf.params)) is not None]
     _check_duplicates(c, raw_steps)
