@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlplatform.parameters import FiniteRenderedParameters
+
 
 def default_deferrable() -> bool:
     """``[operators] default_deferrable`` from Airflow's configuration."""
@@ -49,7 +51,7 @@ class PodPlan:
     startup_timeout: float = 600
 
 
-class PodJobMixin:
+class PodJobMixin(FiniteRenderedParameters):
     """Run a :class:`PodPlan` in a pod of the operator's compute profile.
 
     The operator provides ``compute``, ``compute_overrides``, ``kubernetes_conn_id``,

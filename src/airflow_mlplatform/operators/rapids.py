@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlplatform.parameters import FiniteRenderedParameters
+
 CLUSTERS = ("local", "address", "kubernetes")
 PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
 LIBRARIES_ENV = "MLPLATFORM_DASK_LIBRARIES"
@@ -66,7 +68,7 @@ class _Tee:
         return getattr(self._target, name)
 
 
-class RapidsDaskOperator(BaseOperator):
+class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
     """Run a Python callable or a script on a Dask cluster and push what it produced.
 
     A **callable** runs in the Airflow worker with a ``distributed.Client`` connected to the
@@ -351,9 +353,10 @@ class RapidsDaskOperator(BaseOperator):
         """
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import push_recorded
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.dask_cluster import DaskSession
-        from airflow_mlplatform.values import StreamParser, push_outputs
+        from airflow_mlplatform.values import StreamParser, record_for_xcom
 
         script = self._check()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
@@ -428,8 +431,8 @@ class RapidsDaskOperator(BaseOperator):
             folder.cleanup()
             self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
             if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
-        return push_outputs(context, values=values, metrics=outputs.metrics, execution_record=record)
+                context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
+        return push_recorded(context, folder=folder, record=record, values=values, metrics=outputs.metrics)
 
     def _run_callable(
         self, client: Any, info: Any, parameters: Mapping[str, Any], folder: Any, parser: Any

@@ -13,12 +13,14 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlplatform.parameters import FiniteRenderedParameters
+
 BACKENDS = ("kubeflow", "local")
 #: Environment variable holding the job's parameters as one JSON object.
 PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
 
 
-class TFJobOperator(BaseOperator):
+class TFJobOperator(FiniteRenderedParameters, BaseOperator):
     """Run a TensorFlow training command on several replicas, each with its ``TF_CONFIG``.
 
     ``replicas`` maps a replica type (``Chief``, ``Worker``, ``PS``, ``Evaluator``) to a count,
@@ -373,7 +375,8 @@ class TFJobOperator(BaseOperator):
         """Run ``body`` (wait or read), then delete per policy, build and push the record."""
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
-        from airflow_mlplatform.values import push_outputs
+        from airflow_mlplatform.jobs import push_recorded
+        from airflow_mlplatform.values import record_for_xcom
 
         folder = storage.OutputFolder(storage.task_output_location(context))
         error: BaseException | None = None
@@ -416,8 +419,10 @@ class TFJobOperator(BaseOperator):
             folder.cleanup()
             self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
             if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
-        return push_outputs(context, values=outputs.values, metrics=outputs.metrics, execution_record=record)
+                context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
+        return push_recorded(
+            context, folder=folder, record=record, values=outputs.values, metrics=outputs.metrics
+        )
 
     def _execute_local(
         self,
@@ -430,9 +435,10 @@ class TFJobOperator(BaseOperator):
     ) -> dict[str, Any]:
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import push_recorded
         from airflow_mlplatform.runners.tf_local import LocalTFJob
         from airflow_mlplatform.runtime import OUTPUT_DIR_ENV
-        from airflow_mlplatform.values import StreamParser, push_outputs
+        from airflow_mlplatform.values import StreamParser, record_for_xcom
 
         if Path(argv[0]).name in ("python", "python3"):
             argv = [sys.executable, *argv[1:]]
@@ -514,8 +520,10 @@ class TFJobOperator(BaseOperator):
             folder.cleanup()
             self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
             if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
-        return push_outputs(context, values=outputs.values, metrics=outputs.metrics, execution_record=record)
+                context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
+        return push_recorded(
+            context, folder=folder, record=record, values=outputs.values, metrics=outputs.metrics
+        )
 
     def on_kill(self) -> None:
         """Stop every local replica (their process groups), or delete the TFJob."""
