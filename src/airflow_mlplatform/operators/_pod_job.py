@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlplatform.config import default_deferrable
+from airflow_mlplatform.parameters import FiniteRenderedParameters
 
 __all__ = ["PodJobMixin", "PodPlan", "default_deferrable"]
 
@@ -49,7 +50,7 @@ class PodPlan:
     provider_env: dict[str, str] = field(default_factory=dict)
 
 
-class PodJobMixin:
+class PodJobMixin(FiniteRenderedParameters):
     """Run a :class:`PodPlan` in a pod of the operator's compute profile.
 
     The operator provides ``compute``, ``compute_overrides``, ``kubernetes_conn_id``,

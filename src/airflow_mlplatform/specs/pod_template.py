@@ -137,7 +137,9 @@ def build_container(
         container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
     # restricted unless the pod fields (from the profile) say otherwise; a given context is used as given
     given = pod.get("container_security_context")
-    container["securityContext"] = copy.deepcopy(dict(RESTRICTED_CONTAINER_SECURITY if given is None else given))
+    container["securityContext"] = copy.deepcopy(
+        dict(RESTRICTED_CONTAINER_SECURITY if given is None else given)
+    )
     if pod.get("image_pull_policy"):
         container["imagePullPolicy"] = pod["image_pull_policy"]
     if working_dir:
