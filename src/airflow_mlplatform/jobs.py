@@ -141,6 +141,10 @@ def run_recorded(
                 after_store()
         finally:
             folder.cleanup()
+        if job_outputs.values:
+            log.info("Recorded values: %s", ", ".join(sorted(job_outputs.values)))
+        if job_outputs.metrics:
+            log.info("Metrics (last values): %s", ", ".join(sorted(job_outputs.metrics)))
         for key, uri in record["outputs"].items():
             log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
         if error is not None:
