@@ -32,7 +32,9 @@ def test_a_successful_notebook_task_log_reads_cleanly(run_dag, dags_folder, capl
         result = run_dag(textwrap.dedent(DAG), "nb_clean_log")
     assert result.task_states() == {"train": "success"}
     stderr = capfd.readouterr().err
-    records = [r for r in caplog.records if r.name.startswith(("airflow_mlplatform", "papermill", "airflow.task"))]
+    records = [
+        r for r in caplog.records if r.name.startswith(("airflow_mlplatform", "papermill", "airflow.task"))
+    ]
     lines = [r.getMessage() for r in records]
     text = "\n".join(lines)
     # nothing at ERROR level (Airflow shows stderr at ERROR: the kernel's stderr is ours to log)
