@@ -98,6 +98,10 @@ class ProfilesFileError(ComputeProfileError):
     """The compute profiles file is missing, not YAML, or has a malformed field (file and field named)."""
 
 
+class ComputeOverrideError(ComputeProfileError, PermissionError):
+    """A DAG author overrides a profile field the profile does not let them change, or beyond its bounds."""
+
+
 class KubernetesError(MLPlatformError):
     """Base for errors talking to the Kubernetes API."""
 
@@ -183,9 +187,10 @@ class ValohaiError(MLPlatformError):
 class ValohaiAPIError(ValohaiError):
     """Valohai answered an error (after retries, for 429/5xx); ``status_code`` tells which."""
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.detail = detail
 
 
 class ValohaiAuthError(ValohaiAPIError, PermissionError):
@@ -203,6 +208,10 @@ class ValohaiRequestError(ValohaiAPIError, ValueError):
 class ValohaiConnectionError(ValohaiError, ConnectionError):
     """Valohai could not be reached (after retries): check the connection's host and the network."""
 
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or "no answer"
+
 
 class ValohaiStepError(ValohaiError, ValueError):
     """The step, a parameter or an input is not declared in the repository's valohai.yaml."""
@@ -210,3 +219,23 @@ class ValohaiStepError(ValohaiError, ValueError):
 
 class ValohaiExecutionFailedError(JobFailedError):
     """A Valohai execution ended ``error``, ``crashed`` or ``stopped``, or timed out."""
+
+
+class DesignerError(MLPlatformError):
+    """A request to the workflow designer or the output viewer cannot be served."""
+
+
+class DesignerPathError(DesignerError, ValueError):
+    """A path outside the configured roots, or a file name that is not allowed."""
+
+
+class DesignerNotFoundError(DesignerError, LookupError):
+    """A workflow file, catalog file or output that does not exist."""
+
+
+class DesignerReadOnlyError(DesignerError, PermissionError):
+    """The workflows folder cannot be written (e.g. a git DAG bundle)."""
+
+
+class DesignerConflictError(DesignerError):
+    """The file changed since it was opened (ETag mismatch), or exists when creating it."""
