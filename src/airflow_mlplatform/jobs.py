@@ -193,6 +193,10 @@ def run_recorded(
         fail(e, stored=True)
         raise
     folder.cleanup()
+    if values:
+        log.info("Recorded values: %s", ", ".join(sorted(values)))
+    if result.outputs.metrics:
+        log.info("Metrics (last values): %s", ", ".join(sorted(result.outputs.metrics)))
     for key, uri in record["outputs"].items():
         log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
     return pushed
