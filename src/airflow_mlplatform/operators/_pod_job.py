@@ -34,6 +34,7 @@ class PodPlan:
     :param namespace: overrides the profile's namespace.
     :param delete_policy: after a normal end: ``always``, ``on_success`` or ``never``.
     :param startup_timeout: seconds the pod may stay Pending.
+    :param ship: how the job's file gets to the pod (a ``job_files.ShipPlan``), or None.
     """
 
     command: list[str]
@@ -47,6 +48,7 @@ class PodPlan:
     namespace: str | None = None
     delete_policy: str = "always"
     startup_timeout: float = 600
+    ship: Any = None
 
 
 class PodJobMixin:
@@ -140,6 +142,15 @@ class PodJobMixin:
 
     def _execute_in_pod(self, context: Any, profile: Any) -> dict[str, Any]:
         plan = self._pod_plan(context, profile)
+        if plan.ship is not None and plan.ship.mode != "image":  # before the pod exists
+            shipped = plan.ship.copy()
+            self.log.info(
+                "shipped %s to the pod: %d file(s), %d bytes, in %s",
+                plan.ship.source,
+                shipped["files"],
+                shipped["bytes"],
+                shipped["to"],
+            )
         runner = self._pod_runner(profile, plan)
         if self.deferrable:
             runner.defer(self, context, method_name="execute_complete")

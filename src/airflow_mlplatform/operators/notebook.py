@@ -41,6 +41,9 @@ class NotebookOperator(PodJobMixin, BaseOperator):
     :param include_dag_params: pass the DAG-level params to the notebook (default True).
     :param env: extra environment variables for the kernel (templated).
     :param cwd: working folder of the kernel; default: the notebook's folder.
+    :param ship: in a pod, where the notebook comes from: ``file`` (default: copied to the pod
+        through the try's output folder), ``folder`` (its whole folder, at most ``[mlplatform]
+        ship_max_bytes``) or ``image`` (in the image at the same path as in the worker).
     """
 
     template_fields: Sequence[str] = (
@@ -72,8 +75,11 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         include_dag_params: bool = True,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        ship: str = "file",
         **kwargs: Any,
     ) -> None:
+        from airflow_mlplatform.job_files import check_mode
+
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.notebook = notebook
@@ -91,6 +97,7 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         self.include_dag_params = include_dag_params
         self.env = env
         self.cwd = cwd
+        self.ship = check_mode(ship)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the notebook in the worker and push values, metrics and the execution record.
@@ -169,10 +176,12 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         import json
 
         from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform.job_files import ShipPlan
         from airflow_mlplatform.runners.notebook import NotebookSpec, prepare
         from airflow_mlplatform.runners.notebook_job import SPEC_ENV
 
         notebook, parameters, folder = self._job_inputs(context, self.notebook)
+        ship = ShipPlan(source=notebook, location=folder.location, mode=self.ship)
         name = Path(notebook).name
         # the kernel lives in the image: check everything else before a pod exists
         prepared = prepare(
@@ -182,7 +191,8 @@ class NotebookOperator(PodJobMixin, BaseOperator):
             check_kernel=False,
         )
         spec = {
-            "notebook": notebook,
+            "notebook": ship.target,
+            "job_dir": ship.job_dir,
             "output_location": folder.location,
             "output_uri": self.output_notebook,
             "parameters": parameters,
@@ -201,9 +211,11 @@ class NotebookOperator(PodJobMixin, BaseOperator):
                 "notebook": notebook,
                 "sha256": er.file_sha256(notebook),
                 "git_commit": er.git_commit(notebook),
+                "shipped": self.ship,
             },
             outputs={"notebook": self.output_notebook or folder.uri(name)},
             environment={"kernel": prepared.kernel_name, "language": prepared.language},
+            ship=ship,
         )
 
     def on_kill(self) -> None:
