@@ -7,7 +7,6 @@ import difflib
 import json
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
