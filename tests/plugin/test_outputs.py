@@ -9,6 +9,7 @@ import json
 import textwrap
 
 import pytest
+
 from nbtools import write_notebook
 
 # a 1x1 red PNG
