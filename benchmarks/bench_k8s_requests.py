@@ -1,10 +1,11 @@
-"""Kubernetes API requests per job lifecycle: ours vs the upstream KubernetesPodOperator.
+"""Kubernetes API requests per job lifecycle, every kind: ours vs the upstream KubernetesPodOperator.
 
-Each job is the same pod (the worker's Python sleeping ``--seconds``), run for real with
-``dag.test()`` against the test bed (API emulator + fake kubelet, tests/kube/serve.py, in its
-own process, whose kubelet makes no API requests). Every request the server receives during
-the run is counted. Ours is also run with a ``--short`` job to show the count does not grow
-with the job's duration. Target: at most 8 requests for ours.
+Each job is the worker's Python sleeping ``--seconds``, as a pod, as a TFJob (one Worker) and as
+a DaskJob (its runner pod, next to a one-worker Dask cluster), run for real with ``dag.test()``
+against the test bed (API emulator + fake kubelet + fake training and Dask operators,
+tests/kube/serve.py --kinds, in its own process; the fakes make no API requests). Every request
+the server receives during the run is counted. Each is also run with a ``--short`` job to show
+the count does not grow with the job's duration. Target: at most 8 requests for ours, every kind.
 
     .venv/bin/python benchmarks/bench_k8s_requests.py [--seconds 60] [--short 10] [--skip-upstream]
 """
@@ -31,6 +32,7 @@ os.environ["AIRFLOW__MLPLATFORM__OUTPUT_BASE"] = str(HOME / "outputs")
 PROFILES = HOME / "profiles.yaml"
 PROFILES.write_text(
     "profiles:\n  cpu-small: {backend: kubernetes, image: python:3.11-slim, namespace: default}\n"
+    "  dask: {backend: kubernetes, image: ghcr.io/dask/dask:2026.8.0-py3.11, namespace: default}\n"
 )
 os.environ["AIRFLOW__MLPLATFORM__COMPUTE_PROFILES"] = str(PROFILES)
 
@@ -48,6 +50,46 @@ with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
         deferrable={deferrable},
     )
 """
+
+TFJOB = """
+import sys
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.tfjob import TFJobOperator
+
+with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+    TFJobOperator(
+        task_id="job",
+        command=[sys.executable, "-c", "import time; print('working', flush=True); time.sleep({seconds})"],
+        image="tensorflow/tensorflow:2.16.1",
+        replicas={{"Worker": 1}},
+        namespace="default",
+        deferrable={deferrable},
+    )
+"""
+
+DASKJOB = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.rapids import RapidsDaskOperator
+
+with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+    RapidsDaskOperator(
+        task_id="job",
+        script="{script}",
+        cluster="kubernetes",
+        compute="dask",
+        n_workers=1,
+        parameters={{"seconds": {seconds}}},
+        deferrable={deferrable},
+    )
+"""
+SCRIPT = HOME / "sleep_job.py"
+SCRIPT.write_text(
+    "import json, os, time\n"
+    "print('working', flush=True)\n"
+    "time.sleep(json.loads(os.environ['MLPLATFORM_PARAMETERS'])['seconds'])\n"
+)
 
 UPSTREAM = """
 import sys
@@ -73,7 +115,7 @@ with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
 
 def start_bed() -> tuple[subprocess.Popen, dict]:
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "kube" / "serve.py")],
+        [sys.executable, str(REPO / "tests" / "kube" / "serve.py"), "--kinds"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -118,12 +160,12 @@ def main() -> None:
     from airflow.utils.db import initdb
 
     initdb()
-    cases = [
-        ("ours, sync", OURS, {"deferrable": False}, args.short),
-        ("ours, sync", OURS, {"deferrable": False}, args.seconds),
-        ("ours, deferrable", OURS, {"deferrable": True}, args.short),
-        ("ours, deferrable", OURS, {"deferrable": True}, args.seconds),
-    ]
+    cases = []
+    for kind, template in (("pod", OURS), ("TFJob", TFJOB), ("DaskJob", DASKJOB)):
+        for deferrable in (False, True):
+            mode = "deferrable" if deferrable else "sync"
+            for seconds in (args.short, args.seconds):
+                cases.append((f"ours, {kind}, {mode}", template, {"deferrable": deferrable}, seconds))
     if not args.skip_upstream:
         cases += [
             (
@@ -149,7 +191,8 @@ def main() -> None:
     try:
         for i, (label, template, kwargs, seconds) in enumerate(cases):
             dag_id = f"bench_req_{i}"
-            n, state, elapsed = run(proc, template.format(dag_id=dag_id, seconds=seconds, **kwargs), dag_id)
+            source = template.format(dag_id=dag_id, seconds=seconds, script=SCRIPT, **kwargs)
+            n, state, elapsed = run(proc, source, dag_id)
             rows.append((label, seconds, n, state, elapsed))
             print(
                 f"{label:<40} job {seconds:>3} s: {n:>4} API requests  ({state}, {elapsed:.0f} s)", flush=True

@@ -1,12 +1,13 @@
 """200 concurrent deferred pod waits in one event loop: requests/s and the longest loop stall.
 
 The test bed (API emulator + fake kubelet, tests/kube/serve.py) runs in its own process, so the
-event loop measured here runs only what a triggerer would: ``--n`` ``PodJobTrigger.run()``
-coroutines waiting on as many pods (each runs ``sleep`` for 5..15 s in the fake kubelet) plus a
-watchdog that sleeps 10 ms and records how late it wakes: the longest lateness is the longest
+event loop measured here runs only what a triggerer would: ``--n`` ``KubeJobTrigger.run()``
+coroutines waiting on as many pods (each runs ``sleep`` for 5..15 s in the fake kubelet; with
+``--lines N`` each prints N lines while it runs, which the triggers stream into their log) plus
+a watchdog that sleeps 10 ms and records how late it wakes: the longest lateness is the longest
 time the loop was blocked. Target: longest stall <= 0.2 s.
 
-    .venv/bin/python benchmarks/bench_k8s_triggers.py [--n 200]
+    .venv/bin/python benchmarks/bench_k8s_triggers.py [--n 200] [--lines 0]
 """
 
 from __future__ import annotations
@@ -56,11 +57,21 @@ async def watchdog(stop: asyncio.Event, lateness: list[float], busy: list[float]
         busy.append(time.thread_time() - c0)
 
 
-async def main_async(n: int) -> dict:
+def _command(seconds: float, lines: int) -> list[str]:
+    """``sleep``, or a loop printing ``lines`` lines over ``seconds`` (streamed by the triggers)."""
+    if not lines:
+        return ["sleep", f"{seconds:.2f}"]
+    pause = seconds / lines
+    script = f"import time\nfor i in range({lines}):\n    print('line', i, flush=True)\n    time.sleep({pause:.3f})\n"
+    return [sys.executable, "-u", "-c", script]
+
+
+async def main_async(n: int, lines: int = 0) -> dict:
     from airflow_mlplatform.compute import ComputeProfile
     from airflow_mlplatform.hooks.kubernetes import PODS, MLPlatformAsyncKubernetesHook
+    from airflow_mlplatform.specs.kinds import POD
     from airflow_mlplatform.specs.pod import build_pod
-    from airflow_mlplatform.triggers.kubernetes import PodJobTrigger
+    from airflow_mlplatform.triggers.kubernetes import KubeJobTrigger
 
     profile = ComputeProfile(name="bench", backend="kubernetes", image="busybox")
     hook = MLPlatformAsyncKubernetesHook()
@@ -72,7 +83,7 @@ async def main_async(n: int) -> dict:
             manifest = build_pod(
                 profile,
                 name=f"bench-{i}",
-                command=["sleep", f"{random.uniform(5, 15) if i < n else 0.1:.2f}"],
+                command=_command(random.uniform(5, 15) if i < n else 0.1, lines if i < n else 0),
             )
             return await hook.create_object(PODS, "default", manifest)
 
@@ -80,22 +91,24 @@ async def main_async(n: int) -> dict:
     await hook.close()
     # Warm-up, as in a triggerer that has run a while: one wait loads what triggers import lazily.
     warm = pods.pop()
-    warm_trigger = PodJobTrigger(pod_name=warm["metadata"]["name"], namespace="default", phase="Pending")
+    warm_trigger = KubeJobTrigger(kind=POD.ref, name=warm["metadata"]["name"], namespace="default")
     gen = warm_trigger.run()
     await gen.__anext__()
     await gen.aclose()
 
     triggers = [
-        PodJobTrigger(
-            pod_name=p["metadata"]["name"],
+        KubeJobTrigger(
+            kind=POD.ref,
+            name=p["metadata"]["name"],
             namespace="default",
             resource_version=p["metadata"]["resourceVersion"],
-            phase="Pending",
+            state="Pending",
+            log_pod=p["metadata"]["name"],
         )
         for p in pods
     ]
 
-    async def first_event(t: PodJobTrigger) -> dict:
+    async def first_event(t: KubeJobTrigger) -> dict:
         gen = t.run()
         try:
             return (await gen.__anext__()).payload
@@ -135,6 +148,7 @@ async def main_async(n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--lines", type=int, default=0, help="lines each pod prints while it runs")
     args = parser.parse_args()
     proc, info = start_bed()
     try:
@@ -146,11 +160,14 @@ def main() -> None:
         )
         before = stats(proc)["total"]
         created_at = time.monotonic()
-        result = asyncio.run(main_async(args.n))
+        result = asyncio.run(main_async(args.n, args.lines))
         after = stats(proc)["total"]
         requests = after - before
         elapsed = time.monotonic() - created_at
-        print(f"pods waited on concurrently: {args.n} (each sleeps 5-15 s in the fake kubelet)")
+        print(
+            f"pods waited on concurrently: {args.n} (each runs 5-15 s in the fake kubelet, "
+            f"printing {args.lines} lines, streamed into the triggers' log)"
+        )
         print(f"finished ok:                 {result['ok']}/{args.n}")
         print(f"wall time of the waits:      {result['wall_s']:.1f} s")
         print(f"API requests (create+waits): {requests} ({requests / args.n:.1f} per pod)")

@@ -27,11 +27,14 @@ class JobRun:
     :param outputs: recorded values and metric rows.
     :param environment: extra facts about where and with what it ran (kernel, versions).
     :param ran_on: overrides the default "local worker" location (e.g. a pod).
+    :param metrics: the metrics summary when the job's platform computes it (else the last value
+        of each key in ``outputs.metric_rows``).
     """
 
     outputs: JobOutputs
     environment: dict[str, Any] = field(default_factory=dict)
     ran_on: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
 
 
 def store_record(folder: OutputFolder, record: Mapping[str, Any]) -> None:
@@ -86,6 +89,7 @@ def run_recorded(
     in_worker: bool = True,
     ran_on: Callable[[], Mapping[str, Any]] | None = None,
     partial: Callable[[], JobOutputs] | None = None,
+    started: Any = None,
 ) -> dict[str, Any]:
     """Run ``job`` and follow the value contract, on success and on failure.
 
@@ -112,8 +116,9 @@ def run_recorded(
     :param ran_on: where the job ran, asked when it is over, after a failure too (the record's
         ``where``; a :class:`JobRun`'s ``ran_on`` wins); default: this worker.
     :param partial: what the job reported before it failed (recorded with the failure).
+    :param started: when the job started (a datetime; default: now), e.g. before a deferral.
     """
-    started = er.utcnow()
+    started = started or er.utcnow()
     result: JobRun | None = None
     checked = False
 
@@ -148,7 +153,9 @@ def run_recorded(
             parameters=parameters,
             values=job_outputs.values,
             metric_rows=job_outputs.metric_rows,
-            metrics=job_outputs.metrics,
+            metrics=result.metrics
+            if result is not None and result.metrics is not None
+            else job_outputs.metrics,
             outputs={**outputs, "record": folder.uri(er.RECORD_FILE)},
             inputs=inputs,
             started=started,
@@ -183,9 +190,10 @@ def run_recorded(
     except BaseException as e:  # AirflowTaskTimeout derives from BaseException
         fail(e, stored=False)
         raise
+    summary = result.metrics if result.metrics is not None else result.outputs.metrics
     record = record_of(None)
     try:
-        pushed = push_outputs(context, values=values, metrics=result.outputs.metrics, execution_record=record)
+        pushed = push_outputs(context, values=values, metrics=summary, execution_record=record)
         store_record(folder, record)
         if after_store is not None:
             after_store()
@@ -195,8 +203,8 @@ def run_recorded(
     folder.cleanup()
     if values:
         log.info("Recorded values: %s", ", ".join(sorted(values)))
-    if result.outputs.metrics:
-        log.info("Metrics (last values): %s", ", ".join(sorted(result.outputs.metrics)))
+    if summary:
+        log.info("Metrics (last values): %s", ", ".join(sorted(summary)))
     for key, uri in record["outputs"].items():
         log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
     return pushed

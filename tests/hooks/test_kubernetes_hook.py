@@ -255,3 +255,70 @@ def test_async_wait_survives_drop_and_410(k8s_clean):
             await hook.close()
 
     assert asyncio.run(main())["status"]["phase"] == "Succeeded"
+
+
+def _finished(hook, name):
+    """A pod that succeeded, and how it looked while it was still Pending (an old version)."""
+    pending = hook.create_object(PODS, "default", _pod(name))
+    hook.wait_for_object(
+        PODS, "default", name, done, timeout=30, resource_version=pending["metadata"]["resourceVersion"]
+    )
+    return pending
+
+
+@pytest.fixture
+def muted(k8s_clean):
+    """Watches that are accepted and then say nothing (issue 11.7), for the test's duration."""
+    k8s_clean.call(lambda: setattr(k8s_clean.emulator, "mute_watches", True))
+    yield k8s_clean
+    k8s_clean.call(lambda: setattr(k8s_clean.emulator, "mute_watches", False))
+
+
+def test_a_silent_watch_still_notices_a_pod_that_succeeded_long_ago(hook, muted):
+    """Each watch attempt is bounded and followed by one GET: no hour-long wait on a dead watch."""
+    import time
+
+    pending = _finished(hook, "hook-silent")
+    hook.watch_attempt_seconds = 1
+    begun = time.monotonic()
+    obj = hook.wait_for_object(
+        PODS,
+        "default",
+        "hook-silent",
+        done,
+        timeout=600,
+        resource_version=pending["metadata"]["resourceVersion"],
+        initial=pending,
+    )
+    assert done(obj)
+    assert time.monotonic() - begun < 15  # one silent attempt (1 s + 5 s read timeout), then a GET
+    hook.delete_object(PODS, "default", "hook-silent")
+
+
+def test_a_wait_that_overran_says_how_long_it_really_waited(hook, muted):
+    """A 2 s wait on a silent watch must not be reported as "within 2 s" after several more."""
+    import re
+    import time
+
+    hook.create_object(PODS, "default", _pod("hook-overrun", sleep=30))
+    hook.watch_attempt_seconds = 1
+    begun = time.monotonic()
+    with pytest.raises(KubernetesTimeoutError) as caught:
+        hook.wait_for_object(
+            PODS, "default", "hook-overrun", lambda o: False, timeout=2, resource_version="1", initial=None
+        )
+    elapsed = time.monotonic() - begun
+    message = str(caught.value)
+    reported = re.search(r"in (\d+) s \(limit 2 s\)", message)
+    assert reported, message
+    assert abs(int(reported.group(1)) - elapsed) <= 2, (message, elapsed)
+    hook.delete_object(PODS, "default", "hook-overrun")
+
+
+def test_a_log_404_without_details_is_not_blamed_on_a_missing_crd(hook, k8s_clean):
+    """Issue 11.8: a pod log answering 404 (no details) says the log or pod is not there."""
+    k8s_clean.inject(404, count=1, match=lambda req: str(req.url).split("?")[0].endswith("/log"))
+    with pytest.raises(KubernetesNotFoundError) as caught:
+        list(hook.stream_pod_log("anything", "default", container="job", follow=False))
+    assert not isinstance(caught.value, KubernetesResourceTypeNotFoundError)
+    assert "CustomResourceDefinition" not in str(caught.value)

@@ -2,8 +2,10 @@
 
 Prints one JSON line ``{"url": ..., "kubeconfig": ...}`` when ready, then answers commands on
 stdin, one per line: ``stats`` (prints request counts by User-Agent, and the total) and ``quit``.
+With ``--kinds`` it also serves TFJobs, DaskJobs and DaskClusters through the fake training and
+Dask operators (they act inside the emulator: no API requests of their own).
 
-    python tests/kube/serve.py
+    python tests/kube/serve.py [--kinds]
 """
 
 from __future__ import annotations
@@ -22,7 +24,25 @@ from kube.kubelet import FakeKubelet
 
 def main() -> None:
     kubelet = FakeKubelet()
-    thread = EmulatorThread([kubelet]).start()
+    controllers: list = [kubelet]
+    if "--kinds" in sys.argv[1:]:
+        from fake_dask_operator import FakeDaskOperator
+        from fake_training_operator import FakeTrainingOperator
+
+        controllers += [FakeTrainingOperator(), FakeDaskOperator()]
+    thread = EmulatorThread(controllers).start()
+    if "--kinds" in sys.argv[1:]:
+        from fake_dask_operator import DASKCLUSTERS, DASKJOBS, SERVICES
+        from fake_training_operator import TFJOBS
+
+        def declare() -> None:
+            emulator = thread.emulator
+            assert emulator is not None
+            for key, kind in ((TFJOBS, "TFJob"), (DASKJOBS, "DaskJob"), (DASKCLUSTERS, "DaskCluster")):
+                emulator.declare(key, kind)
+            emulator.declare(SERVICES, "Service", status_subresource=False)
+
+        thread.call(declare)
     kubeconfig = write_kubeconfig(thread.url, Path(tempfile.mkdtemp(prefix="kube-serve-")) / "kubeconfig")
     print(json.dumps({"url": thread.url, "kubeconfig": str(kubeconfig)}), flush=True)
     for line in sys.stdin:

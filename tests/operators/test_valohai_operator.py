@@ -168,15 +168,25 @@ def test_retry_reattaches_to_the_running_execution_and_on_kill_stops_it(server):
     assert len(server.executions) == 2
 
 
-def test_failed_execution_error_holds_last_log_lines(server):
+def test_failed_execution_error_holds_last_log_lines_and_a_failed_record_is_stored(server):
+    import json
+    from pathlib import Path
+
     hook = ValohaiHook(**FAST)
     ex = hook.create_execution(execution_payload(project_id=PROJECT_ID, commit="main", step="broken"))
     final = hook.wait_for_execution(ex["id"], poll_interval=0.05, max_poll_interval=0.1)
     op = ValohaiSubmitExecutionOperator(task_id="t", step="broken")
+    context = _context(try_number=1)
     with pytest.raises(
         ValohaiExecutionFailedError, match=r"(?s)ended 'error'.*ValueError: the training data is empty"
     ):
-        op._finish({}, hook, final, started=0.0, parameters={}, inputs={})
+        op._finish(context, hook, lambda: final, started=0.0, parameters={"p": 1}, inputs={})
+    record = context["ti"].pushed["execution_record"]
+    assert record["status"] == "failed" and "ended 'error'" in record["error"]
+    assert record["where"]["backend"] == "valohai" and record["where"]["execution_id"] == str(ex["id"])
+    assert record["where"]["status"] == "error"
+    stored = json.loads(Path(record["outputs"]["record"].removeprefix("file://")).read_text())
+    assert stored["status"] == "failed" and stored["code"]["step"] == "broken"
 
 
 def test_trigger_serializes_fires_and_stops_on_kill(server):
@@ -319,11 +329,13 @@ def test_download_takes_one_name_or_a_comma_separated_string_and_records_what_it
     assert set(copied) == expected  # a rendered "model.pkl" is one name, not 9 characters
     record = context["ti"].pushed["execution_record"]
     assert record["where"]["execution_id"] == ex["id"]
-    for name, info in record["outputs"].items():
+    files = {k: v for k, v in record["outputs"].items() if k != "record"}  # the record's own file
+    assert record["outputs"]["record"].endswith("execution_record.json")
+    for name, info in files.items():
         content = (tmp_path / name).read_bytes()
         assert info["size"] == len(content) and info["uri"].endswith(name)
         assert record["data"]["inputs"][name]["datum"].startswith("datum://")
-    assert {n.replace("/", "__") for n in record["outputs"]} == expected
+    assert {n.replace("/", "__") for n in files} == expected
 
 
 def test_a_failed_download_does_not_reveal_the_signed_url(server, tmp_path, caplog):

@@ -361,3 +361,86 @@ def test_log_cut_on_every_attempt_is_an_error(k8s_clean):
     with pytest.raises(KubernetesError, match=r"was cut 11 times.*incomplete"):
         r._job.follow_log(k8s_clean.pod(name))
     r.delete()
+
+
+# ---- issue 11: unreadable logs, undeletable pods, image pull errors ---------------------------
+def _log_answers_404_with_details(k8s):
+    """The pod exists, but its log endpoint answers 404 naming it (a kubelet that lost the log)."""
+    key = ("v1/pods", "log")
+    real = k8s.call(lambda: k8s.emulator.subresource_handlers[key])
+
+    async def lost(emulator, request):
+        return emulator._error(404, "NotFound", "the log is gone", {"name": request.name, "kind": "pods"})
+
+    k8s.call(lambda: k8s.emulator.subresource_handlers.__setitem__(key, lost))
+    return lambda: k8s.call(lambda: k8s.emulator.subresource_handlers.__setitem__(key, real))
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_an_unreadable_log_fails_the_task_instead_of_an_empty_result(k8s_clean, deferrable):
+    from airflow_mlplatform.exceptions import KubernetesLogError
+
+    r = runner({"answer": 1}, delete_policy="never")
+    ctx = context(f"lostlog-{deferrable}")
+    pod, _ = r.start(ctx)
+    event = _first_event(r.trigger(pod)) if deferrable else None
+    restore = _log_answers_404_with_details(k8s_clean)
+    try:
+        result = r.complete(ctx, event) if deferrable else r.run(ctx)
+    finally:
+        restore()
+    assert result.log_error and "although the pod exists" in result.log_error
+    with pytest.raises(KubernetesLogError, match="values and metrics are unknown"):
+        result.raise_for_status()
+    kept = k8s_clean.pod(result.pod_name)
+    assert podspec.label_key("consumed") not in (kept["metadata"].get("annotations") or {}), (
+        "a retry must be able to adopt the kept pod and read its log"
+    )
+    r.delete()
+
+
+def test_a_pod_whose_delete_keeps_failing_is_named_in_the_tasks_failure(k8s_clean):
+    from airflow_mlplatform.exceptions import KubernetesCleanupError
+    from airflow_mlplatform.hooks.kubernetes import RetryPolicy
+
+    r = runner({"sleep": 30}, timeout=1.5)
+    r.hook().retry_policy = RetryPolicy(attempts=2, base=0.01, cap=0.05)
+    k8s_clean.inject(500, count=1000, match=lambda req: str(req.method).upper().endswith("DELETE"))
+    try:
+        with pytest.raises(KubernetesCleanupError) as caught:
+            r.run(context("undeletable"))
+    finally:
+        k8s_clean.clear_faults()
+    message = str(caught.value)
+    assert "deadline" in message and "could not be deleted" in message
+    assert f"kubectl delete -n default pods/{r.pod_name}" in message
+    assert r.delete()  # still there; deleted now
+
+
+def test_rate_limited_image_pulls_wait_but_bad_images_fail_at_once():
+    from airflow_mlplatform.specs.kinds import POD
+
+    def waiting(reason, message):
+        return {
+            "status": {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {"name": "job", "state": {"waiting": {"reason": reason, "message": message}}}
+                ],
+            }
+        }
+
+    limited = waiting(
+        "ErrImagePull",
+        'failed to pull "python:3.11": 429 Too Many Requests - toomanyrequests: You have reached your pull rate limit',
+    )
+    flaky = waiting("ImagePullBackOff", "Back-off pulling image: dial tcp: i/o timeout")
+    missing = waiting("ErrImagePull", 'failed to resolve reference "python:nope": not found')
+    refused = waiting("ErrImagePull", "pull access denied: unauthorized: authentication required")
+    invalid = waiting("InvalidImageName", 'couldn\'t parse image reference "Python::3"')
+    secret = waiting("CreateContainerConfigError", 'secret "db" not found')
+    for pod in (limited, flaky, secret):
+        assert POD.fatal(pod) is None and not POD.is_started(pod)
+    for pod in (missing, refused, invalid):
+        assert POD.fatal(pod) and POD.is_done(pod)
+    assert "toomanyrequests" in POD.describe_state(limited)

@@ -54,7 +54,7 @@ _SHARED_CLIENTS: weakref.WeakKeyDictionary[Any, dict[Any, list[Any]]] = weakref.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 # Also MLPlatformKubernetesHook and MLPlatformAsyncKubernetesHook, built on first access.
-__all__ = ["PODS", "Resource", "RetryPolicy"]
+__all__ = ["PODS", "Resource", "RetryPolicy", "SeenLines", "split_timestamp"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,48 @@ def translate(
             reason=reason,
         )
     return KubernetesApiError(text, status=status, reason=reason)
+
+
+# ---- log lines (a pod log read with timestamps=true) -------------------------------------------
+def split_timestamp(line: str) -> tuple[str, str]:
+    """``("2026-...Z", "text")`` from a log line requested with ``timestamps=true``."""
+    head, sep, rest = line.partition(" ")
+    if sep and head[:4].isdigit() and head.endswith("Z"):
+        return head, rest
+    return "", line
+
+
+class SeenLines:
+    """Which lines of a log were already handed on, so a re-read can skip them.
+
+    After :meth:`resume` the server sends the output again from the start; lines up to the last
+    one seen (by timestamp, and count within the same timestamp) are skipped.
+    """
+
+    def __init__(self) -> None:
+        self.last_ts = ""
+        self.same_ts = 0
+        self._skip: tuple[str, int] | None = None
+
+    def resume(self) -> None:
+        """The stream was cut: skip what was already seen when it starts again."""
+        self._skip = (self.last_ts, self.same_ts)
+
+    def accept(self, raw: str) -> str | None:
+        """The line's text (timestamp and newline removed), or None if it was seen already."""
+        ts, text = split_timestamp(raw.rstrip("\n"))
+        if self._skip is not None and ts:
+            skip_ts, skip_n = self._skip
+            if ts < skip_ts:
+                return None
+            if ts == skip_ts and skip_n > 0:
+                self._skip = (skip_ts, skip_n - 1)
+                return None
+            self._skip = None
+        if ts:
+            self.same_ts = self.same_ts + 1 if ts == self.last_ts else 1
+            self.last_ts = ts
+        return text
 
 
 def _labels_query(label_selector: str | None, field_selector: str | None) -> list[tuple[str, str]]:

@@ -9,15 +9,15 @@ execution's last value per metadata key) and ``execution_record``.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
+from airflow_mlplatform.config import default_deferrable
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
     ValohaiError,
@@ -55,13 +55,7 @@ class ValohaiExecutionLink(BaseOperatorLink):
 
 
 def _deferrable(value: bool | None) -> bool:
-    from airflow.sdk import conf
-
-    return (
-        bool(value)
-        if value is not None
-        else conf.getboolean("operators", "default_deferrable", fallback=False)
-    )
+    return bool(value) if value is not None else default_deferrable()
 
 
 def _hook(conn_id: str, hook_kwargs: Mapping[str, Any] | None) -> Any:
@@ -258,22 +252,25 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
                 kwargs={"started": time.time(), "parameters": parameters, "inputs": inputs},
             )
         started = time.time()
-        try:
-            final = hook.wait_for_execution(
-                self._execution_id,
-                poll_interval=self.poll_interval,
-                max_poll_interval=self.max_poll_interval,
-                timeout=timeout,
-            )
-        except TimeoutError as e:
-            hook.stop_execution(self._execution_id)
-            raise ValohaiExecutionFailedError(
-                f"Valohai execution {self._execution_id} did not finish within {timeout}s and was stopped ({url})"
-            ) from e
-        except BaseException:  # task timeout / SIGTERM while polling: do not leave it running
-            self._stop_quietly(hook)
-            raise
-        return self._finish(context, hook, final, started=started, parameters=parameters, inputs=inputs)
+
+        def wait() -> Mapping[str, Any]:
+            try:
+                return hook.wait_for_execution(
+                    self._execution_id,
+                    poll_interval=self.poll_interval,
+                    max_poll_interval=self.max_poll_interval,
+                    timeout=timeout,
+                )
+            except TimeoutError as e:
+                hook.stop_execution(self._execution_id)
+                raise ValohaiExecutionFailedError(
+                    f"Valohai execution {self._execution_id} did not finish within {timeout}s and was stopped ({url})"
+                ) from e
+            except BaseException:  # task timeout / SIGTERM while polling: do not leave it running
+                self._stop_quietly(hook)
+                raise
+
+        return self._finish(context, hook, wait, started=started, parameters=parameters, inputs=inputs)
 
     def execute_complete(
         self,
@@ -289,30 +286,34 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
         :param event: the trigger's event.
         """
         hook = _hook(self.valohai_conn_id, self.hook_kwargs)
-        status = event.get("status")
-        if status == "timeout":
-            raise ValohaiExecutionFailedError(
-                f"Valohai execution {event.get('execution_id')} did not finish within {self._wait_timeout()}s "
-                "and was stopped"
-            )
-        if status != "finished":
-            # Valohai could not be asked (after retries). The execution may be fine: when a
-            # retry will re-attach to it, leave it running; otherwise stop it.
-            self._execution_id = event.get("execution_id")
-            try_number = getattr(context["ti"], "try_number", 1) or 1
-            will_retry = self.reattach and try_number <= (self.retries or 0)
-            if not will_retry:
-                self._stop_quietly(hook)
-            raise ValohaiError(
-                f"waiting for Valohai execution {event.get('execution_id')} failed: {event.get('message')}"
-                + ("; the retry will re-attach to it" if will_retry else "; it was stopped")
-            )
-        execution = event["execution"]
-        self._execution_id = str(execution["id"])
+        self._execution_id = str(event.get("execution_id") or (event.get("execution") or {}).get("id") or "")
+
+        def arrived() -> Mapping[str, Any]:
+            status = event.get("status")
+            if status == "timeout":
+                raise ValohaiExecutionFailedError(
+                    f"Valohai execution {event.get('execution_id')} did not finish within "
+                    f"{self._wait_timeout()}s and was stopped"
+                )
+            if status != "finished":
+                # Valohai could not be asked (after retries). The execution may be fine: when a
+                # retry will re-attach to it, leave it running; otherwise stop it.
+                try_number = getattr(context["ti"], "try_number", 1) or 1
+                will_retry = self.reattach and try_number <= (self.retries or 0)
+                if not will_retry:
+                    self._stop_quietly(hook)
+                raise ValohaiError(
+                    f"waiting for Valohai execution {event.get('execution_id')} failed: {event.get('message')}"
+                    + ("; the retry will re-attach to it" if will_retry else "; it was stopped")
+                )
+            execution = event["execution"]
+            self._execution_id = str(execution["id"])
+            return execution
+
         return self._finish(
             context,
             hook,
-            execution,
+            arrived,
             started=started or time.time(),
             parameters=parameters or {},
             inputs=inputs or {},
@@ -350,72 +351,94 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
         self,
         context: Any,
         hook: Any,
-        execution: Mapping[str, Any],
+        final: Callable[[], Mapping[str, Any]],
         *,
         started: float,
         parameters: Mapping[str, Any],
         inputs: Mapping[str, Any],
     ) -> Any:
+        """Wait for (or take) the finished execution and record it, on success and on failure.
+
+        :param final: returns the finished execution (waits, or reads the trigger's event).
+        """
         from datetime import datetime, timezone
 
-        from airflow_mlplatform.execution_record import build_record, task_identity, utcnow
+        from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.storage import OutputFolder, task_output_location
-        from airflow_mlplatform.values import push_outputs, summarize_metrics
+        from airflow_mlplatform.values import JobOutputs, summarize_metrics
 
-        execution_id = str(execution["id"])
-        status = execution.get("status")
-        url = (execution.get("urls") or {}).get("display") or ""
-        if status != SUCCESS:
-            tail = hook.get_log_tail(execution_id)
-            log = "\n".join(f"    {line}" for line in tail) or "    (no log lines)"
-            raise ValohaiExecutionFailedError(
-                f"Valohai execution #{execution.get('counter')} of step {execution.get('step')!r} ended "
-                f"{status!r} ({url}). Last log lines:\n{log}"
+        seen: dict[str, Any] = {}
+        outputs: dict[str, Any] = {}  # filled once the outputs are known (read when recording)
+        recorded_parameters, recorded_inputs = dict(parameters), dict(inputs)  # Valohai's, once known
+        code: dict[str, Any] = {"step": self.step}
+
+        def ran_on() -> dict[str, Any]:
+            execution = seen.get("execution") or {}
+            return {
+                "backend": "valohai",
+                "execution_id": str(execution.get("id") or self._execution_id or ""),
+                "counter": execution.get("counter"),
+                "url": (execution.get("urls") or {}).get("display") or "",
+                "status": execution.get("status"),
+                "duration_s": execution.get("duration"),
+            }
+
+        def job() -> JobRun:
+            execution = seen["execution"] = dict(final())
+            execution_id = str(execution["id"])
+            if execution.get("parameters"):
+                recorded_parameters.clear()
+                recorded_parameters.update(execution["parameters"])
+            if execution.get("inputs"):
+                recorded_inputs.clear()
+                recorded_inputs.update(execution["inputs"])
+            status = execution.get("status")
+            commit = execution.get("commit") or {}
+            env = execution.get("environment") or {}
+            code.update(
+                step=execution.get("step"),
+                commit=commit.get("identifier") if isinstance(commit, dict) else commit,
+                ref=commit.get("ref") if isinstance(commit, dict) else None,
             )
-        datums = execution.get("outputs")
-        if datums is None:
-            datums = hook.list_outputs(execution_id)
-        values = output_values(datums)
-        summary = dict(execution.get("cumulative_metadata") or {})
-        rows = hook.get_metadata(execution_id) if self.fetch_metric_series else []
-        metrics = summary or summarize_metrics(rows)
-        commit = execution.get("commit") or {}
-        env = execution.get("environment") or {}
-        record = build_record(
-            task=task_identity(context),
-            code={
-                "step": execution.get("step"),
-                "commit": commit.get("identifier") if isinstance(commit, dict) else commit,
-                "ref": commit.get("ref") if isinstance(commit, dict) else None,
-            },
-            environment={
+            seen["environment"] = {
                 "environment": env.get("name") if isinstance(env, dict) else env,
                 "image": execution.get("image"),
-            },
-            parameters=execution.get("parameters") or parameters,
-            values=values,
-            metric_rows=rows,
-            metrics=metrics,
-            outputs={d["name"]: {"datum": f"datum://{d['id']}", "uri": d.get("uri")} for d in datums},
+            }
+            if status != SUCCESS:
+                tail = hook.get_log_tail(execution_id)
+                log = "\n".join(f"    {line}" for line in tail) or "    (no log lines)"
+                raise ValohaiExecutionFailedError(
+                    f"Valohai execution #{execution.get('counter')} of step {execution.get('step')!r} ended "
+                    f"{status!r} ({ran_on()['url']}). Last log lines:\n{log}"
+                )
+            datums = execution.get("outputs")
+            if datums is None:
+                datums = hook.list_outputs(execution_id)
+            values = output_values(datums)
+            summary = dict(execution.get("cumulative_metadata") or {})
+            rows = hook.get_metadata(execution_id) if self.fetch_metric_series else []
+            outputs.update({d["name"]: {"datum": f"datum://{d['id']}", "uri": d.get("uri")} for d in datums})
+            self.log.info("execution #%s complete; outputs: %s", execution.get("counter"), ", ".join(values))
+            return JobRun(
+                outputs=JobOutputs(values=values, metric_rows=list(rows)),
+                environment=seen["environment"],
+                ran_on=ran_on(),
+                metrics=summary or summarize_metrics(rows),
+            )
+
+        return run_recorded(
+            context,
+            job=job,
+            folder=OutputFolder(task_output_location(context)),
+            parameters=recorded_parameters,
+            code=code,
+            environment={},
+            outputs=outputs,
+            inputs=recorded_inputs,
+            in_worker=False,
+            ran_on=ran_on,
             started=datetime.fromtimestamp(started, timezone.utc),
-            ended=utcnow(),
-            ran_on={
-                "backend": "valohai",
-                "execution_id": execution_id,
-                "counter": execution.get("counter"),
-                "url": url,
-                "duration_s": execution.get("duration"),
-            },
-            inputs=execution.get("inputs") or inputs,
         )
-        folder = OutputFolder(task_output_location(context))
-        try:
-            (folder.path / "execution_record.json").write_text(json.dumps(record, indent=2))
-            folder.publish()
-        finally:
-            folder.cleanup()
-        self.log.info("execution #%s complete; outputs: %s", execution.get("counter"), ", ".join(values))
-        return push_outputs(context, values=values, metrics=metrics, execution_record=record)
 
 
 def redact_url(url: str) -> str:
@@ -480,60 +503,77 @@ class ValohaiDownloadOutputsOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         from airflow.sdk import ObjectStoragePath
 
-        from airflow_mlplatform.execution_record import build_record, task_identity, utcnow
+        from airflow_mlplatform.jobs import JobRun, run_recorded
+        from airflow_mlplatform.storage import OutputFolder, task_output_location
         from airflow_mlplatform.valohai_payloads import output_keys
-        from airflow_mlplatform.values import push_outputs
+        from airflow_mlplatform.values import JobOutputs
 
-        started = utcnow()
         hook = _hook(self.valohai_conn_id, self.hook_kwargs)
-        execution = hook.get_execution(str(self.execution))
-        datums = hook.list_outputs(str(execution["id"]))
         names = _names(self.names)
-        if names:
-            missing = sorted(set(names) - {d["name"] for d in datums})
-            if missing:
-                raise ValohaiError(
-                    f"execution {execution['id']} has no output {', '.join(map(repr, missing))} "
-                    f"(it has: {', '.join(sorted(d['name'] for d in datums)) or 'none'})"
-                )
-            datums = [d for d in datums if d["name"] in set(names)]
-        keys = output_keys(str(d["name"]) for d in datums)
         dest = ObjectStoragePath(
             self.destination if "://" in self.destination else f"file://{Path(self.destination).resolve()}"
         )
-        copied: dict[str, str] = {}
-        files: dict[str, Any] = {}
-        for datum in datums:
-            name = str(datum["name"])
-            target = dest / name
-            size, sha256 = self._copy(hook, str(datum["id"]), name, target)
-            copied[keys[name]] = str(target)
-            files[name] = {"uri": str(target), "size": size, "sha256": sha256}
-            self.log.info("output %s (%d bytes) copied to %s", name, size, target)
-        url = (execution.get("urls") or {}).get("display") or ""
-        record = build_record(
-            task=task_identity(context),
-            code={"step": execution.get("step"), "execution_id": str(execution["id"])},
-            environment={},
-            parameters={"names": names, "destination": str(dest)},
-            values=copied,
-            metric_rows=[],
-            metrics={},
-            outputs=files,
-            inputs={
-                str(d["name"]): {"datum": f"datum://{d['id']}", "uri": d.get("uri"), "size": d.get("size")}
-                for d in datums
-            },
-            started=started,
-            ended=utcnow(),
-            ran_on={
+        seen: dict[str, Any] = {}
+        files: dict[str, Any] = {}  # the record's outputs, filled as files are copied
+        inputs: dict[str, Any] = {}
+
+        def ran_on() -> dict[str, Any]:
+            execution = seen.get("execution") or {}
+            return {
                 "backend": "valohai-download",
-                "execution_id": str(execution["id"]),
+                "execution_id": str(execution.get("id") or self.execution),
                 "counter": execution.get("counter"),
-                "url": url,
-            },
+                "url": (execution.get("urls") or {}).get("display") or "",
+            }
+
+        def job() -> JobRun:
+            execution = seen["execution"] = hook.get_execution(str(self.execution))
+            datums = hook.list_outputs(str(execution["id"]))
+            if names:
+                missing = sorted(set(names) - {d["name"] for d in datums})
+                if missing:
+                    raise ValohaiError(
+                        f"execution {execution['id']} has no output {', '.join(map(repr, missing))} "
+                        f"(it has: {', '.join(sorted(d['name'] for d in datums)) or 'none'})"
+                    )
+                datums = [d for d in datums if d["name"] in set(names)]
+            inputs.update(
+                {
+                    str(d["name"]): {
+                        "datum": f"datum://{d['id']}",
+                        "uri": d.get("uri"),
+                        "size": d.get("size"),
+                    }
+                    for d in datums
+                }
+            )
+            keys = output_keys(str(d["name"]) for d in datums)
+            copied: dict[str, str] = {}
+            for datum in datums:
+                name = str(datum["name"])
+                target = dest / name
+                size, sha256 = self._copy(hook, str(datum["id"]), name, target)
+                copied[keys[name]] = str(target)
+                files[name] = {"uri": str(target), "size": size, "sha256": sha256}
+                self.log.info("output %s (%d bytes) copied to %s", name, size, target)
+            return JobRun(
+                outputs=JobOutputs(values=copied),
+                environment={"step": execution.get("step"), "execution_id": str(execution["id"])},
+                ran_on=ran_on(),
+            )
+
+        return run_recorded(
+            context,
+            job=job,
+            folder=OutputFolder(task_output_location(context)),
+            parameters={"names": names, "destination": str(dest)},
+            code={"execution": str(self.execution)},
+            environment={},
+            outputs=files,
+            inputs=inputs,
+            in_worker=False,
+            ran_on=ran_on,
         )
-        return push_outputs(context, values=copied, metrics={}, execution_record=record)
 
     def _copy(self, hook: Any, datum_id: str, name: str, target: Any) -> tuple[int, str]:
         """Stream one datum to ``target``; returns ``(bytes, sha256)``. Errors hide the signed URL."""

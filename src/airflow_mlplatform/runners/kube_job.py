@@ -558,7 +558,10 @@ class KubeJob:
             return
         try:
             # A hook of its own: the running wait may hold the other one's connection.
-            hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
+            hook = MLPlatformKubernetesHook(
+                kubernetes_conn_id=self.kubernetes_conn_id,
+                retry_policy=getattr(self._hook, "retry_policy", None),
+            )
             if hook.delete_object(self.kind.resource, namespace, name, grace_period_seconds=0):
                 self.log.info("Deleted %s", self.what)
             self.leftover = None

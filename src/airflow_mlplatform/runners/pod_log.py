@@ -2,7 +2,8 @@
 
 The one log follower of the provider: the job lifecycle (:mod:`airflow_mlplatform.runners.kube_job`,
 every kind, sync and deferrable) reads pod logs through :func:`stream_pod_log_lines`; the
-trigger's live view of a deferred job's log uses :class:`SeenLines` too.
+trigger's live view of a deferred job's log skips lines seen before a cut the same way
+(:class:`~airflow_mlplatform.hooks.kubernetes.SeenLines`).
 """
 
 from __future__ import annotations
@@ -13,47 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_mlplatform.exceptions import KubernetesError, KubernetesNotFoundError, KubernetesTimeoutError
+from airflow_mlplatform.hooks.kubernetes import SeenLines, split_timestamp
 
-
-def split_timestamp(line: str) -> tuple[str, str]:
-    """``("2026-...Z", "text")`` from a log line requested with ``timestamps=true``."""
-    head, sep, rest = line.partition(" ")
-    if sep and head[:4].isdigit() and head.endswith("Z"):
-        return head, rest
-    return "", line
-
-
-class SeenLines:
-    """Which lines of a log were already handed on, so a re-read can skip them.
-
-    After :meth:`resume` the server sends the output again from the start; lines up to the last
-    one seen (by timestamp, and count within the same timestamp) are skipped.
-    """
-
-    def __init__(self) -> None:
-        self.last_ts = ""
-        self.same_ts = 0
-        self._skip: tuple[str, int] | None = None
-
-    def resume(self) -> None:
-        """The stream was cut: skip what was already seen when it starts again."""
-        self._skip = (self.last_ts, self.same_ts)
-
-    def accept(self, raw: str) -> str | None:
-        """The line's text (timestamp and newline removed), or None if it was seen already."""
-        ts, text = split_timestamp(raw.rstrip("\n"))
-        if self._skip is not None and ts:
-            skip_ts, skip_n = self._skip
-            if ts < skip_ts:
-                return None
-            if ts == skip_ts and skip_n > 0:
-                self._skip = (skip_ts, skip_n - 1)
-                return None
-            self._skip = None
-        if ts:
-            self.same_ts = self.same_ts + 1 if ts == self.last_ts else 1
-            self.last_ts = ts
-        return text
+__all__ = ["SeenLines", "split_timestamp", "stream_pod_log_lines"]
 
 
 def stream_pod_log_lines(

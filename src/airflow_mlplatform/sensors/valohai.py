@@ -8,8 +8,8 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
+from airflow_mlplatform.config import default_deferrable
 from airflow_mlplatform.exceptions import ValohaiError, ValohaiExecutionFailedError
-from airflow_mlplatform.operators.valohai import _deferrable
 from airflow_mlplatform.valohai_payloads import FINISHED, SUCCESS, output_values
 
 
@@ -71,7 +71,7 @@ class ValohaiExecutionSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=values is not None, xcom_value=values)
 
     def execute(self, context: Any) -> Any:
-        if not _deferrable(self.deferrable):
+        if not (self.deferrable if self.deferrable is not None else default_deferrable()):
             return super().execute(context)
         from airflow_mlplatform.triggers.valohai import ValohaiExecutionTrigger
 

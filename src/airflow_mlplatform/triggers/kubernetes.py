@@ -255,7 +255,7 @@ class KubeJobTrigger(BaseTrigger):
         """Show the job's log in the triggerer's log while it runs (rate-limited, display only)."""
         import aiohttp
 
-        from airflow_mlplatform.runners.pod_log import SeenLines
+        from airflow_mlplatform.hooks.kubernetes import SeenLines
 
         pod = (kind.log_pod(self.name, obj) if obj else None) or self.log_pod
         if pod is None:
