@@ -38,7 +38,7 @@ def test_a_huge_line_is_dropped_but_a_record_after_it_is_kept(monkeypatch):
     parser = StreamParser()
     for _ in range(50):
         parser.feed("x" * 997)  # one 50 kB line of garbage, in chunks
-    parser.feed('{"not": "a metric, part of a long line"}' + REC + "\n{\"loss\": 1}\n")
+    parser.feed('{"not": "a metric, part of a long line"}' + REC + '\n{"loss": 1}\n')
     out = parser.close()
     assert out.values == {"acc": 0.9}
     assert out.metric_rows == [{"loss": 1}]
@@ -50,7 +50,9 @@ def test_a_record_line_over_the_line_limit_is_an_error(monkeypatch):
     parser = StreamParser()
     parser.feed('::mlplatform::record {"name": "big", "value": "' + "x" * 5000)
     parser.feed('"}\n')
-    with pytest.raises(RecordError, match=r"longer than 1000 characters; write it to a file under output_dir\(\)"):
+    with pytest.raises(
+        RecordError, match=r"longer than 1000 characters; write it to a file under output_dir\(\)"
+    ):
         parser.close()
 
 
@@ -66,7 +68,9 @@ def test_non_finite_metrics_and_values_become_null_with_one_warning_per_key(capl
 
 
 def test_value_size_name_count_and_total_limits():
-    with pytest.raises(RecordError, match=r"'big' is \d+ bytes as JSON, over the limit of 1048576 .*; write it to a file"):
+    with pytest.raises(
+        RecordError, match=r"'big' is \d+ bytes as JSON, over the limit of 1048576 .*; write it to a file"
+    ):
         check_values({"big": "x" * (1024 * 1024)})
     with pytest.raises(RecordError, match=r"1001 values were recorded; at most 1000"):
         check_values({f"v{i}": i for i in range(1001)})
@@ -77,7 +81,7 @@ def test_value_size_name_count_and_total_limits():
 
 def test_a_too_large_record_line_is_refused_when_the_job_ends():
     line = "::mlplatform::record " + json.dumps({"name": "blob", "value": "x" * (2 * 1024 * 1024)})
-    with pytest.raises(RecordError, match="'blob'.*over the limit"):
+    with pytest.raises(RecordError, match=r"'blob'.*over the limit"):
         parse_stdout(line + "\n")
 
 

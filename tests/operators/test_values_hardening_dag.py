@@ -35,7 +35,9 @@ def test_non_finite_glued_and_secret_values_in_a_notebook_run(run_dag, dags_fold
     )
     write_notebook(
         nbdir / "big.ipynb",
-        ["import json\nprint('::mlplatform::record ' + json.dumps({'name': 'blob', 'value': 'x' * 2_000_000}))"],
+        [
+            "import json\nprint('::mlplatform::record ' + json.dumps({'name': 'blob', 'value': 'x' * 2_000_000}))"
+        ],
     )
     src = textwrap.dedent(
         """

@@ -456,7 +456,11 @@ def _read_compute(c: _Checker, p: Path_, v: Any, step: StepSpec, st: StepType) -
         return
     problem = _compute_problem(v, overrides)
     if problem:
-        c.err(p[:-1] if overrides and "overrides" in problem else p, problem)
+        refused = re.search(r"override '([^']+)'", problem)
+        if refused and refused.group(1) in overrides:  # point at the refused field
+            c.err((*p[:-1], refused.group(1)), problem, key=True)
+        else:
+            c.err(p[:-1] if overrides and "overrides" in problem else p, problem)
     step.kwargs["compute"] = v
     if overrides:
         step.kwargs["compute_overrides"] = overrides
