@@ -101,7 +101,11 @@ def worker(cpu_s: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="main", help="git revision measured as 'before' ('' to skip)")
+    parser.add_argument(
+        "--before",
+        default="44e25aa",
+        help="git revision measured as 'before' (default: the commit this work started from; '' to skip)",
+    )
     parser.add_argument("--cpu-s", type=int, default=120, help="CPU seconds each case may use")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
