@@ -358,3 +358,65 @@ def test_lost_contact_stops_the_execution_only_when_no_retry_will_reattach(serve
         op.execute_complete(_context(try_number=1), event)
     server.advance(1000)
     assert server.status_of(server.executions[ex["id"]]) == expected
+
+
+def test_values_and_lint_errors_fail_before_anything_is_submitted(server, run_dag, dags_folder, capfd):
+    yaml_file = dags_folder / "valohai_checks" / "valohai.yaml"
+    yaml_file.parent.mkdir(exist_ok=True)
+    yaml_file.write_text(
+        "- step:\n    name: train\n    image: python:3.12\n    command: python train.py\n"
+        "    parameters:\n      - name: epochs\n        type: integer\n        min: 1\n        max: 100\n"
+        "- step:\n    name: stubborn\n    image: python:3.12\n    command: python train.py\n"
+        "    stop-condition: stop me if you can\n"
+    )
+    src = f"""
+import pendulum
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.valohai import ValohaiSubmitExecutionOperator
+
+with DAG("valohai_checks", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    ValohaiSubmitExecutionOperator(task_id="too_many_epochs", project="acme/demo", step="train",
+                                   parameters={{"epochs": "{{{{ 500 }}}}"}}, valohai_yaml={str(yaml_file)!r})
+    ValohaiSubmitExecutionOperator(task_id="bad_stop_condition", project="acme/demo", step="stubborn",
+                                   valohai_yaml={str(yaml_file)!r})
+"""
+    result = run_dag(src, "valohai_checks")
+    assert result.task_states() == {"too_many_epochs": "failed", "bad_stop_condition": "failed"}
+    captured = capfd.readouterr()
+    log = captured.out + captured.err
+    assert "parameter 'epochs' = '500' breaks its definition (type integer, min 1, max 100" in log
+    assert "`stop-condition` is not a valid expression" in log
+    assert server.api_requests() == []  # nothing reached Valohai, not even a project lookup
+
+
+def test_trigger_and_sync_wait_log_status_changes_and_a_heartbeat_at_info(server, capsys):
+    from datetime import datetime
+
+    server.configure_step("slowish", durations={"queued": 50, "started": 80})  # 0.5 s, 0.8 s real
+    hook = ValohaiHook(**FAST)
+    payload = execution_payload(project_id=PROJECT_ID, commit="main", step="slowish")
+    fast = {"poll_interval": 0.02, "max_poll_interval": 0.02, "status_log_interval": 0.25}
+
+    async def first_event(t):
+        async for event in t.run():
+            return event.payload
+
+    first = hook.create_execution(payload)
+    assert (
+        asyncio.run(first_event(ValohaiExecutionTrigger(execution_id=first["id"], **fast)))["status"]
+        == "finished"
+    )
+    second = hook.create_execution(payload)
+    hook.wait_for_execution(second["id"], **fast)
+    out = capsys.readouterr().out.splitlines()
+    for ex in (first, second):
+        lines = [line for line in out if f"({ex['id']})" in line]
+        assert lines and all("[info " in line for line in lines)  # INFO, not debug
+        changes = [line.split(" is ")[1].split(";")[0] for line in lines if " is still " not in line]
+        assert changes[-2:] == ["started (was queued)", "complete (was started)"]
+        assert any(" is still started; waiting for " in line for line in lines)  # a line every 0.25 s
+        assert len(lines) < len(server.api_requests("GET", ex["id"]))  # not a line per poll
+        stamps = [datetime.fromisoformat(line.split()[0]) for line in lines]
+        for before, at, line in zip(stamps, stamps[1:], lines[1:], strict=False):
+            if " is still " in line:  # a heartbeat comes status_log_interval after the last line
+                assert (at - before).total_seconds() >= 0.25
