@@ -98,7 +98,7 @@ def test_workflow_step_override_is_refused_at_validation(profiles_file, tmp_path
         check_source(read_source(text, file=str(tmp_path / "wf.yaml")), base_dir=tmp_path)
     [error] = info.value.errors
     assert "'restricted' does not let DAG authors override 'namespace'" in error.message
-    assert error.line == 8
+    assert error.line == 9
 
 
 @pytest.mark.parametrize(

@@ -159,6 +159,29 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/opt/airflow/config/compute_profiles.yaml",
                         "default": None,
                     },
+                    "workflow_allowed_roots": {
+                        "description": (
+                            "Comma-separated absolute folders that notebook, script and folder paths "
+                            "in workflow files may point into (symlinks resolved). Default: the folder "
+                            "tree the workflow file belongs to (the DAGs folder when the file is in it, "
+                            "else the git work tree holding it, else the file's own folder)."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/dags,/opt/airflow/shared-notebooks",
+                        "default": None,
+                    },
+                    "workflow_callable_modules": {
+                        "description": (
+                            "Comma-separated modules (with their submodules) whose functions workflow "
+                            "python steps may call. Default: any importable module (workflow files "
+                            "are code)."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "team_steps,ml_platform.steps",
+                        "default": None,
+                    },
                 },
             },
         },

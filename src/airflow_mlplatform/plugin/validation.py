@@ -29,9 +29,9 @@ def document_text(document: Any) -> str:
 _NEEDS_FIELD = re.compile(r"needs field '([A-Za-z_][A-Za-z0-9_]*)'")
 
 
-def _locations(src: Any) -> dict[tuple[int, int], tuple[Any, ...]]:
+def _locations(src: Any) -> dict[tuple[int | None, int | None], tuple[Any, ...]]:
     # a mapping's value starts where its first key does: the value (the whole step) wins
-    where: dict[tuple[int, int], tuple[Any, ...]] = {}
+    where: dict[tuple[int | None, int | None], tuple[Any, ...]] = {}
     for path, mark in src.key_marks.items():
         where[mark] = path
     for path, mark in src.value_marks.items():

@@ -61,6 +61,13 @@ class _Checker:
         self.base_dir = base_dir
         self.errors: list[WorkflowError] = []
         self.ref_paths: dict[Path_, list[Path_]] | None = None
+        self._roots: list[Path] | None = None
+
+    def allowed_roots(self) -> list[Path]:
+        """Folders notebook/script paths may point into (see :func:`allowed_roots`)."""
+        if self._roots is None:
+            self._roots = allowed_roots(Path(self.src.file), self.base_dir)
+        return self._roots
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         self.errors.append(self.src.error(path, message, key=key))
@@ -331,6 +338,7 @@ def _read_field(c: _Checker, path: Path_, value: Any, name: str, f: Field, step:
         c.err(path, f"{what} must be one of: {', '.join(f.choices)}; got {value!r}")
         return
     if f.kind == "callable":
+        _check_callable(c, path, value, what)
         step.callables[f.kwarg] = value
         step.where[f.kwarg] = c.src.where(path)
         return
@@ -351,14 +359,74 @@ def _read_field(c: _Checker, path: Path_, value: Any, name: str, f: Field, step:
     step.kwargs[f.kwarg] = converted
 
 
+def _config_list(key: str) -> list[str]:
+    from airflow_mlplatform.config import get_option
+
+    raw = get_option(key) or ""
+    return [part.strip() for part in re.split(r"[,\n]", raw) if part.strip()]
+
+
+def _tree_of(folder: Path) -> Path:
+    """The configured DAGs folder when ``folder`` is inside it, else the git work tree holding
+    it, else ``folder`` itself."""
+    try:
+        from airflow.sdk import conf
+
+        dags = Path(conf.get("core", "dags_folder")).resolve()
+    except Exception:  # Airflow not configured (a bare CLI run): no DAGs folder to use
+        dags = None
+    if dags is not None and folder.is_relative_to(dags):
+        return dags
+    for parent in (folder, *folder.parents):
+        if (parent / ".git").exists():
+            return parent
+    return folder
+
+
+def allowed_roots(file: Path, base_dir: Path) -> list[Path]:
+    """Folders a workflow's notebook, script and folder paths may point into.
+
+    ``[mlplatform] workflow_allowed_roots`` (comma-separated absolute folders) when set; else the
+    folder tree the workflow file belongs to: the DAGs folder when the file is inside it, else the
+    git work tree holding it, else the file's own folder.
+
+    :param file: the workflow file.
+    :param base_dir: the folder relative paths start from.
+    """
+    configured = _config_list("workflow_allowed_roots")
+    if configured:
+        return [Path(os.path.expanduser(r)).resolve() for r in configured]
+    folder = file.resolve().parent if file.name and file.exists() else base_dir.resolve()
+    return [_tree_of(folder)]
+
+
 def _check_file(c: _Checker, path: Path_, value: str, what: str, *, folder: bool = False) -> str:
     if "{{" in value or "://" in value:
         return value
     full = value if os.path.isabs(value) else os.path.normpath(os.path.join(c.base_dir, value))
+    real = Path(os.path.realpath(full))
+    roots = c.allowed_roots()
+    if not any(real.is_relative_to(r) for r in roots):
+        c.err(path, f"{what}: {value!r} ({real}) is outside the folders workflow files may use "
+                    f"({', '.join(map(str, roots))}); move it there, or a platform engineer adds its folder "
+                    "to [mlplatform] workflow_allowed_roots")  # fmt: skip
+        return full
     if not (os.path.isdir(full) if folder else os.path.isfile(full)):
         kind = "folder" if folder else "file"
         c.err(path, f"{what}: {kind} {value!r} does not exist (looked for {full})")
     return full
+
+
+def _check_callable(c: _Checker, path: Path_, value: str, what: str) -> None:
+    """``[mlplatform] workflow_callable_modules``, when set, lists the modules (and their
+    submodules) whose functions ``python`` steps may call."""
+    allowed = _config_list("workflow_callable_modules")
+    if not allowed:
+        return
+    module = value.split(":", 1)[0] if ":" in value else value.rpartition(".")[0]
+    if not any(module == m or module.startswith(m + ".") for m in allowed):
+        c.err(path, f"{what}: module {module!r} is not one workflow files may call "
+                    f"([mlplatform] workflow_callable_modules: {', '.join(allowed)})")  # fmt: skip
 
 
 def _read_common(c: _Checker, path: Path_, data: dict[str, Any], step: StepSpec, st: StepType) -> None:
@@ -409,7 +477,11 @@ def _read_compute(c: _Checker, p: Path_, v: Any, step: StepSpec, st: StepType) -
         return
     problem = _compute_problem(v, overrides)
     if problem:
-        c.err(p[:-1] if overrides and "overrides" in problem else p, problem)
+        refused = re.search(r"override '([^']+)'", problem)
+        if refused and refused.group(1) in overrides:  # point at the refused field
+            c.err((*p[:-1], refused.group(1)), problem, key=True)
+        else:
+            c.err(p[:-1] if overrides and "overrides" in problem else p, problem)
     step.kwargs["compute"] = v
     if overrides:
         step.kwargs["compute_overrides"] = overrides
