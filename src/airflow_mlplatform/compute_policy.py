@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from airflow_mlplatform.exceptions import ComputeOverrideError, InvalidQuantityError, ProfilesFileError
@@ -204,8 +204,10 @@ class OverridePolicy:
                         f"{v.get('name')!r} has hostPath); the profile must list {HOST_PATH!r} in "
                         "overridable.fields"
                     )
-        if "image" in overrides and self.images and not any(
-            str(overrides["image"]).startswith(p) for p in self.images
+        if (
+            "image" in overrides
+            and self.images
+            and not any(str(overrides["image"]).startswith(p) for p in self.images)
         ):
             raise ComputeOverrideError(
                 f"compute profile {profile!r} allows images starting with {', '.join(self.images)} only; "
