@@ -164,3 +164,40 @@ def test_r_pod_with_object_storage_outputs_is_refused_before_any_pod(
     result = run_dag(src, "r_pod_s3")
     assert result.task_states() == {"noop": "failed"}
     assert not [r for r in k8s_clean.requests_since(mark) if r.method == "POST"]
+
+
+def test_a_notebook_pod_task_that_is_killed_records_status_killed(profiles, k8s_clean, run_dag, dags_folder):
+    import signal
+
+    # the cell, in the pod, does what a user marking the task failed causes: SIGTERM to the
+    # task process (here the test process, which dag.test() runs the task in)
+    write_notebook(
+        dags_folder / "pod_nbs" / "marked_failed.ipynb",
+        [
+            ("parameters", "worker_pid = 0"),
+            "import os, signal, time\nos.kill(worker_pid, signal.SIGTERM)\ntime.sleep(120)",
+        ],
+    )
+    src = textwrap.dedent(
+        """
+        import os
+        import pendulum
+        from airflow.sdk import DAG
+        from airflow_mlplatform.operators.notebook import NotebookOperator
+
+        with DAG("nb_pod_killed", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+            NotebookOperator(task_id="killed", notebook="pod_nbs/marked_failed.ipynb",
+                             parameters={"worker_pid": os.getpid()}, compute="cpu-small", deferrable=False)
+        """
+    )
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: pytest.fail("SIGTERM reached the test process"))
+    try:
+        result = run_dag(src, "nb_pod_killed")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.task_states() == {"killed": "failed"}
+    record = result.xcom("killed", "execution_record")
+    assert record["status"] == "killed"
+    assert record["error"].startswith("stopped: the task was killed: Airflow asked it to stop (SIGTERM")
+    assert dag_pods(k8s_clean, "nb_pod_killed") == []

@@ -219,3 +219,62 @@ def _run(op, context, errors):
         op.execute(context)
     except BaseException as e:
         errors.append(e)
+
+
+class _KubeflowTI:
+    dag_id, task_id, run_id, map_index, try_number = "kf", "train", "manual__opts", -1, 1
+
+
+def test_kubeflow_options_reach_the_manifest_and_it_fits_the_crd():
+    from airflow_mlplatform.specs.tfjob import parse_replicas
+    from specs.crd_schema import validate
+
+    op = TFJobOperator(
+        task_id="train",
+        image="kubeflow/tf-dist-mnist-test:latest",  # no command: the image's ENTRYPOINT
+        replicas={"Chief": 1, "PS": 1, "Worker": {"count": 2, "restart_policy": "ExitCode"}},
+        restart_policy="OnFailure",
+        scheduling_policy={"min_available": 4, "queue": "training", "priority_class": "high"},
+        scheduler_name="volcano",
+        success_policy="AllWorkers",
+        suspend=True,
+        namespace="ml",
+    )
+    job, plan = op._kubeflow_job({"ti": _KubeflowTI()}, op._argv(), parse_replicas(op.replicas), {"lr": 0.1})
+    manifest = job.manifest
+    validate(manifest, "kubeflow.org_tfjobs.yaml")
+    spec = manifest["spec"]
+    assert {t: s["restartPolicy"] for t, s in spec["tfReplicaSpecs"].items()} == {
+        "Chief": "OnFailure",
+        "PS": "OnFailure",
+        "Worker": "ExitCode",
+    }
+    assert spec["runPolicy"]["schedulingPolicy"] == {
+        "minAvailable": 4,
+        "queue": "training",
+        "priorityClass": "high",
+    }
+    assert spec["runPolicy"]["suspend"] is True and spec["successPolicy"] == "AllWorkers"
+    for replica in spec["tfReplicaSpecs"].values():
+        assert replica["template"]["spec"]["schedulerName"] == "volcano"
+        assert "command" not in replica["template"]["spec"]["containers"][0]
+    assert plan["argv"] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"backend": "local"}, "JobDefinitionError", "backend 'local' runs the training command itself"),
+        ({"restart_policy": "Sometimes"}, "ReplicaSpecError", "restart_policy 'Sometimes'"),
+        ({"scheduling_policy": {"minMember": 1}}, "ReplicaSpecError", "'minMember' is unknown"),
+        ({"success_policy": "AnyWorker"}, "ReplicaSpecError", "success_policy 'AnyWorker'"),
+    ],
+)
+def test_kubeflow_options_are_checked(kwargs, error, message):
+    from airflow_mlplatform import exceptions
+
+    def build_and_check() -> None:
+        TFJobOperator(task_id="t", image="i", **kwargs)._argv()
+
+    with pytest.raises(getattr(exceptions, error), match=message):
+        build_and_check()

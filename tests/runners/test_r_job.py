@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import time
@@ -66,7 +67,7 @@ def test_script_gets_typed_params_and_records(tmp_path):
     assert result.report is None
 
 
-def test_rmd_renders_with_declared_params_and_records(tmp_path):
+def test_rmd_renders_with_declared_params_and_records(tmp_path, caplog):
     doc = tmp_path / "report.Rmd"
     doc.write_text(
         "---\ntitle: t\noutput: html_document\nparams:\n  count: 1\n  label: x\n---\n\n"
@@ -74,8 +75,14 @@ def test_rmd_renders_with_declared_params_and_records(tmp_path):
         "record('label', params$label)\nprint('inside the report')\nlog_metrics(count = params$count)\n```\n"
     )
     assert declared_parameters(str(doc)) == ["count", "label"]
-    result = _run(tmp_path, doc, parameters={"count": 6, "label": "héllo", "undeclared_global": 1})
+    with caplog.at_level(logging.INFO):
+        result = _run(tmp_path, doc, parameters={"count": 6, "label": "héllo", "undeclared_global": 1})
     assert result.outputs.values == {"n_squared": 36, "label": "héllo"}
+    # rendering is quiet: no knitr progress bars, no pandoc command line in the task log
+    r_lines = [r.getMessage() for r in caplog.records if r.name == "airflow_mlplatform.runners.process"]
+    assert not [
+        line for line in r_lines if "processing file" in line or "|..." in line or "pandoc" in line
+    ], r_lines
     assert result.outputs.metric_rows == [{"count": 6}]
     report = Path(result.report)
     assert report.name == "report.html" and report.parent == tmp_path / "out"

@@ -132,8 +132,13 @@ def test_bad_run_policy_and_command():
         tfjob.build_run_policy(clean_pod_policy="Always")
     with pytest.raises(ReplicaSpecError, match="backoffLimit must be an integer"):
         tfjob.build_run_policy(backoff_limit=-1)
-    with pytest.raises(ReplicaSpecError, match="needs a command"):
-        tfjob.build_tfjob(name="x", namespace="d", image="i", command=[], replicas=tfjob.parse_replicas(None))
+    # no command is the image's ENTRYPOINT (Kubeflow's examples), not an error
+    entrypoint = tfjob.build_tfjob(
+        name="x", namespace="d", image="i", command=[], replicas=tfjob.parse_replicas(None)
+    )
+    assert (
+        "command" not in entrypoint["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    )
     with pytest.raises(ReplicaSpecError, match="needs an image"):
         tfjob.build_tfjob(
             name="x", namespace="d", image="", command=["t"], replicas=tfjob.parse_replicas(None)
@@ -216,3 +221,115 @@ def test_a_profile_secrets_and_relaxed_security_reach_every_replica():
         assert spec["securityContext"]["runAsNonRoot"] is False
         assert container["securityContext"]["runAsNonRoot"] is False
         assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+# --- what Kubeflow users write: training-operator's own examples/tensorflow, expressed here ---
+
+
+def test_kubeflow_dist_mnist_example_image_entrypoint_and_per_replica_restart_policy():
+    # examples/tensorflow/dist-mnist/tf_job_mnist.yaml: no command (the image's ENTRYPOINT)
+    manifest = tfjob.build_tfjob(
+        name="dist-mnist-for-e2e-test",
+        namespace="ml",
+        image="kubeflow/tf-dist-mnist-test:latest",
+        command=None,
+        replicas=tfjob.parse_replicas(
+            {"Chief": 1, "PS": 1, "Worker": {"count": 2, "restart_policy": "ExitCode"}}
+        ),
+    )
+    validate(manifest, CRD)
+    specs = manifest["spec"]["tfReplicaSpecs"]
+    assert {t: (s["replicas"], s["restartPolicy"]) for t, s in specs.items()} == {
+        "Chief": (1, "Never"),
+        "PS": (1, "Never"),
+        "Worker": (2, "ExitCode"),
+    }
+    for spec in specs.values():
+        (container,) = spec["template"]["spec"]["containers"]
+        assert (
+            container["name"] == "tensorflow" and container["image"] == "kubeflow/tf-dist-mnist-test:latest"
+        )
+        assert "command" not in container
+
+
+def test_kubeflow_simple_example_on_failure_for_every_replica():
+    # examples/tensorflow/simple.yaml: restartPolicy OnFailure, a command
+    manifest = tfjob.build_tfjob(
+        name="tfjob-simple",
+        namespace="kubeflow",
+        image="kubeflow/tf-mnist-with-summaries:latest",
+        command=["python", "/var/tf_mnist/mnist_with_summaries.py"],
+        replicas=tfjob.parse_replicas({"Worker": 2}),
+        restart_policy="OnFailure",
+    )
+    validate(manifest, CRD)
+    worker = manifest["spec"]["tfReplicaSpecs"]["Worker"]
+    assert worker["restartPolicy"] == "OnFailure"
+    assert worker["template"]["spec"]["containers"][0]["command"] == [
+        "python",
+        "/var/tf_mnist/mnist_with_summaries.py",
+    ]
+
+
+def test_gang_scheduling_scheduler_name_success_policy_and_suspend():
+    manifest = _job(
+        {"Chief": 1, "Worker": 3},
+        run_policy=tfjob.build_run_policy(
+            clean_pod_policy="None",
+            scheduling_policy={
+                "min_available": 4,
+                "queue": "training",
+                "priority_class": "high-priority",
+                "min_resources": {"cpu": 8, "memory": "32Gi", "nvidia.com/gpu": "4"},
+                "scheduleTimeoutSeconds": 600,
+            },
+            suspend=True,
+        ),
+        scheduler_name="volcano",
+        success_policy="AllWorkers",
+    )
+    validate(manifest, CRD)
+    spec = manifest["spec"]
+    assert spec["runPolicy"]["schedulingPolicy"] == {
+        "minAvailable": 4,
+        "queue": "training",
+        "priorityClass": "high-priority",
+        "minResources": {"cpu": 8, "memory": "32Gi", "nvidia.com/gpu": "4"},
+        "scheduleTimeoutSeconds": 600,
+    }
+    assert spec["runPolicy"]["suspend"] is True and spec["successPolicy"] == "AllWorkers"
+    assert {s["template"]["spec"]["schedulerName"] for s in spec["tfReplicaSpecs"].values()} == {"volcano"}
+    # defaults stay out of the manifest
+    plain = _job({"Worker": 2})
+    assert "successPolicy" not in plain["spec"] and "schedulingPolicy" not in plain["spec"]["runPolicy"]
+    assert "suspend" not in plain["spec"]["runPolicy"]
+    assert "schedulerName" not in plain["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: tfjob.parse_replicas({"Worker": {"count": 2, "restart_policy": "Sometimes"}}),
+            r"replicas\['Worker'\]\['restart_policy'\] 'Sometimes'",
+        ),
+        (
+            lambda: _job({"Worker": 1}, restart_policy="onfailure"),
+            "use one of Always, OnFailure, Never, ExitCode",
+        ),
+        (
+            lambda: tfjob.build_run_policy(scheduling_policy={"minMember": 2}),
+            "scheduling_policy key 'minMember' is unknown",
+        ),
+        (
+            lambda: tfjob.build_run_policy(scheduling_policy={"min_available": -1}),
+            "min_available must be an integer >= 0",
+        ),
+        (lambda: tfjob.build_run_policy(scheduling_policy={"queue": ""}), "queue must be a non-empty string"),
+        (lambda: tfjob.build_run_policy(suspend="yes"), "suspend must be true or false"),
+        (lambda: _job({"Worker": 1}, success_policy="AnyWorker"), "success_policy 'AnyWorker'"),
+    ],
+)
+def test_bad_kubeflow_options_are_clear_errors(call, message):
+    with pytest.raises(ReplicaSpecError, match=message):
+        call()

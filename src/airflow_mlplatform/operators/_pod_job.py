@@ -90,7 +90,24 @@ class PodJobMixin(FiniteRenderedParameters):
         self.kubernetes_conn_id = kubernetes_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._runner = None
+        self._stop_reason: str | None = None
         self._profile()
+
+    def _stop(self, reason: str) -> None:
+        """``on_kill``: stop the job (kernel, R, or pod) and remember why, for the record.
+
+        :param reason: what stopped the task ("the task was killed: ...").
+        """
+        import inspect
+
+        self._stop_reason = reason
+        runner = self._runner
+        if runner is None:
+            return
+        if inspect.signature(runner.kill).parameters:  # notebook and R runners say why
+            runner.kill(reason)
+        else:
+            runner.kill()
 
     def _dag_relative(self, path: str) -> str:
         """``path`` itself if absolute (or a URI), else relative to the DAG file's folder."""
@@ -182,11 +199,18 @@ class PodJobMixin(FiniteRenderedParameters):
     def _record_pod(
         self, context: Any, profile: Any, plan: PodPlan, fetch: Callable[[], Any]
     ) -> dict[str, Any]:
+        from airflow_mlplatform.exceptions import JobStoppedError
         from airflow_mlplatform.jobs import JobRun, run_recorded
 
         def job() -> JobRun:
-            result = fetch()
-            result.raise_for_status()
+            try:
+                result = fetch()
+                result.raise_for_status()
+            except Exception as e:
+                reason = getattr(self, "_stop_reason", None)
+                if reason is None or isinstance(e, JobStoppedError):
+                    raise
+                raise JobStoppedError(f"stopped: {reason}; its pod was deleted") from e
             return JobRun(
                 outputs=result.outputs,
                 ran_on={

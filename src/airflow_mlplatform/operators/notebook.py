@@ -278,10 +278,4 @@ class NotebookOperator(PodJobMixin, BaseOperator):
 
     def on_kill(self) -> None:
         """Kill the notebook's kernel (its whole process group), or delete its pod."""
-        from airflow_mlplatform.runners.notebook import NotebookRunner
-
-        runner = self._runner
-        if isinstance(runner, NotebookRunner):
-            runner.kill(KILLED)
-        elif runner is not None:
-            runner.kill()
+        self._stop(KILLED)

@@ -37,9 +37,11 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
 
     :param command: the training command, a string (split like a shell) or an argv list
         (templated). With backend ``local``, ``python``/``python3`` as the first word is the
-        worker's own interpreter.
+        worker's own interpreter. Backend ``kubeflow``: None (the default) runs the image's
+        ENTRYPOINT, as most published TFJob examples do; ``local`` needs a command.
     :param image: container image of the replicas (backend ``kubeflow``; templated).
-    :param replicas: replica type to count, ``(count, compute)`` or ``{"count": n, "compute": name}``.
+    :param replicas: replica type to count, ``(count, compute)`` or ``{"count": n, "compute": name}``
+        (the dict form also takes ``restart_policy``, for that replica type).
     :param parameters: local parameters (templated; Jinja and XComArg values work).
     :param backend: ``kubeflow`` (a TFJob on Kubernetes) or ``local`` (replicas as local
         processes on 127.0.0.1: small runs and CI).
@@ -52,6 +54,17 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
     :param ttl_seconds_after_finished: kubeflow runPolicy: delete the finished TFJob after this long.
     :param active_deadline_seconds: kubeflow runPolicy: fail the TFJob after this long.
     :param backoff_limit: kubeflow runPolicy: retries before the TFJob is failed.
+    :param restart_policy: kubeflow: every replica's ``restartPolicy`` (``Never``, ``OnFailure``,
+        ``ExitCode``, ``Always``); a replica's own ``restart_policy`` wins. Local replicas
+        are never restarted.
+    :param scheduling_policy: kubeflow runPolicy.schedulingPolicy, for gang scheduling
+        (Volcano, scheduler-plugins): ``{"min_available": 3, "queue": "training",
+        "priority_class": "high", "min_resources": {...}, "schedule_timeout_seconds": 600}``.
+    :param scheduler_name: kubeflow: the replica pods' ``schedulerName`` (e.g. ``volcano``).
+    :param success_policy: kubeflow ``successPolicy``: None/"" (the Chief, else Worker 0,
+        decides) or ``AllWorkers``.
+    :param suspend: kubeflow runPolicy.suspend: create the TFJob suspended (a queue such as
+        Kueue, or a person, resumes it); the wait for it to run is bounded by ``startup_timeout``.
     :param namespace: namespace of the TFJob (templated); default: the profile's, else the connection's.
     :param kubernetes_conn_id: the Kubernetes connection (templated).
     :param grace_period: seconds between SIGTERM and SIGKILL when local replicas are stopped.
@@ -81,7 +94,7 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
     def __init__(
         self,
         *,
-        command: str | Sequence[str],
+        command: str | Sequence[str] | None = None,
         image: str | None = None,
         replicas: Mapping[str, Any] | None = None,
         parameters: Mapping[str, Any] | None = None,
@@ -101,6 +114,11 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
         startup_timeout: float | None = None,
         delete_on_success: bool = True,
         deferrable: bool | None = None,
+        restart_policy: str = "Never",
+        scheduling_policy: Mapping[str, Any] | None = None,
+        scheduler_name: str | None = None,
+        success_policy: str | None = None,
+        suspend: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -125,6 +143,11 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
         self.startup_timeout = startup_timeout
         self.delete_on_success = delete_on_success
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.restart_policy = restart_policy
+        self.scheduling_policy = scheduling_policy
+        self.scheduler_name = scheduler_name
+        self.success_policy = success_policy
+        self.suspend = suspend
         self._job: Any = None
         self._check_at_parse_time()
 
@@ -136,17 +159,31 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
             self._check_backend()
         replicas = parse_replicas(self.replicas)
         self._resolved_replicas(replicas)
+        self._kubeflow_options()
 
     # -- checks, before anything is started ------------------------------------------------
+    def _kubeflow_options(self) -> dict[str, Any]:
+        """The Kubeflow-only options as build_tfjob/build_run_policy take them, checked."""
+        from airflow_mlplatform.specs import tfjob as spec
+
+        return {
+            "restart_policy": spec.check_restart_policy(self.restart_policy),
+            "scheduling_policy": spec.build_scheduling_policy(self.scheduling_policy or {}) or None,
+            "success_policy": spec.build_tfjob_success_policy(self.success_policy),
+        }
+
     def _argv(self) -> list[str]:
         from airflow_mlplatform.exceptions import JobDefinitionError
 
         command = self.command
         argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command or []]
+        if not argv and self.backend == "kubeflow":
+            return []  # the image's ENTRYPOINT
         if not argv:
             raise JobDefinitionError(
-                f"task {self.task_id!r}: command is empty; give the training command, e.g. "
-                "command=['python', 'scripts/train.py']"
+                f"task {self.task_id!r}: command is empty; backend 'local' runs the training "
+                "command itself: give it, e.g. command=['python', 'scripts/train.py'] (backend "
+                "'kubeflow' can run the image's ENTRYPOINT instead)"
             )
         return argv
 
@@ -219,7 +256,7 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
             # a replica's pod fields are a DAG author's overrides: the replica's profile decides
             check_pod_overrides(replica.pod, own, what=f"replicas[{rtype!r}]")
             fields.update(replica.pod)
-            resolved[rtype] = Replica(rtype, replica.count, replica.compute, fields)
+            resolved[rtype] = Replica(rtype, replica.count, replica.compute, fields, replica.restart_policy)
         return resolved, profile
 
     def _kubeflow_job(
@@ -234,13 +271,14 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
         from airflow_mlplatform.specs.kinds import object_name
 
         resolved, profile = self._resolved_replicas(replicas)
+        options = self._kubeflow_options()
         identity = er.task_identity(context)
         namespace = self.namespace or (profile.namespace if profile else None)
         manifest = spec.build_tfjob(
             name=object_name(spec.TFJOB_KIND, identity),
             namespace=namespace or "default",
             image=self.image or (profile.image if profile else None) or "",
-            command=argv,
+            command=argv or None,
             replicas=resolved,
             env={str(k): str(v) for k, v in (self.env or {}).items()},
             provider_env={PARAMETERS_ENV: json.dumps(parameters)},
@@ -251,8 +289,13 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
                 ttl_seconds_after_finished=self.ttl_seconds_after_finished,
                 active_deadline_seconds=self.active_deadline_seconds,
                 backoff_limit=self.backoff_limit,
+                scheduling_policy=options["scheduling_policy"],
+                suspend=self.suspend,
             ),
             working_dir=self.cwd,
+            restart_policy=options["restart_policy"],
+            scheduler_name=self.scheduler_name,
+            success_policy=options["success_policy"],
         )
         hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
         if namespace is None:
@@ -269,7 +312,7 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
             delete_policy="always" if self.delete_on_success else "on_failure",
         )
         plan = {
-            "argv": argv,
+            "argv": argv or None,  # None: the image's ENTRYPOINT
             "parameters": dict(parameters),
             "images": {
                 rtype: rs["template"]["spec"]["containers"][0]["image"]
@@ -375,6 +418,14 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
         if Path(argv[0]).name in ("python", "python3"):
             argv = [sys.executable, *argv[1:]]
         counts = {rtype: r.count for rtype, r in replicas.items()}
+        restarts = {
+            t: r.restart_policy for t, r in replicas.items() if (r.restart_policy or "Never") != "Never"
+        }
+        if restarts or self.restart_policy != "Never":
+            self.log.warning(
+                "restart policies %s apply to Kubeflow replicas only: local replicas are not restarted",
+                restarts or self.restart_policy,
+            )
         folder = storage.OutputFolder(storage.task_output_location(context))
         env = {  # the task's env over the defaults, the provider's own variables over both
             "TF_CPP_MIN_LOG_LEVEL": "2",

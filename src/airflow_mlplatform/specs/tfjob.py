@@ -39,6 +39,16 @@ REPLICA_TYPES = ("Chief", "Master", "PS", "Worker", "Evaluator")
 SINGLETONS = ("Chief", "Master", "Evaluator")
 CLEAN_POD_POLICIES = ("All", "Running", "None")
 RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
+#: ``spec.successPolicy``: "" (the default rules: the Chief, else Worker 0, succeeded) or AllWorkers.
+SUCCESS_POLICIES = ("", "AllWorkers")
+#: ``runPolicy.schedulingPolicy`` (gang scheduling, e.g. Volcano): our names to the CRD's.
+SCHEDULING_FIELDS = {
+    "min_available": "minAvailable",
+    "queue": "queue",
+    "priority_class": "priorityClass",
+    "min_resources": "minResources",
+    "schedule_timeout_seconds": "scheduleTimeoutSeconds",
+}
 #: Pod fields a replica may set (snake_case keys of ``Replica.pod``): the pod template's.
 POD_FIELDS = pod_template.POD_FIELDS
 
@@ -51,12 +61,29 @@ class Replica:
     :param count: how many replicas of this type (>= 1).
     :param compute: name of this replica type's own compute profile, or None.
     :param pod: pod fields of this replica type (see ``POD_FIELDS``), plain dicts.
+    :param restart_policy: this replica type's ``restartPolicy`` (Always, OnFailure, Never,
+        ExitCode); None: the job's.
     """
 
     type: str
     count: int
     compute: str | None = None
     pod: Mapping[str, Any] = field(default_factory=dict)
+    restart_policy: str | None = None
+
+
+def check_restart_policy(value: object, *, what: str = "restart_policy") -> str:
+    """``value`` if it is a TFJob replica restartPolicy, else a clear error.
+
+    :param value: the policy as given.
+    :param what: where it was given, for the message.
+    """
+    if value not in RESTART_POLICIES:
+        raise ReplicaSpecError(
+            f"{what} {value!r}: use one of {', '.join(RESTART_POLICIES)} (Kubeflow's replica "
+            "restartPolicy; ExitCode restarts on retryable exit codes 128-255 only)"
+        )
+    return str(value)
 
 
 def _replica_type(name: object) -> str:
@@ -109,6 +136,7 @@ def parse_replicas(replicas: Mapping[str, Any] | None) -> dict[str, Replica]:
             raise ReplicaSpecError(f"replica type {rtype!r} is given twice (as {raw_type!r}); give it once")
         compute: str | None = None
         pod: dict[str, Any] = {}
+        restart: str | None = None
         if isinstance(value, (tuple, list)):
             if len(value) != 2:
                 raise ReplicaSpecError(
@@ -116,15 +144,19 @@ def parse_replicas(replicas: Mapping[str, Any] | None) -> dict[str, Replica]:
                 )
             count, compute = _count(rtype, value[0]), value[1]
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"count", "replicas", "compute", *POD_FIELDS}
+            unknown = set(value) - {"count", "replicas", "compute", "restart_policy", *POD_FIELDS}
             if unknown:
                 raise ReplicaSpecError(
-                    f"replicas[{rtype!r}] has unknown keys {sorted(unknown)}: use count, compute "
-                    f"and pod fields {', '.join(POD_FIELDS)}"
+                    f"replicas[{rtype!r}] has unknown keys {sorted(unknown)}: use count, compute, "
+                    f"restart_policy and pod fields {', '.join(POD_FIELDS)}"
                 )
             count = _count(rtype, value.get("count", value.get("replicas", 1)))
             compute = value.get("compute")
             pod = {k: v for k, v in value.items() if k in POD_FIELDS}
+            if value.get("restart_policy") is not None:
+                restart = check_restart_policy(
+                    value["restart_policy"], what=f"replicas[{rtype!r}]['restart_policy']"
+                )
         else:
             count = _count(rtype, value)
         if compute is not None and not isinstance(compute, str):
@@ -134,7 +166,7 @@ def parse_replicas(replicas: Mapping[str, Any] | None) -> dict[str, Replica]:
                 f"replicas[{rtype!r}] = {count}: TensorFlow allows at most one {rtype}; "
                 "add Workers for more parallelism"
             )
-        out[rtype] = Replica(rtype, count, compute, pod)
+        out[rtype] = Replica(rtype, count, compute, pod, restart)
     if "Chief" in out and "Master" in out:
         raise ReplicaSpecError("give either a Chief or a Master replica (Master is the older name), not both")
     if "PS" in out and "Worker" not in out:
@@ -164,7 +196,7 @@ def build_replica_spec(
     replica: Replica,
     *,
     image: str,
-    command: Sequence[str],
+    command: Sequence[str] | None,
     args: Sequence[str] | None = None,
     env: Mapping[str, Any] | None = None,
     provider_env: Mapping[str, Any] | None = None,
@@ -172,38 +204,43 @@ def build_replica_spec(
     port: int = DEFAULT_PORT,
     restart_policy: str = "Never",
     working_dir: str | None = None,
+    scheduler_name: str | None = None,
 ) -> dict[str, Any]:
     """One entry of ``spec.tfReplicaSpecs`` (its pod from the one pod template).
 
     :param replica: the replica type, count and pod fields.
     :param image: default image (a replica's ``pod["image"]`` wins).
-    :param command: the training command, the same for every replica.
+    :param command: the training command, the same for every replica; None (or empty): the
+        image's ENTRYPOINT, as most published TFJob examples use.
     :param args: container args.
     :param env: the task's environment variables (win over the replica's profile env;
         TF_CONFIG is injected by the training operator).
     :param provider_env: the provider's own variables (``MLPLATFORM_PARAMETERS``), win over both.
     :param labels: pod labels (task identity...).
     :param port: the ``tfjob-port`` container port.
-    :param restart_policy: Always, OnFailure, Never or ExitCode.
+    :param restart_policy: Always, OnFailure, Never or ExitCode (the replica's own wins).
     :param working_dir: the container's working directory.
+    :param scheduler_name: the pods' ``schedulerName`` (e.g. ``volcano``); None: the default scheduler.
     """
-    if restart_policy not in RESTART_POLICIES:
-        raise ReplicaSpecError(f"restart_policy {restart_policy!r}: use one of {', '.join(RESTART_POLICIES)}")
+    restart_policy = check_restart_policy(replica.restart_policy or restart_policy)
     container = pod_template.build_container(
         replica.pod,
         name=CONTAINER_NAME,
         image=image,
-        command=command,
+        command=list(command or []) or None,
         args=args,
         env=env,
         provider_env=provider_env,
         working_dir=working_dir,
         extra={"ports": [{"name": PORT_NAME, "containerPort": int(port), "protocol": "TCP"}]},
     )
+    template = pod_template.build_pod_template(replica.pod, [container], labels=labels)
+    if scheduler_name:
+        template["spec"]["schedulerName"] = str(scheduler_name)
     return {
         "replicas": replica.count,
         "restartPolicy": restart_policy,
-        "template": pod_template.build_pod_template(replica.pod, [container], labels=labels),
+        "template": template,
     }
 
 
@@ -213,6 +250,8 @@ def build_run_policy(
     ttl_seconds_after_finished: int | None = None,
     active_deadline_seconds: int | None = None,
     backoff_limit: int | None = None,
+    scheduling_policy: Mapping[str, Any] | None = None,
+    suspend: bool | None = None,
 ) -> dict[str, Any]:
     """``spec.runPolicy`` of a Kubeflow training job.
 
@@ -220,6 +259,10 @@ def build_run_policy(
     :param ttl_seconds_after_finished: delete the finished job after this many seconds.
     :param active_deadline_seconds: fail the job after it has been active this long.
     :param backoff_limit: retries before the job is marked failed.
+    :param scheduling_policy: gang scheduling (Volcano, scheduler-plugins): ``min_available``,
+        ``queue``, ``priority_class``, ``min_resources``, ``schedule_timeout_seconds``
+        (snake_case or the CRD's camelCase).
+    :param suspend: create the job suspended (no pods until something sets it to false).
     """
     if clean_pod_policy not in CLEAN_POD_POLICIES:
         raise ReplicaSpecError(
@@ -236,7 +279,60 @@ def build_run_policy(
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ReplicaSpecError(f"runPolicy {key} must be an integer >= 0, got {value!r}")
         policy[key] = value
+    if scheduling_policy:
+        policy["schedulingPolicy"] = build_scheduling_policy(scheduling_policy)
+    if suspend is not None:
+        if not isinstance(suspend, bool):
+            raise ReplicaSpecError(f"runPolicy suspend must be true or false, got {suspend!r}")
+        policy["suspend"] = suspend
     return policy
+
+
+def build_tfjob_success_policy(value: str | None) -> str | None:
+    """``spec.successPolicy`` checked: None or "" (the default rules) or ``AllWorkers``.
+
+    :param value: the policy as given.
+    """
+    if value is None or value == "":
+        return None
+    if value not in SUCCESS_POLICIES:
+        raise ReplicaSpecError(
+            f"success_policy {value!r}: use '' (the Chief, else Worker 0, decides) or 'AllWorkers'"
+        )
+    return value
+
+
+def build_scheduling_policy(given: Mapping[str, Any]) -> dict[str, Any]:
+    """``runPolicy.schedulingPolicy`` from snake_case (or camelCase) keys.
+
+    :param given: ``min_available``, ``queue``, ``priority_class``, ``min_resources``,
+        ``schedule_timeout_seconds``.
+    :raises ReplicaSpecError: an unknown key or a value of the wrong type.
+    """
+    camel = {v: v for v in SCHEDULING_FIELDS.values()}
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        name = SCHEDULING_FIELDS.get(key) or camel.get(key)
+        if name is None:
+            raise ReplicaSpecError(
+                f"scheduling_policy key {key!r} is unknown: use {', '.join(SCHEDULING_FIELDS)}"
+            )
+        if name in ("minAvailable", "scheduleTimeoutSeconds"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ReplicaSpecError(f"scheduling_policy {key} must be an integer >= 0, got {value!r}")
+        elif name == "minResources":
+            if not isinstance(value, Mapping) or not value:
+                raise ReplicaSpecError(
+                    f"scheduling_policy min_resources must be a dict of resource to quantity, got {value!r}"
+                )
+            value = {
+                str(k): v if isinstance(v, int) and not isinstance(v, bool) else str(v)
+                for k, v in value.items()
+            }
+        elif not isinstance(value, str) or not value:
+            raise ReplicaSpecError(f"scheduling_policy {key} must be a non-empty string, got {value!r}")
+        out[name] = value
+    return out
 
 
 def build_tfjob(
@@ -244,7 +340,7 @@ def build_tfjob(
     name: str,
     namespace: str,
     image: str,
-    command: Sequence[str],
+    command: Sequence[str] | None,
     replicas: Mapping[str, Replica],
     args: Sequence[str] | None = None,
     env: Mapping[str, Any] | None = None,
@@ -255,13 +351,16 @@ def build_tfjob(
     port: int = DEFAULT_PORT,
     restart_policy: str = "Never",
     working_dir: str | None = None,
+    scheduler_name: str | None = None,
+    success_policy: str | None = None,
 ) -> dict[str, Any]:
     """A complete TFJob manifest.
 
     :param name: the TFJob's name (DNS-1035, short: pod names are derived from it).
     :param namespace: its namespace.
     :param image: the default image of every replica.
-    :param command: the training command, run by every replica.
+    :param command: the training command, run by every replica; None (or empty): the image's
+        ENTRYPOINT.
     :param replicas: from :func:`parse_replicas` (pod fields already resolved).
     :param args: container args.
     :param env: the task's environment variables of every replica (win over profile env).
@@ -270,11 +369,16 @@ def build_tfjob(
     :param annotations: annotations of the TFJob.
     :param run_policy: from :func:`build_run_policy` (default: cleanPodPolicy Running).
     :param port: the ``tfjob-port`` container port.
-    :param restart_policy: replica restart policy.
+    :param restart_policy: the replicas' restartPolicy (a replica's own wins).
     :param working_dir: the containers' working directory.
+    :param scheduler_name: every pod's ``schedulerName`` (``volcano``, a Kueue-managed
+        scheduler...); None: the cluster's default scheduler.
+    :param success_policy: ``spec.successPolicy``: "" (default rules) or ``AllWorkers``.
     """
-    if not command:
-        raise ReplicaSpecError("a TFJob needs a command, e.g. ['python', '/code/train.py']")
+    if success_policy is not None and success_policy not in SUCCESS_POLICIES:
+        raise ReplicaSpecError(
+            f"success_policy {success_policy!r}: use '' (the Chief, else Worker 0, decides) or 'AllWorkers'"
+        )
     if not image and not all(r.pod.get("image") for r in replicas.values()):
         raise ReplicaSpecError("a TFJob needs an image: pass image=... or a compute profile with an image")
     specs = {
@@ -289,6 +393,7 @@ def build_tfjob(
             port=port,
             restart_policy=restart_policy,
             working_dir=working_dir,
+            scheduler_name=scheduler_name,
         )
         for rtype, replica in replicas.items()
     }
@@ -302,6 +407,7 @@ def build_tfjob(
         "spec": {
             "runPolicy": dict(run_policy) if run_policy is not None else build_run_policy(),
             "tfReplicaSpecs": specs,
+            **({"successPolicy": success_policy} if success_policy else {}),
         },
     }
 
