@@ -40,7 +40,11 @@ class KernelNotFoundError(NotebookError, LookupError):
 
 
 class NotebookExecutionError(NotebookError):
-    """A cell raised an error; the message holds the cell index, its source and the traceback."""
+    """A cell raised an error; the message holds the cell's number, its source and the traceback.
+
+    :param cell_index: the cell's 0-based position in the executed notebook (injected cell included).
+    :param cell_number: the number papermill logs for it ("Executing Cell N"): ``cell_index + 1``.
+    """
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class NotebookExecutionError(NotebookError):
     ) -> None:
         super().__init__(message)
         self.cell_index = cell_index
+        self.cell_number = None if cell_index is None else cell_index + 1
         self.source = source
         self.output_uri = output_uri
 
@@ -62,6 +67,19 @@ class KernelDiedError(NotebookExecutionError):
 
 class JobFailedError(MLPlatformError):
     """A job (script, pod, custom resource, remote execution) finished unsuccessfully."""
+
+
+class JobStoppedError(JobFailedError):
+    """The job did not fail on its own: it was stopped (task killed, a timeout); the message
+    starts with ``stopped:`` and says by what. Its execution record has ``status: killed``."""
+
+
+class NotebookStoppedError(NotebookExecutionError, JobStoppedError):
+    """A notebook run was stopped: the task was killed, or a cell ran past ``cell_timeout``."""
+
+
+class JobKilledError(JobStoppedError):
+    """The task was killed (``on_kill``) while its job's object was being created; what was created is deleted."""
 
 
 class ScriptNotFoundError(MLPlatformError, FileNotFoundError):
@@ -82,6 +100,10 @@ class InvalidQuantityError(ComputeProfileError, ValueError):
 
 class ProfilesFileError(ComputeProfileError):
     """The compute profiles file is missing, not YAML, or has a malformed field (file and field named)."""
+
+
+class ComputeOverrideError(ComputeProfileError, PermissionError):
+    """A DAG author overrides a profile field the profile does not let them change, or beyond its bounds."""
 
 
 class KubernetesError(MLPlatformError):
@@ -111,6 +133,14 @@ class KubernetesResourceTypeNotFoundError(KubernetesApiError):
 
 class KubernetesTimeoutError(KubernetesError, TimeoutError):
     """A wait on a Kubernetes object passed its deadline; the message says what to check."""
+
+
+class KubernetesLogError(KubernetesError):
+    """A job's log could not be read (whole): its values and metrics are unknown, so the task fails."""
+
+
+class KubernetesCleanupError(KubernetesError):
+    """A job ended badly and its object could not be deleted: it may still run; the message names it."""
 
 
 class WorkflowError(MLPlatformError, ValueError):
@@ -201,3 +231,23 @@ class ValohaiStepError(ValohaiError, ValueError):
 
 class ValohaiExecutionFailedError(JobFailedError):
     """A Valohai execution ended ``error``, ``crashed`` or ``stopped``, or timed out."""
+
+
+class DesignerError(MLPlatformError):
+    """A request to the workflow designer or the output viewer cannot be served."""
+
+
+class DesignerPathError(DesignerError, ValueError):
+    """A path outside the configured roots, or a file name that is not allowed."""
+
+
+class DesignerNotFoundError(DesignerError, LookupError):
+    """A workflow file, catalog file or output that does not exist."""
+
+
+class DesignerReadOnlyError(DesignerError, PermissionError):
+    """The workflows folder cannot be written (e.g. a git DAG bundle)."""
+
+
+class DesignerConflictError(DesignerError):
+    """The file changed since it was opened (ETag mismatch), or exists when creating it."""

@@ -6,6 +6,7 @@ in the worker, an R script, a pod); this module owns what is the same for all of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 
 from airflow_mlplatform import execution_record as er
 from airflow_mlplatform.storage import OutputFolder
-from airflow_mlplatform.values import JobOutputs, push_outputs
+from airflow_mlplatform.values import JobOutputs, check_values, push_outputs, record_for_xcom
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,34 @@ def store_record(folder: OutputFolder, record: Mapping[str, Any]) -> None:
     folder.publish()
 
 
+def outcome(error: BaseException | None, context: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The record's ``status`` and ``error`` for how a job ended.
+
+    ``success``; ``killed`` when the job was stopped rather than failing on its own (a
+    :class:`JobStoppedError`, Airflow's execution_timeout or termination), with an error that
+    starts with ``stopped:`` and says by what; else ``failed`` and the error's first line.
+
+    :param error: what the job raised (None: it succeeded).
+    :param context: the task's Airflow context (for the task's execution_timeout).
+    """
+    from airflow_mlplatform.exceptions import JobStoppedError
+
+    if error is None:
+        return "success", None
+    first = (str(error).splitlines() or [type(error).__name__])[0]
+    kind = type(error).__name__
+    if kind == "AirflowTaskTimeout":
+        task = getattr(context.get("ti"), "task", None) or context.get("task")
+        limit = getattr(task, "execution_timeout", None)
+        after = f" ({limit.total_seconds():g} s)" if limit is not None else ""
+        return "killed", f"stopped: the task ran longer than its execution_timeout{after}"
+    if kind == "AirflowTaskTerminated":
+        return "killed", f"stopped: the task was terminated by Airflow ({first})"
+    if isinstance(error, JobStoppedError):
+        return "killed", first if first.startswith("stopped:") else f"stopped: {first}"
+    return "failed", first
+
+
 def run_recorded(
     context: Mapping[str, Any],
     *,
@@ -55,13 +84,19 @@ def run_recorded(
     inputs: Mapping[str, Any] | None = None,
     after_store: Callable[[], None] | None = None,
     in_worker: bool = True,
+    ran_on: Callable[[], Mapping[str, Any]] | None = None,
+    partial: Callable[[], JobOutputs] | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` and follow the value contract, on success and on failure.
 
-    On success: pushes ``metrics`` and ``execution_record`` and returns the values (the
+    On success: checks the values (names, sizes; non-finite floats become null), pushes
+    ``metrics`` and ``execution_record``, stores the record and returns the values (the
     operator returns them, so they become ``return_value`` and, with ``multiple_outputs``,
-    one XCom each). On failure (any exception, timeouts included): the record, with
-    ``status: failed`` and the error, is stored and pushed, then the error propagates.
+    one XCom each). On failure (any exception, timeouts included, and a failure to check the
+    values, push the XComs or store the record): the record, with ``status: failed`` and the
+    error, is stored and pushed, then the error propagates; a job that was stopped (killed,
+    timed out) gets ``status: killed`` (see :func:`outcome`). A success record never stays
+    behind a task that fails.
 
     :param context: the task's Airflow context.
     :param job: does the work and returns a :class:`JobRun`.
@@ -74,18 +109,35 @@ def run_recorded(
     :param after_store: called after the record is stored (e.g. to copy a file elsewhere).
     :param in_worker: the job runs in this process's environment (its Python version and
         packages hash go into the record); False for pods, whose image is recorded instead.
+    :param ran_on: where the job ran, asked when it is over, after a failure too (the record's
+        ``where``; a :class:`JobRun`'s ``ran_on`` wins); default: this worker.
+    :param partial: what the job reported before it failed (recorded with the failure).
     """
     started = er.utcnow()
     result: JobRun | None = None
-    error: BaseException | None = None
-    try:
-        result = job()
-    except BaseException as e:  # AirflowTaskTimeout derives from BaseException
-        error = e
-        raise
-    finally:
-        job_outputs = result.outputs if result is not None else JobOutputs()
-        record = er.build_record(
+    checked = False
+
+    def record_of(error: BaseException | None) -> dict[str, Any]:
+        status, message = outcome(error, context)
+        if result is not None:
+            job_outputs = result.outputs
+            if not checked:  # values refused by the checks are not stored
+                job_outputs = JobOutputs(values={}, metric_rows=job_outputs.metric_rows)
+        else:
+            job_outputs = JobOutputs()
+            if partial is not None:
+                with contextlib.suppress(Exception):
+                    job_outputs = partial()
+        if result is not None and result.ran_on:
+            where = dict(result.ran_on)
+        elif ran_on is not None:
+            try:
+                where = dict(ran_on())
+            except Exception:
+                where = er.where()
+        else:
+            where = er.where()
+        return er.build_record(
             task=er.task_identity(context),
             code=code,
             environment={
@@ -101,21 +153,54 @@ def run_recorded(
             inputs=inputs,
             started=started,
             ended=er.utcnow(),
-            ran_on=(result.ran_on if result is not None and result.ran_on else er.where()),
-            status="success" if error is None else "failed",
-            error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
+            ran_on=where,
+            status=status,
+            error=message,
         )
+
+    def fail(error: BaseException, *, stored: bool) -> None:
+        """Store and push the failed record (best effort when the failure was storing it)."""
+        record = record_of(error)
         try:
             store_record(folder, record)
-            if after_store is not None:
-                after_store()
+        except Exception:
+            if not stored:
+                raise
+            log.exception("could not store the failed execution record")
         finally:
             folder.cleanup()
-        for key, uri in record["outputs"].items():
-            log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
-        if error is not None:
-            context["ti"].xcom_push(key="execution_record", value=record)
-    assert result is not None
-    return push_outputs(
-        context, values=result.outputs.values, metrics=result.outputs.metrics, execution_record=record
-    )
+        log.info("Record: %s", record["outputs"]["record"])
+        try:
+            context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
+        except Exception:
+            log.exception("could not push the failed execution record")
+
+    try:
+        result = job()
+        # every check of the values before any success record exists: a task never fails after it
+        values = check_values(result.outputs.values)
+        checked = True
+    except BaseException as e:  # AirflowTaskTimeout derives from BaseException
+        fail(e, stored=False)
+        raise
+    record = record_of(None)
+    try:
+        pushed = push_outputs(context, values=values, metrics=result.outputs.metrics, execution_record=record)
+        store_record(folder, record)
+        if after_store is not None:
+            after_store()
+    except BaseException as e:
+        fail(e, stored=True)
+        raise
+    folder.cleanup()
+    if values:
+        log.info("Recorded values: %s", ", ".join(sorted(values)))
+    if result.outputs.metrics:
+        log.info("Metrics (last values): %s", ", ".join(sorted(result.outputs.metrics)))
+    for key, uri in record["outputs"].items():
+        log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
+    return pushed
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]

@@ -174,9 +174,8 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
             ),
             check_rscript=False,
         )
-        env = {
+        provider_env = {
             **inline_env(),
-            **{str(k): str(v) for k, v in (self.env or {}).items()},
             "MLPLATFORM_PARAMETERS": json.dumps(spec.parameters),
             OUTPUT_DIR_ENV: str(folder.path),
             OUTPUT_URI_ENV: folder.location,
@@ -185,7 +184,8 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         ship = ShipPlan(source=script, location=folder.location, mode=self.ship)
         return PodPlan(
             command=r_command(dataclasses.replace(spec, script=ship.target), inline=True),
-            env=env,
+            env={str(k): str(v) for k, v in (self.env or {}).items()},
+            provider_env=provider_env,
             folder=folder,
             parameters=spec.parameters,
             code={
@@ -203,6 +203,11 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
 
     def on_kill(self) -> None:
         """Kill R and everything it started, or delete its pod."""
+        from airflow_mlplatform.operators.notebook import KILLED
+        from airflow_mlplatform.runners.r_job import RJobRunner
+
         runner = self._runner
-        if runner is not None:
+        if isinstance(runner, RJobRunner):
+            runner.kill(KILLED)
+        elif runner is not None:
             runner.kill()

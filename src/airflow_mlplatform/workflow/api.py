@@ -14,6 +14,17 @@ from airflow_mlplatform.workflow.model import Workflow
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml", ".json")
+#: A workflow saved as a draft by the designer (``name.draft.yaml``): the loader skips it.
+DRAFT_MARK = ".draft"
+
+
+def is_draft(path: str | Path) -> bool:
+    """Whether ``path`` is a draft workflow file (``*.draft.yaml``/``.yml``/``.json``).
+
+    :param path: a workflow file name.
+    """
+    p = Path(path)
+    return p.suffix in SUFFIXES and p.stem.endswith(DRAFT_MARK)
 
 
 def schema_path() -> Path:
@@ -45,7 +56,15 @@ def validate_files(paths: Iterable[str | Path]) -> list[WorkflowError]:
             errors.extend(e.errors)
         except WorkflowError as e:
             errors.append(e)
+        except Exception as e:  # RecursionError, MemoryError...: one bad file never hides the others
+            errors.append(_unexpected(p, e))
     return errors
+
+
+def _unexpected(path: str | Path, e: BaseException) -> WorkflowError:
+    """A WorkflowError for a failure the checks did not foresee, naming the file."""
+    log.debug("unexpected failure reading %s", path, exc_info=e)
+    return WorkflowError(f"cannot load this workflow: {type(e).__name__}: {e}"[:2000], file=str(path))
 
 
 def load_workflow(path: str | Path) -> Any:
@@ -66,7 +85,7 @@ def load_workflows(
 ) -> dict[str, Any]:
     """Build one DAG per workflow file found (recursively) in ``folder``; the DAG-folder loader.
 
-    Every file is tried; with ``on_error="raise"`` the problems of all broken files are then
+    Drafts (``*.draft.yaml``, saved by the designer) are skipped. Every file is tried; with ``on_error="raise"`` the problems of all broken files are then
     raised together (Airflow shows them as the loader's import error, with file:line:column),
     with ``"log"`` they are logged and the good workflows still load.
 
@@ -78,7 +97,8 @@ def load_workflows(
         raise ValueError("on_error must be 'raise' or 'log'")
     dags: dict[str, Any] = {}
     errors: list[WorkflowError] = []
-    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix in SUFFIXES and p.is_file()):
+    found = (p for p in Path(folder).rglob("*") if p.suffix in SUFFIXES and not is_draft(p) and p.is_file())
+    for path in sorted(found):
         try:
             dag = load_workflow(path)
         except WorkflowValidationError as e:
@@ -86,6 +106,9 @@ def load_workflows(
             continue
         except WorkflowError as e:
             errors.append(e)
+            continue
+        except Exception as e:  # isolate every failure per file (RecursionError, MemoryError...)
+            errors.append(_unexpected(path, e))
             continue
         if dag.dag_id in dags:
             errors.append(
@@ -108,9 +131,15 @@ def export_dag(dag: Any) -> str:
 
     :param dag: a DAG (or serialized DAG) built from a workflow, or generated from one.
     """
-    from airflow_mlplatform.workflow.embed import extract_workflow
+    from airflow_mlplatform.workflow.embed import MAX_EMBED_CHARS, TOO_LARGE, extract_workflow
 
-    found = extract_workflow(getattr(dag, "doc_md", None))
+    doc_md = getattr(dag, "doc_md", None)
+    found = extract_workflow(doc_md)
+    if found is None and TOO_LARGE in (doc_md or ""):
+        raise WorkflowError(
+            f"DAG {getattr(dag, 'dag_id', dag)!r} was built from a workflow file too large to embed in "
+            f"its doc_md (over {MAX_EMBED_CHARS} characters); export the workflow file itself"
+        )
     if found is None:
         raise WorkflowError(
             f"DAG {getattr(dag, 'dag_id', dag)!r} was not built from a workflow file "
