@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -113,7 +114,11 @@ class Postgres:
         """initdb, start on 127.0.0.1 only (trust auth, no fsync), create database ``airflow``."""
         self.root.mkdir(parents=True, exist_ok=True)
         if self.user:  # the postgres user must reach its folder (mkdtemp makes 0700 folders)
-            os.chmod(self.root.parent, self.root.parent.stat().st_mode | 0o711)
+            tmp = Path(tempfile.gettempdir()).resolve()
+            for parent in self.root.resolve().parents:
+                if parent == tmp or tmp not in parent.parents:
+                    break
+                os.chmod(parent, parent.stat().st_mode | 0o711)
             shutil.chown(self.root, self.user, self.user)
         self._run("initdb", "-D", str(self.data), "-U", "airflow", "--auth=trust", "-E", "UTF8", "--no-sync")
         options = (
