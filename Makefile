@@ -1,13 +1,14 @@
 # airflow-mlplatform: set-up, the quickstart pipeline, tests, checks, benchmarks.
 #   make setup       system packages (R, IRkernel, pandoc), .venv with the provider and every extra
 #   make quickstart  run the quickstart ML pipeline end to end (SQLite, all local)
-#   make test        the test suite (what CI runs)
+#   make test        the test suite (what CI runs), the deployment tier included
+#   make test-deployment  only the tier on real Airflow processes (PostgreSQL, LocalExecutor)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git
+APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git postgresql
 
-.PHONY: setup system-packages venv quickstart quickstart-workflow test lint bench clean
+.PHONY: setup system-packages venv quickstart quickstart-workflow test test-deployment lint bench clean
 
 setup: system-packages venv
 
@@ -19,7 +20,7 @@ system-packages:
 	    $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	  fi; \
-	else echo "no apt-get: install R, IRkernel, rmarkdown, jsonlite and pandoc yourself"; fi
+	else echo "no apt-get: install R, IRkernel, rmarkdown, jsonlite, pandoc and PostgreSQL yourself"; fi
 
 venv:
 	[ -x $(PY) ] || python3 -m venv $(VENV)
@@ -34,6 +35,9 @@ quickstart-workflow:
 
 test:
 	$(PY) -m pytest -q -p no:cacheprovider
+
+test-deployment:
+	$(PY) -m pytest -q -p no:cacheprovider -m deployment tests/deployment
 
 lint:
 	$(VENV)/bin/ruff check src tests benchmarks example_dags scripts

@@ -182,6 +182,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "team_steps,ml_platform.steps",
                         "default": None,
                     },
+                    "ship_max_bytes": {
+                        "description": "The most a job's folder may hold, in bytes, when it is shipped "
+                        "to its pod (ship='folder').",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "52428800",
+                        "default": "20971520",
+                    },
                 },
             },
         },
