@@ -22,6 +22,9 @@ Platform engineers define profiles once in a YAML file named by ``[mlplatform] c
         tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
         priority_class: ml-batch
         labels: {cost-centre: cc-42}
+      spark-local:
+        backend: local
+        spark: {master: "local[2]", conf: {spark.sql.shuffle.partitions: "4"}}
       worker:
         backend: local             # run in the Airflow worker
 
@@ -46,6 +49,7 @@ from airflow_mlplatform.exceptions import (
     ProfilesFileError,
     UnknownComputeProfileError,
 )
+from airflow_mlplatform.spark_settings import check_spark_settings
 
 BACKENDS = ("local", "kubernetes")
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
@@ -109,6 +113,9 @@ class ComputeProfile:
     :param security_context: ``{"pod": {...}, "container": {...}}`` merged over the restricted defaults.
     :param image_pull_policy: ``Always``, ``IfNotPresent`` or ``Never``.
     :param working_dir: working directory of the job container.
+    :param spark: the Spark session of the job, ``{"master": "local[2]", "conf": {...}}``
+        (see :mod:`airflow_mlplatform.spark_settings`); SparkApplication sizes come from
+        ``requests``/``limits``.
     """
 
     name: str
@@ -133,6 +140,7 @@ class ComputeProfile:
     security_context: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     image_pull_policy: str | None = None
     working_dir: str | None = None
+    spark: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -233,6 +241,10 @@ def build_profile(name: str, data: Mapping[str, Any], *, where: str) -> ComputeP
                 f"{where}: profile {name!r} field 'security_context' may hold only 'pod' and "
                 f"'container', not {', '.join(extra)}"
             )
+    if values.get("spark") is None:
+        values.pop("spark", None)
+    else:
+        values["spark"] = check_spark_settings(values["spark"], where=f"{where}: profile {name!r}")
     if backend == "kubernetes" and not values.get("image"):
         raise ProfilesFileError(
             f"{where}: profile {name!r} has backend kubernetes but no 'image'; add the container image"

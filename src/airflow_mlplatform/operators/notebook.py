@@ -28,11 +28,14 @@ class NotebookOperator(PodJobMixin, BaseOperator):
     :param parameters: local parameters (templated; Jinja and XComArg values work).
     :param output_notebook: where the executed notebook goes (templated; path or
         ObjectStoragePath URI); default: ``{output_base}/{dag}/{run}/{task}/try-{n}/{name}.ipynb``.
-    :param kernel_name: Jupyter kernel (``python3``, ``ir``, ...); default: the notebook's own.
+    :param kernel_name: Jupyter kernel (``python3``, ``ir``, ``apache_toree_scala``, ...);
+        default: the notebook's own.
     :param compute: name of a compute profile; None (or a ``local`` profile) runs the notebook
         in the worker, a ``kubernetes`` profile in a pod (``python -m
         airflow_mlplatform.runners.notebook_job`` in the profile's image). Unknown names fail
         when the DAG file is parsed.
+        A profile's ``spark: {master, conf}`` gives the notebook's Spark session (pyspark or
+        Toree) its master and configuration.
     :param compute_overrides: single profile fields to override (``image``, ``gpus``, ...).
     :param kubernetes_conn_id: the Kubernetes connection, for pods (templated).
     :param deferrable: for pods, wait in the triggerer; default ``[operators] default_deferrable``.
@@ -101,7 +104,15 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         from airflow_mlplatform import storage
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.runners.notebook import NotebookRunner, NotebookSpec, prepare
-        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV, R_RUNTIME_ENV, r_runtime_path
+        from airflow_mlplatform.runtime import (
+            OUTPUT_DIR_ENV,
+            OUTPUT_URI_ENV,
+            R_RUNTIME_ENV,
+            SCALA_RUNTIME_ENV,
+            r_runtime_path,
+            scala_runtime_path,
+        )
+        from airflow_mlplatform.spark_settings import spark_env
 
         profile = self._profile()
         if profile is not None and profile.is_kubernetes:
@@ -119,9 +130,11 @@ class NotebookOperator(PodJobMixin, BaseOperator):
             cell_timeout=self.cell_timeout,
             start_timeout=self.start_timeout,
             env={
+                **spark_env(profile.spark if profile else None, in_worker=True),
                 OUTPUT_DIR_ENV: str(folder.path),
                 OUTPUT_URI_ENV: folder.location,
                 R_RUNTIME_ENV: r_runtime_path(),
+                SCALA_RUNTIME_ENV: scala_runtime_path(),
                 **{str(k): str(v) for k, v in (self.env or {}).items()},
             },
         )
@@ -171,6 +184,7 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform.runners.notebook import NotebookSpec, prepare
         from airflow_mlplatform.runners.notebook_job import SPEC_ENV
+        from airflow_mlplatform.spark_settings import spark_env
 
         notebook, parameters, folder = self._job_inputs(context, self.notebook)
         name = Path(notebook).name
@@ -194,7 +208,11 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         }
         return PodPlan(
             command=["python", "-m", "airflow_mlplatform.runners.notebook_job"],
-            env={SPEC_ENV: json.dumps(spec), "PYTHONUNBUFFERED": "1"},
+            env={
+                **spark_env(profile.spark, in_worker=False),
+                SPEC_ENV: json.dumps(spec),
+                "PYTHONUNBUFFERED": "1",
+            },
             folder=folder,
             parameters=parameters,
             code={

@@ -98,6 +98,49 @@ class NotebookResult:
     duration_s: float
 
 
+_SCALA_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def scala_string(text: str) -> str:
+    """A Scala string literal (expression) for ``text``.
+
+    papermill's own Scala translator writes Python's ``\\xNN``/``\\UNNNNNNNN`` escapes for
+    non-ASCII characters, which Scala rejects; Scala 2.12 reads ``\\uNNNN`` anywhere in the
+    source (even inside a literal), so other control characters are concatenated as ``.toChar``.
+
+    :param text: the string.
+    """
+    parts, current = [], []
+    for char in text:
+        if char in _SCALA_ESCAPES:
+            current.append(_SCALA_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            parts.append('"' + "".join(current) + '"')
+            parts.append(f"{ord(char)}.toChar.toString")
+            current = []
+        else:
+            current.append(char)
+    parts.append('"' + "".join(current) + '"')
+    return parts[0] if len(parts) == 1 else "(" + " + ".join(parts) + ")"
+
+
+def _register_scala_translator() -> None:
+    """Make papermill write Scala parameters with :func:`scala_string` (once per process)."""
+    from papermill.translators import ScalaTranslator, papermill_translators
+
+    if getattr(papermill_translators.find_translator("", "scala"), "escapes_unicode", False):
+        return
+
+    class _ScalaTranslator(ScalaTranslator):
+        escapes_unicode = True
+
+        @classmethod
+        def translate_str(cls, val: Any) -> str:
+            return scala_string(str(val))
+
+    papermill_translators.register("scala", _ScalaTranslator)
+
+
 def installed_kernels() -> dict[str, str]:
     """Names of the installed Jupyter kernels and their folders."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -115,7 +158,9 @@ def _kernel_spec(name: str) -> Any:
         raise KernelNotFoundError(
             f"no Jupyter kernel named {name!r} is installed; installed kernels: {kernels}. "
             "Pass kernel_name= one of them, or install the kernel in the worker image "
-            "(for R: the IRkernel package, then IRkernel::installspec(user = FALSE))"
+            "(for R: the IRkernel package, then IRkernel::installspec(user = FALSE); for Scala: the "
+            "provider's 'spark' extra, then `jupyter toree install --sys-prefix --spark_home=...`, see "
+            "docs/spark.md)"
         ) from e
 
 
@@ -289,6 +334,8 @@ class NotebookRunner:
                 "in a new cell at the top",
                 spec.notebook,
             )
+        if prepared.language.lower() == "scala":
+            _register_scala_translator()
         parser = StreamParser()
         sink = _StdoutSink(parser, self.echo_stdout)
         Path(spec.output_path).parent.mkdir(parents=True, exist_ok=True)
