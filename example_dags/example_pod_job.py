@@ -1,17 +1,39 @@
 """Run a Python snippet in a pod picked by compute profile; its recorded values flow downstream.
 
-Needs a profiles file (``[mlplatform] compute_profiles``) defining ``cpu-small`` with
-``backend: kubernetes`` and a Kubernetes connection ``kubernetes_default``.
+Uses the profile ``cpu-small`` of the configured profiles file (``[mlplatform] compute_profiles``)
+when it defines one, else the one in ``compute_profiles.yaml`` next to this file (logged), so the
+example imports in a fresh deployment. Running it needs a Kubernetes connection
+``kubernetes_default``.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from airflow.sdk import DAG
 
+from airflow_mlplatform.compute import ComputeProfile, get_profile, load_profiles
 from airflow_mlplatform.operators.pod import MLPlatformPodOperator
+
+EXAMPLE_PROFILES = Path(__file__).with_name("compute_profiles.yaml")
+
+
+def example_profile(name: str) -> str | ComputeProfile:
+    """``name`` when the configured profiles file defines it, else that profile from EXAMPLE_PROFILES."""
+    if name in load_profiles() or not EXAMPLE_PROFILES.exists():
+        return name  # an unknown name still fails with the error that says where to define it
+    logging.getLogger(__name__).info(
+        "example_pod_job: profile %r is not in [mlplatform] compute_profiles; using %s",
+        name,
+        EXAMPLE_PROFILES,
+    )
+    return get_profile(name, path=str(EXAMPLE_PROFILES))
+
+
+CPU_SMALL = example_profile("cpu-small")
 
 TRAIN = r"""
 import json, os
@@ -44,13 +66,13 @@ with DAG(
     train = MLPlatformPodOperator(
         task_id="train",
         command=[PYTHON, "-u", "-c", TRAIN],
-        compute="cpu-small",
+        compute=CPU_SMALL,
         parameters={"decay": 0.5},
     )
     check = MLPlatformPodOperator(
         task_id="check",
         command=[PYTHON, "-u", "-c", CHECK],
-        compute="cpu-small",
+        compute=CPU_SMALL,
         compute_overrides={"limits": {"memory": "256Mi"}},
         parameters={"loss": train.output["final_loss"], "threshold": 0.2},
         deferrable=True,

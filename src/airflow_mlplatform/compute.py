@@ -44,6 +44,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlplatform import config
+from airflow_mlplatform.compute_policy import (
+    OverridePolicy,
+    check_kubernetes_fields,
+    check_requests_within_limits,
+    check_resource_name,
+    check_security_combination,
+    parse_policy,
+    quantity_value,
+)
 from airflow_mlplatform.exceptions import (
     InvalidQuantityError,
     ProfilesFileError,
@@ -67,6 +76,22 @@ RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+#: Named starting points of ``security_context`` (``security_context: baseline`` or
+#: ``{preset: baseline, container: {...}}``): ``restricted`` (the default) runs as a non-root user;
+#: ``baseline`` lets the image's own user, root included, run (published TensorFlow images run as
+#: root) and keeps privilege escalation off, all capabilities dropped and the default seccomp profile.
+SECURITY_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "restricted": (RESTRICTED_POD_SECURITY, RESTRICTED_CONTAINER_SECURITY),
+    "baseline": (
+        {"runAsNonRoot": False, "seccompProfile": {"type": "RuntimeDefault"}},
+        {
+            "runAsNonRoot": False,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    ),
+}
 
 
 def check_quantity(value: Any, *, where: str) -> str:
@@ -84,6 +109,7 @@ def check_quantity(value: Any, *, where: str) -> str:
         raise InvalidQuantityError(
             f'{where}: {value!r} is not a Kubernetes quantity; write e.g. "2Gi", "512Mi", "500m" or 2'
         )
+    quantity_value(text, where=where)
     return text
 
 
@@ -110,12 +136,15 @@ class ComputeProfile:
     :param secrets: Secret names whose keys become environment variables (``envFrom``).
     :param volumes: Kubernetes volumes (camelCase dicts).
     :param volume_mounts: Kubernetes volumeMounts of the job container.
-    :param security_context: ``{"pod": {...}, "container": {...}}`` merged over the restricted defaults.
+    :param security_context: ``{"preset": "restricted"|"baseline", "pod": {...}, "container": {...}}``:
+        the preset's settings (default ``restricted``) with ``pod``/``container`` merged over them.
     :param image_pull_policy: ``Always``, ``IfNotPresent`` or ``Never``.
     :param working_dir: working directory of the job container.
     :param spark: the Spark session of the job, ``{"master": "local[2]", "conf": {...}}``
         (see :mod:`airflow_mlplatform.spark_settings`); SparkApplication sizes come from
         ``requests``/``limits``.
+    :param overridable: what DAG authors may override, within which bounds (see
+        :mod:`airflow_mlplatform.compute_policy`).
     """
 
     name: str
@@ -137,10 +166,11 @@ class ComputeProfile:
     secrets: list[str] = field(default_factory=list)
     volumes: list[dict[str, Any]] = field(default_factory=list)
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
-    security_context: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    security_context: Mapping[str, Any] = field(default_factory=dict)
     image_pull_policy: str | None = None
     working_dir: str | None = None
     spark: Mapping[str, Any] = field(default_factory=dict)
+    overridable: OverridePolicy = field(default_factory=OverridePolicy)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -162,30 +192,41 @@ class ComputeProfile:
         return out
 
     def pod_security_context(self) -> dict[str, Any]:
-        """The pod securityContext: restricted defaults, overlaid by the profile's ``pod`` part."""
-        return {**copy.deepcopy(RESTRICTED_POD_SECURITY), **dict(self.security_context.get("pod") or {})}
+        """The pod securityContext: the preset (restricted by default), overlaid by the ``pod`` part."""
+        preset = SECURITY_PRESETS[str(self.security_context.get("preset", "restricted"))][0]
+        return {**copy.deepcopy(preset), **dict(self.security_context.get("pod") or {})}
 
     def container_security_context(self) -> dict[str, Any]:
-        """The container securityContext: restricted defaults, overlaid by the ``container`` part."""
-        return {
-            **copy.deepcopy(RESTRICTED_CONTAINER_SECURITY),
-            **dict(self.security_context.get("container") or {}),
-        }
+        """The container securityContext: the preset, overlaid by the ``container`` part."""
+        preset = SECURITY_PRESETS[str(self.security_context.get("preset", "restricted"))][1]
+        return {**copy.deepcopy(preset), **dict(self.security_context.get("container") or {})}
 
     def with_overrides(self, **overrides: Any) -> ComputeProfile:
-        """A copy with single fields replaced (checked like the file's fields).
+        """A copy with single fields replaced, if the profile's policy allows each (checked like the
+        file's fields).
 
         :param overrides: field name to new value.
+        :raises ComputeOverrideError: a field the profile does not let DAG authors override, an
+            image outside its allowed prefixes, or an amount above its maximum.
         """
         if not overrides:
             return self
+        unknown = sorted(set(overrides) - _FIELDS)
+        if unknown:
+            raise ProfilesFileError(
+                f"overrides of compute profile {self.name!r}: unknown field(s) {', '.join(unknown)}; "
+                f"known fields: {', '.join(sorted(_FIELDS - {'name'}))}"
+            )
+        self.overridable.check(self.name, overrides, self)  # refuse before building anything
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.update(overrides)
-        return build_profile(self.name, data, where=f"overrides of compute profile {self.name!r}")
+        result = build_profile(self.name, data, where=f"overrides of compute profile {self.name!r}")
+        self.overridable.check(self.name, overrides, result)
+        return result
 
 
 _FIELDS = {f.name for f in dataclasses.fields(ComputeProfile)}
-_MAPPINGS = ("requests", "limits", "node_selector", "labels", "annotations", "env", "security_context")
+_MAPPINGS = ("requests", "limits", "node_selector", "labels", "annotations", "env")
 _LISTS = ("tolerations", "secrets", "volumes", "volume_mounts")
 
 
@@ -234,22 +275,57 @@ def build_profile(name: str, data: Mapping[str, Any], *, where: str) -> ComputeP
     for key in ("labels", "annotations", "env", "node_selector"):
         if key in values:
             values[key] = {str(k): str(v) for k, v in values[key].items()}
+    for key in ("requests", "limits"):
+        for res in values.get(key, {}):
+            check_resource_name(res, where=f"{where}: profile {name!r} field {key!r}")
+    check_requests_within_limits(
+        values.get("requests", {}), values.get("limits", {}), where=f"{where}: profile {name!r}"
+    )
+    check_kubernetes_fields(values, where=f"{where}: profile {name!r}")
     if "security_context" in values:
-        extra = sorted(set(values["security_context"]) - {"pod", "container"})
-        if extra:
-            raise ProfilesFileError(
-                f"{where}: profile {name!r} field 'security_context' may hold only 'pod' and "
-                f"'container', not {', '.join(extra)}"
-            )
+        values["security_context"] = _security_context(values["security_context"], where=f"{where}: profile {name!r}")
     if values.get("spark") is None:
         values.pop("spark", None)
     else:
         values["spark"] = check_spark_settings(values["spark"], where=f"{where}: profile {name!r}")
+    values["overridable"] = parse_policy(
+        values.get("overridable"), known=_FIELDS - {"name"}, where=f"{where}: profile {name!r}"
+    )
     if backend == "kubernetes" and not values.get("image"):
         raise ProfilesFileError(
             f"{where}: profile {name!r} has backend kubernetes but no 'image'; add the container image"
         )
-    return ComputeProfile(name=name, **values)
+    profile = ComputeProfile(name=name, **values)
+    check_security_combination(
+        profile.pod_security_context(), profile.container_security_context(), where=f"{where}: profile {name!r}"
+    )
+    return profile
+
+
+def _security_context(value: Any, *, where: str) -> dict[str, Any]:
+    """``security_context`` as ``{"preset": ..., "pod": {...}, "container": {...}}``, checked."""
+    if isinstance(value, str):
+        value = {"preset": value}
+    if not isinstance(value, Mapping):
+        raise ProfilesFileError(
+            f"{where}: field 'security_context' must be a preset name ({', '.join(SECURITY_PRESETS)}) or a "
+            "mapping with preset, pod and container"
+        )
+    extra = sorted(set(value) - {"preset", "pod", "container"})
+    if extra:
+        raise ProfilesFileError(
+            f"{where}: field 'security_context' may hold only 'preset', 'pod' and 'container', not "
+            f"{', '.join(map(str, extra))}"
+        )
+    preset = value.get("preset", "restricted")
+    if preset not in SECURITY_PRESETS:
+        raise ProfilesFileError(
+            f"{where}: security_context preset {preset!r} is unknown; use one of {', '.join(SECURITY_PRESETS)}"
+        )
+    for part in ("pod", "container"):
+        if value.get(part) is not None and not isinstance(value[part], Mapping):
+            raise ProfilesFileError(f"{where}: security_context.{part} must be a mapping")
+    return {"preset": preset, **{k: dict(value[k]) for k in ("pod", "container") if value.get(k)}}
 
 
 _CACHE: dict[tuple[str, float], dict[str, ComputeProfile]] = {}

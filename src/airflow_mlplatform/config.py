@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 SECTION = "mlplatform"
+#: Where the provider's plugin app (designer, output viewer) is mounted under ``[api] base_url``.
+PLUGIN_PREFIX = "/mlplatform"
 
 
 def get_option(key: str, fallback: str | None = None) -> str | None:
@@ -32,3 +34,17 @@ def output_base() -> str:
     home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
     default = os.path.join(home, "mlplatform", "outputs")
     return get_option("output_base", default) or default
+
+
+def api_base_url() -> str:
+    """``[api] base_url`` without a trailing slash ('' when unset)."""
+    from airflow.sdk import conf
+
+    return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+
+
+def api_base_path() -> str:
+    """The path part of ``[api] base_url`` ('' or ``/prefix``): where same-origin links start."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(api_base_url()).path.rstrip("/")

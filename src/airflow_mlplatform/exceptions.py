@@ -40,7 +40,11 @@ class KernelNotFoundError(NotebookError, LookupError):
 
 
 class NotebookExecutionError(NotebookError):
-    """A cell raised an error; the message holds the cell index, its source and the traceback."""
+    """A cell raised an error; the message holds the cell's number, its source and the traceback.
+
+    :param cell_index: the cell's 0-based position in the executed notebook (injected cell included).
+    :param cell_number: the number papermill logs for it ("Executing Cell N"): ``cell_index + 1``.
+    """
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class NotebookExecutionError(NotebookError):
     ) -> None:
         super().__init__(message)
         self.cell_index = cell_index
+        self.cell_number = None if cell_index is None else cell_index + 1
         self.source = source
         self.output_uri = output_uri
 
@@ -62,6 +67,15 @@ class KernelDiedError(NotebookExecutionError):
 
 class JobFailedError(MLPlatformError):
     """A job (script, pod, custom resource, remote execution) finished unsuccessfully."""
+
+
+class JobStoppedError(JobFailedError):
+    """The job did not fail on its own: it was stopped (task killed, a timeout); the message
+    starts with ``stopped:`` and says by what. Its execution record has ``status: killed``."""
+
+
+class NotebookStoppedError(NotebookExecutionError, JobStoppedError):
+    """A notebook run was stopped: the task was killed, or a cell ran past ``cell_timeout``."""
 
 
 class ScriptNotFoundError(MLPlatformError, FileNotFoundError):
@@ -82,6 +96,10 @@ class InvalidQuantityError(ComputeProfileError, ValueError):
 
 class ProfilesFileError(ComputeProfileError):
     """The compute profiles file is missing, not YAML, or has a malformed field (file and field named)."""
+
+
+class ComputeOverrideError(ComputeProfileError, PermissionError):
+    """A DAG author overrides a profile field the profile does not let them change, or beyond its bounds."""
 
 
 class KubernetesError(MLPlatformError):
@@ -169,9 +187,10 @@ class ValohaiError(MLPlatformError):
 class ValohaiAPIError(ValohaiError):
     """Valohai answered an error (after retries, for 429/5xx); ``status_code`` tells which."""
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.detail = detail
 
 
 class ValohaiAuthError(ValohaiAPIError, PermissionError):
@@ -189,6 +208,10 @@ class ValohaiRequestError(ValohaiAPIError, ValueError):
 class ValohaiConnectionError(ValohaiError, ConnectionError):
     """Valohai could not be reached (after retries): check the connection's host and the network."""
 
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or "no answer"
+
 
 class ValohaiStepError(ValohaiError, ValueError):
     """The step, a parameter or an input is not declared in the repository's valohai.yaml."""
@@ -196,3 +219,23 @@ class ValohaiStepError(ValohaiError, ValueError):
 
 class ValohaiExecutionFailedError(JobFailedError):
     """A Valohai execution ended ``error``, ``crashed`` or ``stopped``, or timed out."""
+
+
+class DesignerError(MLPlatformError):
+    """A request to the workflow designer or the output viewer cannot be served."""
+
+
+class DesignerPathError(DesignerError, ValueError):
+    """A path outside the configured roots, or a file name that is not allowed."""
+
+
+class DesignerNotFoundError(DesignerError, LookupError):
+    """A workflow file, catalog file or output that does not exist."""
+
+
+class DesignerReadOnlyError(DesignerError, PermissionError):
+    """The workflows folder cannot be written (e.g. a git DAG bundle)."""
+
+
+class DesignerConflictError(DesignerError):
+    """The file changed since it was opened (ETag mismatch), or exists when creating it."""

@@ -112,7 +112,7 @@ def build_record(
     :param ended: end time (UTC).
     :param ran_on: where it ran.
     :param inputs: input URIs (with content hashes where cheap).
-    :param status: ``success`` or ``failed``.
+    :param status: ``success``, ``failed`` or ``killed`` (stopped: killed or timed out).
     :param error: the error message of a failed job.
     """
     record: dict[str, Any] = {

@@ -43,6 +43,34 @@ def store_record(folder: OutputFolder, record: Mapping[str, Any]) -> None:
     folder.publish()
 
 
+def outcome(error: BaseException | None, context: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The record's ``status`` and ``error`` for how a job ended.
+
+    ``success``; ``killed`` when the job was stopped rather than failing on its own (a
+    :class:`JobStoppedError`, Airflow's execution_timeout or termination), with an error that
+    starts with ``stopped:`` and says by what; else ``failed`` and the error's first line.
+
+    :param error: what the job raised (None: it succeeded).
+    :param context: the task's Airflow context (for the task's execution_timeout).
+    """
+    from airflow_mlplatform.exceptions import JobStoppedError
+
+    if error is None:
+        return "success", None
+    first = (str(error).splitlines() or [type(error).__name__])[0]
+    kind = type(error).__name__
+    if kind == "AirflowTaskTimeout":
+        task = getattr(context.get("ti"), "task", None) or context.get("task")
+        limit = getattr(task, "execution_timeout", None)
+        after = f" ({limit.total_seconds():g} s)" if limit is not None else ""
+        return "killed", f"stopped: the task ran longer than its execution_timeout{after}"
+    if kind == "AirflowTaskTerminated":
+        return "killed", f"stopped: the task was terminated by Airflow ({first})"
+    if isinstance(error, JobStoppedError):
+        return "killed", first if first.startswith("stopped:") else f"stopped: {first}"
+    return "failed", first
+
+
 def run_recorded(
     context: Mapping[str, Any],
     *,
@@ -61,7 +89,8 @@ def run_recorded(
     On success: pushes ``metrics`` and ``execution_record`` and returns the values (the
     operator returns them, so they become ``return_value`` and, with ``multiple_outputs``,
     one XCom each). On failure (any exception, timeouts included): the record, with
-    ``status: failed`` and the error, is stored and pushed, then the error propagates.
+    ``status: failed`` and the error, is stored and pushed, then the error propagates; a job
+    that was stopped (killed, timed out) gets ``status: killed`` (see :func:`outcome`).
 
     :param context: the task's Airflow context.
     :param job: does the work and returns a :class:`JobRun`.
@@ -84,6 +113,7 @@ def run_recorded(
         error = e
         raise
     finally:
+        status, message = outcome(error, context)
         job_outputs = result.outputs if result is not None else JobOutputs()
         record = er.build_record(
             task=er.task_identity(context),
@@ -102,8 +132,8 @@ def run_recorded(
             started=started,
             ended=er.utcnow(),
             ran_on=(result.ran_on if result is not None and result.ran_on else er.where()),
-            status="success" if error is None else "failed",
-            error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
+            status=status,
+            error=message,
         )
         try:
             store_record(folder, record)

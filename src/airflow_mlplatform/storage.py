@@ -48,12 +48,33 @@ def task_output_location(context: Mapping[str, Any], *, base: str | None = None)
     :param base: overrides ``[mlplatform] output_base``.
     """
     ti = context["ti"]
+    return output_location(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=getattr(ti, "map_index", -1),
+        try_number=getattr(ti, "try_number", 1) or 1,
+        base=base,
+    )
+
+
+def output_location(
+    *, dag_id: str, run_id: str, task_id: str, map_index: int | None, try_number: int, base: str | None = None
+) -> str:
+    """The output folder of one try of one task (what :func:`task_output_location` gives it).
+
+    :param dag_id: the DAG.
+    :param run_id: the DAG run.
+    :param task_id: the task.
+    :param map_index: the mapped index (-1 or None when not mapped).
+    :param try_number: the try (1-based).
+    :param base: overrides ``[mlplatform] output_base``.
+    """
     base = (base or config.output_base()).rstrip("/")
-    task = _safe(ti.task_id)
-    map_index = getattr(ti, "map_index", -1)
+    task = _safe(task_id)
     if map_index is not None and map_index >= 0:
         task = f"{task}.{map_index}"
-    parts = [_safe(ti.dag_id), _safe(ti.run_id), task, f"try-{getattr(ti, 'try_number', 1) or 1}"]
+    parts = [_safe(dag_id), _safe(run_id), task, f"try-{try_number}"]
     if is_local(base):
         return str(local_path(base).expanduser().resolve().joinpath(*parts))
     return "/".join([base, *parts])

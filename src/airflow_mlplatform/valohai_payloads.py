@@ -244,6 +244,61 @@ def poll_intervals(
         interval = min(max(interval * factor, 0.001), maximum)
 
 
+#: Longest time, in seconds, a waiter goes without logging the execution's status at INFO.
+STATUS_LOG_INTERVAL = 300.0
+
+
+class StatusLog:
+    """When a waiter logs an execution's status: on every change, else every ``interval`` seconds.
+
+    An hours-long execution shows progress in the task's (or the triggerer's) log, at most one
+    line per poll and without a line per poll.
+
+    :param execution_id: the execution, for the lines.
+    :param interval: longest silence while the status does not change, seconds.
+    :param started: when the wait began (``time.monotonic()`` clock).
+    """
+
+    def __init__(self, *, execution_id: str, interval: float = STATUS_LOG_INTERVAL, started: float) -> None:
+        self.execution_id = execution_id
+        self.interval = interval
+        self.started = started
+        self.status: str | None = None
+        self.logged_at = started
+
+    def line(self, execution: Mapping[str, Any], now: float) -> str | None:
+        """The line to log for the status just polled, or None to stay quiet.
+
+        :param execution: the execution object just fetched.
+        :param now: the time of the poll (same clock as ``started``).
+        """
+        status = str(execution.get("status"))
+        counter = execution.get("counter")
+        name = (
+            f"Valohai execution #{counter} ({self.execution_id})"
+            if counter
+            else f"Valohai execution {self.execution_id}"
+        )
+        waited = _duration(now - self.started)
+        if status != self.status:
+            was = f" (was {self.status})" if self.status else ""
+            self.status, self.logged_at = status, now
+            return f"{name} is {status}{was}; waiting for {waited}"
+        if now - self.logged_at >= self.interval:
+            self.logged_at = now
+            return f"{name} is still {status}; waiting for {waited}"
+        return None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
 def retry_delay(attempt: int, *, base: float, cap: float, retry_after: str | None = None) -> float:
     """Seconds to wait before retry ``attempt`` (1, 2, ...): Retry-After when given, else base * 2**(n-1).
 

@@ -215,3 +215,65 @@ def test_connection_type_form_and_test_button(server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", connection_json(server, token="nope"))
     ok, message = ValohaiHook(**FAST).test_connection()
     assert not ok and "API token" in message and "nope" not in message
+
+
+def _form_test(monkeypatch, host: str, token: str) -> tuple[bool, str]:
+    """What the api-server's POST /connections/test does: a temporary id, exported, then tested."""
+    import json
+
+    from airflow.models.connection import Connection
+
+    conn = Connection(conn_id="tmpformid7", conn_type="valohai", host=host, password=token)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TMPFORMID7", json.dumps({"conn_type": "valohai", "host": host, "password": token})
+    )
+    return conn.test_connection()
+
+
+def test_connection_test_bad_token_names_the_field_not_the_temporary_id(server, monkeypatch):
+    ok, message = _form_test(monkeypatch, server.url, "wrong-token")
+    assert not ok
+    assert message == (
+        f"Valohai at {server.url}/api/v0/ refused the API token (HTTP 401: Invalid token.) "
+        "Put a valid token in the password field."
+    )
+    assert "tmpformid7" not in message and ".." not in message and "wrong-token" not in message
+    assert len(server.api_requests()) == 1
+
+
+def test_connection_test_tries_an_unreachable_host_once(monkeypatch, caplog):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a loopback port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        ok, message = _form_test(monkeypatch, f"http://127.0.0.1:{port}", "t")
+    assert not ok
+    assert message == (
+        f"Valohai at http://127.0.0.1:{port}/api/v0/ could not be reached (ConnectionError). "
+        "Check the host (and port) field and the network."
+    )
+    assert not [r for r in caplog.records if "retry" in r.getMessage()]  # once, no backoff
+    assert time.monotonic() - started < hook_module.TEST_TIMEOUT
+
+
+def test_connection_test_gives_up_after_its_short_timeout(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(hook_module, "TEST_TIMEOUT", 0.3)
+    with socket.socket() as s:  # accepts connections (backlog) but never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+        ok, message = _form_test(monkeypatch, f"http://127.0.0.1:{s.getsockname()[1]}", "t")
+    assert not ok and "could not be reached (ReadTimeout)" in message
+
+
+def test_auth_error_has_one_full_stop(server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_VALOHAI_DEFAULT", connection_json(server, token="nope"))
+    with pytest.raises(ValohaiAuthError) as info:
+        ValohaiHook(**FAST).get_execution("x")
+    assert "HTTP 401 Invalid token. The API token of connection 'valohai_default'" in str(info.value)
+    assert ".." not in str(info.value)

@@ -157,3 +157,25 @@ def test_valohai_yaml_validation():
         validate_step(VALOHAI_YAML, step="train", parameters={"lr": 1}, inputs={})
     with pytest.raises(ValohaiStepError, match=r"no input 'validation'"):
         validate_step(VALOHAI_YAML, step="train", parameters={}, inputs={"validation": ["x"]})
+
+
+def test_status_log_on_every_change_and_at_a_bounded_interval_otherwise():
+    from airflow_mlplatform.valohai_payloads import StatusLog
+
+    log = StatusLog(execution_id="ex1", interval=300, started=1000.0)
+    ex = {"counter": 7}
+    assert (
+        log.line({**ex, "status": "queued"}, 1005.0) == "Valohai execution #7 (ex1) is queued; waiting for 5s"
+    )
+    assert log.line({**ex, "status": "queued"}, 1200.0) is None
+    assert log.line({**ex, "status": "started"}, 1210.0) == (
+        "Valohai execution #7 (ex1) is started (was queued); waiting for 3m 30s"
+    )
+    assert log.line({**ex, "status": "started"}, 1500.0) is None  # 290 s since the last line
+    assert log.line({**ex, "status": "started"}, 1510.0) == (
+        "Valohai execution #7 (ex1) is still started; waiting for 8m 30s"
+    )
+    assert log.line({**ex, "status": "started"}, 1600.0) is None
+    assert log.line({"status": "complete"}, 1000.0 + 2 * 3600 + 65) == (
+        "Valohai execution ex1 is complete (was started); waiting for 2h 01m"
+    )

@@ -358,3 +358,36 @@ def test_lost_contact_stops_the_execution_only_when_no_retry_will_reattach(serve
         op.execute_complete(_context(try_number=1), event)
     server.advance(1000)
     assert server.status_of(server.executions[ex["id"]]) == expected
+
+
+def test_trigger_and_sync_wait_log_status_changes_and_a_heartbeat_at_info(server, capsys):
+    from datetime import datetime
+
+    server.configure_step("slowish", durations={"queued": 50, "started": 80})  # 0.5 s, 0.8 s real
+    hook = ValohaiHook(**FAST)
+    payload = execution_payload(project_id=PROJECT_ID, commit="main", step="slowish")
+    fast = {"poll_interval": 0.02, "max_poll_interval": 0.02, "status_log_interval": 0.25}
+
+    async def first_event(t):
+        async for event in t.run():
+            return event.payload
+
+    first = hook.create_execution(payload)
+    assert (
+        asyncio.run(first_event(ValohaiExecutionTrigger(execution_id=first["id"], **fast)))["status"]
+        == "finished"
+    )
+    second = hook.create_execution(payload)
+    hook.wait_for_execution(second["id"], **fast)
+    out = capsys.readouterr().out.splitlines()
+    for ex in (first, second):
+        lines = [line for line in out if f"({ex['id']})" in line]
+        assert lines and all("[info " in line for line in lines)  # INFO, not debug
+        changes = [line.split(" is ")[1].split(";")[0] for line in lines if " is still " not in line]
+        assert changes[-2:] == ["started (was queued)", "complete (was started)"]
+        assert any(" is still started; waiting for " in line for line in lines)  # a line every 0.25 s
+        assert len(lines) < len(server.api_requests("GET", ex["id"]))  # not a line per poll
+        stamps = [datetime.fromisoformat(line.split()[0]) for line in lines]
+        for before, at, line in zip(stamps, stamps[1:], lines[1:], strict=False):
+            if " is still " in line:  # a heartbeat comes status_log_interval after the last line
+                assert (at - before).total_seconds() >= 0.25

@@ -19,6 +19,7 @@ from airflow_mlplatform.exceptions import (
     KernelNotFoundError,
     NotebookExecutionError,
     NotebookNotFoundError,
+    NotebookStoppedError,
     ParameterError,
 )
 from airflow_mlplatform.runners.notebook import NotebookRunner, NotebookSpec, prepare, run_notebook
@@ -119,8 +120,8 @@ def test_failing_cell_names_index_source_and_traceback_and_keeps_notebook(tmp_pa
     with pytest.raises(NotebookExecutionError) as info:
         run_notebook(spec)
     message = str(info.value)
-    assert info.value.cell_index == 1
-    assert message.startswith("cell 1 (In [2])")
+    assert info.value.cell_index == 1 and info.value.cell_number == 2  # papermill's "Executing Cell 2"
+    assert message.startswith(f"cell 2 of {nb} (In [2]) raised ValueError: the data is bad")
     assert "--- cell source ---\ndef explode():\n    raise ValueError('the data is bad')" in message
     tb = message.split("--- traceback ---")[1]
     assert "ValueError: the data is bad" in tb and "explode()" in tb
@@ -171,7 +172,8 @@ def test_kill_stops_the_kernel_and_leaves_nothing_running(tmp_path):
     runner.kill()
     thread.join(30)
     assert not thread.is_alive()
-    assert errors and isinstance(errors[0], KernelDiedError)
+    assert errors and isinstance(errors[0], NotebookStoppedError)
+    assert str(errors[0]).startswith("stopped: the task was killed")
     assert not psutil.pid_exists(kernel_pid) or psutil.Process(kernel_pid).status() == psutil.STATUS_ZOMBIE
     leftover = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert all(psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in leftover if psutil.pid_exists(p))

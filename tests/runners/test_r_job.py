@@ -13,6 +13,7 @@ import pytest
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
     JobFailedError,
+    JobStoppedError,
     ParameterError,
     ScriptNotFoundError,
 )
@@ -84,7 +85,9 @@ def test_rmd_renders_with_declared_params_and_records(tmp_path):
 def test_r_error_fails_with_r_last_lines(tmp_path):
     script = tmp_path / "bad.R"
     script.write_text('x <- 1\nstop("the input table is empty")\n')
-    with pytest.raises(JobFailedError, match=r"(?s)exit status 1.*the input table is empty"):
+    with pytest.raises(
+        JobFailedError, match=r"(?s)failed on its own: R exited with status 1.*the input table is empty"
+    ):
         _run(tmp_path, script)
 
 
@@ -108,11 +111,22 @@ def test_kill_stops_r(tmp_path):
         time.sleep(0.05)
     pid = runner._process._proc.pid
     time.sleep(1)
-    runner.kill()
+    runner.kill("the task was killed by this test")
     thread.join(20)
     assert not thread.is_alive()
-    assert "exit status -9" in str(errors[0])
+    assert isinstance(errors[0], JobStoppedError)
+    assert str(errors[0]).startswith("stopped: the task was killed by this test")
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_r_killed_by_a_signal_nobody_in_the_task_sent_is_a_failure_naming_it(tmp_path):
+    script = tmp_path / "oom.R"
+    script.write_text('cat("allocating\\n")\ntools::pskill(Sys.getpid(), tools::SIGKILL)\n')
+    with pytest.raises(JobFailedError) as info:
+        RJobRunner(prepare(RJobSpec(script=str(script), output_dir=str(tmp_path / "out")))).run()
+    assert not isinstance(info.value, JobStoppedError)
+    assert "failed on its own: R was killed by SIGKILL" in str(info.value)
+    assert "OOM killer" in str(info.value) and "allocating" in str(info.value)
 
 
 def test_bad_input_before_r_starts(tmp_path):

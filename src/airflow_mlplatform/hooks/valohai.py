@@ -32,6 +32,8 @@ from airflow_mlplatform.exceptions import (
 from airflow_mlplatform.valohai_payloads import (
     FINISHED,
     IN_PROGRESS,
+    STATUS_LOG_INTERVAL,
+    StatusLog,
     api_error_detail,
     is_project_id,
     poll_intervals,
@@ -44,6 +46,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Project name -> id, per API base URL (one filtered request per name per process).
 _PROJECT_CACHE: dict[tuple[str, str], str] = {}
 _PROJECT_LOCK = threading.Lock()
+
+#: Seconds the connection test (the UI's "Test" button) waits for Valohai, tried once.
+TEST_TIMEOUT = 5.0
 
 #: Seconds a connection looked up in an event loop is reused by other hooks in that loop.
 SETTINGS_TTL = 60.0
@@ -100,6 +105,16 @@ def settings_from_connection(conn: Any, conn_id: str) -> ValohaiSettings:
     extra = conn.extra_dejson or {}
     project = extra.get("project") or extra.get("extra__valohai__project") or None
     return ValohaiSettings(api_url=f"{host}/api/v0/", token=token, project=project)
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (API details often end in one already)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _tries(n: int) -> str:
+    return "1 try" if n == 1 else f"{n} tries"
 
 
 class ValohaiHook(BaseHook):
@@ -209,9 +224,31 @@ class ValohaiHook(BaseHook):
             await client.aclose()
 
     def test_connection(self) -> tuple[bool, str]:
-        """The UI's "Test" button: one authenticated request (``GET projects/?limit=1``)."""
+        """The UI's "Test" button: one authenticated request (``GET projects/?limit=1``).
+
+        Tried once, with a short timeout (``TEST_TIMEOUT``), not with the hook's retries: an
+        unreachable host answers in seconds. The UI tests a form under a temporary connection
+        id, so the messages never name the connection; they name the field to fix.
+        """
         try:
-            page = self.request("GET", "projects/", params={"limit": 1}, what="connection test")
+            page = self.request(
+                "GET",
+                "projects/",
+                params={"limit": 1},
+                what="connection test",
+                retries=0,
+                timeout=min(self.timeout, TEST_TIMEOUT),
+            )
+        except ValohaiAuthError as e:
+            return False, (
+                f"Valohai at {self.settings.api_url} refused the API token (HTTP {e.status_code}: "
+                f"{_sentence(e.detail)}) Put a valid token in the password field."
+            )
+        except ValohaiConnectionError as e:
+            return False, (
+                f"Valohai at {self.settings.api_url} could not be reached ({e.reason}). "
+                "Check the host (and port) field and the network."
+            )
         except Exception as e:
             return False, str(e)
         return True, f"Connected to {self.settings.api_url}; {page.get('count', 0)} project(s) visible"
@@ -229,6 +266,8 @@ class ValohaiHook(BaseHook):
         json: Any = None,
         what: str = "",
         retry_dropped: bool = True,
+        retries: int | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """One API call with retries; returns the parsed JSON body.
 
@@ -238,19 +277,29 @@ class ValohaiHook(BaseHook):
         :param json: JSON body.
         :param what: what is being asked for, for error messages (e.g. "project 'x'").
         :param retry_dropped: retry after a dropped connection (False for non-idempotent calls).
+        :param retries: retries for this call (default: the hook's).
+        :param timeout: seconds for this call (default: the hook's).
         """
         import requests
 
         url = self._url(self.settings.api_url, path)
+        max_retries = self.retries if retries is None else retries
         attempt = 0
         while True:
             try:
-                resp = self.get_conn().request(method, url, params=params, json=json, timeout=self.timeout)
+                resp = self.get_conn().request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    timeout=self.timeout if timeout is None else timeout,
+                )
             except (requests.ConnectionError, requests.Timeout) as e:
-                if not retry_dropped or attempt >= self.retries:
+                if not retry_dropped or attempt >= max_retries:
                     raise ValohaiConnectionError(
                         f"{method} {path}: Valohai at {self.settings.api_url} could not be reached "
-                        f"after {attempt + 1} tries ({type(e).__name__}); check the connection's host"
+                        f"after {_tries(attempt + 1)} ({type(e).__name__}); check the connection's host",
+                        reason=type(e).__name__,
                     ) from e
                 attempt += 1
                 delay = retry_delay(attempt, base=self.backoff, cap=self.backoff_max)
@@ -259,7 +308,7 @@ class ValohaiHook(BaseHook):
                 )
                 time.sleep(delay)
                 continue
-            if resp.status_code in RETRY_STATUSES and attempt < self.retries:
+            if resp.status_code in RETRY_STATUSES and attempt < max_retries:
                 attempt += 1
                 delay = retry_delay(
                     attempt,
@@ -298,7 +347,8 @@ class ValohaiHook(BaseHook):
                 if attempt >= self.retries:
                     raise ValohaiConnectionError(
                         f"{method} {path}: Valohai at {settings.api_url} could not be reached after "
-                        f"{attempt + 1} tries ({type(e).__name__}); check the connection's host"
+                        f"{_tries(attempt + 1)} ({type(e).__name__}); check the connection's host",
+                        reason=type(e).__name__,
                     ) from e
                 attempt += 1
                 delay = retry_delay(attempt, base=self.backoff, cap=self.backoff_max)
@@ -335,9 +385,11 @@ class ValohaiHook(BaseHook):
         where = f"{method} {path}" + (f" ({what})" if what else "")
         if status in (401, 403):
             raise ValohaiAuthError(
-                f"{where}: HTTP {status} {detail}. The API token of connection {self.valohai_conn_id!r} "
-                "is wrong, expired, or has no access to this project: put a valid token in its password field",
+                f"{where}: HTTP {status} {_sentence(detail)} The API token of connection "
+                f"{self.valohai_conn_id!r} is wrong, expired, or has no access to this project: put a "
+                "valid token in its password field",
                 status_code=status,
+                detail=detail,
             )
         if status == 404:
             raise ValohaiNotFoundError(
@@ -483,17 +535,24 @@ class ValohaiHook(BaseHook):
         max_poll_interval: float = 90.0,
         timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        status_log_interval: float = STATUS_LOG_INTERVAL,
     ) -> Any:
         """Poll until the execution finishes (backing off from ``poll_interval`` to ``max_poll_interval``).
+
+        Logs the status at INFO when it changes and every ``status_log_interval`` seconds otherwise.
 
         :param execution_id: the execution.
         :param poll_interval: first wait, seconds.
         :param max_poll_interval: longest wait, seconds.
         :param timeout: give up after this many seconds (None: never); raises TimeoutError.
         :param sleep: the sleep function.
+        :param status_log_interval: longest time without a status line, seconds.
         :return: the finished execution object.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        progress = StatusLog(
+            execution_id=execution_id, interval=status_log_interval, started=time.monotonic()
+        )
         for interval in poll_intervals(poll_interval, max_poll_interval):
             if deadline is not None:
                 left = deadline - time.monotonic()
@@ -502,6 +561,9 @@ class ValohaiHook(BaseHook):
                 interval = min(interval, left)
             sleep(interval)
             execution = self.get_execution(execution_id)
+            line = progress.line(execution, time.monotonic())
+            if line:
+                self.log.info(line)
             if execution.get("status") in FINISHED:
                 return execution
         raise AssertionError("unreachable")  # pragma: no cover

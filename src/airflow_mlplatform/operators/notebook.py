@@ -11,6 +11,12 @@ from airflow.sdk import BaseOperator
 from airflow_mlplatform.links import OutputNotebookLink
 from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan
 
+#: why on_kill stops a notebook: Airflow calls it on SIGTERM from the supervisor
+KILLED = (
+    "the task was killed: Airflow asked it to stop (SIGTERM; a user marked it failed or "
+    "success, or its run was stopped or cleared)"
+)
+
 
 class NotebookOperator(PodJobMixin, BaseOperator):
     """Run a Jupyter notebook with papermill and push what it recorded.
@@ -26,8 +32,10 @@ class NotebookOperator(PodJobMixin, BaseOperator):
     :param notebook: path of the input notebook (templated); relative paths are taken from
         the DAG file's folder.
     :param parameters: local parameters (templated; Jinja and XComArg values work).
-    :param output_notebook: where the executed notebook goes (templated; path or
-        ObjectStoragePath URI); default: ``{output_base}/{dag}/{run}/{task}/try-{n}/{name}.ipynb``.
+    :param output_notebook: where the executed notebook goes (path or ObjectStoragePath URI);
+        templated with Jinja (``{{ run_id }}``), then, as papermill does, ``{name}`` placeholders
+        are filled from the parameters (``{pm[run_uuid]}`` too); default:
+        ``{output_base}/{dag}/{run}/{task}/try-{n}/{name}.ipynb``.
     :param kernel_name: Jupyter kernel (``python3``, ``ir``, ``apache_toree_scala``, ...);
         default: the notebook's own.
     :param compute: name of a compute profile; None (or a ``local`` profile) runs the notebook
@@ -39,9 +47,21 @@ class NotebookOperator(PodJobMixin, BaseOperator):
     :param compute_overrides: single profile fields to override (``image``, ``gpus``, ...).
     :param kubernetes_conn_id: the Kubernetes connection, for pods (templated).
     :param deferrable: for pods, wait in the triggerer; default ``[operators] default_deferrable``.
-    :param cell_timeout: seconds one cell may run before the task fails (None: no limit).
+    :param cell_timeout: seconds one cell may run; then it is interrupted (the saved notebook
+        shows the interrupt in that cell) and the task fails as stopped (None: no limit).
     :param start_timeout: seconds the kernel may take to start.
-    :param include_dag_params: pass the DAG-level params to the notebook (default True).
+    :param include_dag_params: pass the DAG-level params to the notebook (default True). All
+        of them are injected, declared in the notebook's parameters cell or not (a notebook
+        reads the ones it needs); only a local parameter the parameters cell does not assign
+        is logged, as a likely typo.
+    :param language: language of the parameters cell, for notebooks without kernel metadata
+        (papermill's ``language``).
+    :param report_mode: hide the code cells' inputs in the executed notebook (papermill's
+        ``report_mode``).
+    :param prepare_only: inject the parameters and save the notebook without running it
+        (papermill's ``prepare_only``); nothing is recorded.
+    :param progress_bar: papermill's progress bar (default False: it is written to stderr,
+        which Airflow logs at ERROR level; the log has papermill's cell progress lines anyway).
     :param env: extra environment variables for the kernel (templated).
     :param cwd: working folder of the kernel; default: the notebook's folder.
     """
@@ -75,6 +95,10 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         include_dag_params: bool = True,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        language: str | None = None,
+        report_mode: bool = False,
+        prepare_only: bool = False,
+        progress_bar: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -94,6 +118,29 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         self.include_dag_params = include_dag_params
         self.env = env
         self.cwd = cwd
+        self.language = language
+        self.report_mode = report_mode
+        self.prepare_only = prepare_only
+        self.progress_bar = progress_bar
+
+    def _papermill_options(self, context: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Spec fields shared by the worker and the pod: papermill's options, the names of the
+        DAG-level parameters, and the output notebook's ``{param}`` placeholders filled in."""
+        from airflow_mlplatform.parameters import dag_params
+        from airflow_mlplatform.runners.notebook import format_output_path
+
+        local = set(self.parameters or {})
+        dag_level = set(dag_params(context)) if self.include_dag_params else set()
+        return {
+            "language": self.language,
+            "report_mode": self.report_mode,
+            "prepare_only": self.prepare_only,
+            "progress_bar": self.progress_bar,
+            "global_parameters": sorted(dag_level - local),
+            "output_notebook": format_output_path(self.output_notebook, parameters)
+            if self.output_notebook
+            else None,
+        }
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the notebook in the worker and push values, metrics and the execution record.
@@ -118,9 +165,10 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         if profile is not None and profile.is_kubernetes:
             return self._execute_in_pod(context, profile)
         notebook, parameters, folder = self._job_inputs(context, self.notebook)
+        options = self._papermill_options(context, parameters)
         name = Path(notebook).name
         local_output = str(folder.path / name)
-        output_uri = self.output_notebook or folder.uri(name)
+        output_uri = options.pop("output_notebook") or folder.uri(name)
         spec = NotebookSpec(
             notebook=notebook,
             output_path=local_output,
@@ -137,6 +185,8 @@ class NotebookOperator(PodJobMixin, BaseOperator):
                 SCALA_RUNTIME_ENV: scala_runtime_path(),
                 **{str(k): str(v) for k, v in (self.env or {}).items()},
             },
+            output_uri=output_uri,
+            **options,
         )
         prepared = prepare(spec)  # every input check, before any kernel starts
         self.log.info(
@@ -187,18 +237,25 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         from airflow_mlplatform.spark_settings import spark_env
 
         notebook, parameters, folder = self._job_inputs(context, self.notebook)
+        options = self._papermill_options(context, parameters)
+        output_notebook = options.pop("output_notebook")
         name = Path(notebook).name
         # the kernel lives in the image: check everything else before a pod exists
         prepared = prepare(
             NotebookSpec(
-                notebook=notebook, output_path=name, parameters=parameters, kernel_name=self.kernel_name
+                notebook=notebook,
+                output_path=name,
+                parameters=parameters,
+                kernel_name=self.kernel_name,
+                language=self.language,
             ),
             check_kernel=False,
         )
         spec = {
+            **options,
             "notebook": notebook,
             "output_location": folder.location,
-            "output_uri": self.output_notebook,
+            "output_uri": output_notebook,
             "parameters": parameters,
             "kernel_name": prepared.kernel_name,
             "cell_timeout": self.cell_timeout,
@@ -220,12 +277,16 @@ class NotebookOperator(PodJobMixin, BaseOperator):
                 "sha256": er.file_sha256(notebook),
                 "git_commit": er.git_commit(notebook),
             },
-            outputs={"notebook": self.output_notebook or folder.uri(name)},
+            outputs={"notebook": output_notebook or folder.uri(name)},
             environment={"kernel": prepared.kernel_name, "language": prepared.language},
         )
 
     def on_kill(self) -> None:
         """Kill the notebook's kernel (its whole process group), or delete its pod."""
+        from airflow_mlplatform.runners.notebook import NotebookRunner
+
         runner = self._runner
-        if runner is not None:
+        if isinstance(runner, NotebookRunner):
+            runner.kill(KILLED)
+        elif runner is not None:
             runner.kill()

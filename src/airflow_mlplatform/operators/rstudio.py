@@ -187,6 +187,11 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
 
     def on_kill(self) -> None:
         """Kill R and everything it started, or delete its pod."""
+        from airflow_mlplatform.operators.notebook import KILLED
+        from airflow_mlplatform.runners.r_job import RJobRunner
+
         runner = self._runner
-        if runner is not None:
+        if isinstance(runner, RJobRunner):
+            runner.kill(KILLED)
+        elif runner is not None:
             runner.kill()

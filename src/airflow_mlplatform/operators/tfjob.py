@@ -134,10 +134,7 @@ class TFJobOperator(BaseOperator):
         if not _templated(self.backend):
             self._check_backend()
         replicas = parse_replicas(self.replicas)
-        resolve_compute(self.compute)
-        for replica in replicas.values():
-            if replica.compute:
-                resolve_compute(replica.compute)
+        self._resolved_replicas(replicas)
 
     # -- checks, before anything is started ------------------------------------------------
     def _argv(self) -> list[str]:
@@ -207,16 +204,18 @@ class TFJobOperator(BaseOperator):
     def _resolved_replicas(self, replicas: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         """Pod fields per replica: the operator's profile, then the replica's own, then its fields."""
         from airflow_mlplatform.compute import resolve_compute
-        from airflow_mlplatform.specs.tfjob import Replica, pod_fields_from_profile
+        from airflow_mlplatform.specs.tfjob import Replica, check_pod_overrides, pod_fields_from_profile
 
         profile = resolve_compute(self.compute)
         resolved: dict[str, Any] = {}
         for rtype, replica in replicas.items():
             fields: dict[str, Any] = pod_fields_from_profile(profile) if profile is not None else {}
+            own = resolve_compute(replica.compute) if replica.compute else profile
             if replica.compute:
-                own = resolve_compute(replica.compute)
                 assert own is not None
                 fields.update(pod_fields_from_profile(own))
+            # a replica's pod fields are a DAG author's overrides: the replica's profile decides
+            check_pod_overrides(replica.pod, own, what=f"replicas[{rtype!r}]")
             fields.update(replica.pod)
             resolved[rtype] = Replica(rtype, replica.count, replica.compute, fields)
         return resolved, profile

@@ -1,9 +1,17 @@
 """Run a parameterized notebook with papermill, in this process, with a kernel we own.
 
 Used by NotebookOperator in the worker, and inside a pod by ``python -m
-airflow_mlplatform.runners.notebook_job``. Owning the kernel manager lets us start the
-kernel with the job's environment and working folder, kill it on ``on_kill``, and shut it
+airflow_mlplatform.runners.notebook_job``. Owning the kernel (runners/kernel.py) lets us
+start it with the job's environment and working folder, kill it on ``on_kill``, and shut it
 down on every exit path (success, cell error, dead kernel, timeout).
+
+papermill gets the notebook's path, so the executed notebook's ``metadata.papermill`` is
+what papermill writes for the same input (``input_path`` the path; ``output_path`` the output
+notebook's URI). Cells are numbered as papermill logs them ("Executing Cell N", 1-based, the
+injected-parameters cell included) in every message. How a run ended is said as it was:
+a cell error, the task stopped (killed, ``execution_timeout``, ``cell_timeout``: a
+:class:`NotebookStoppedError`, message ``stopped: ...``), or the kernel dying on its own
+(:class:`KernelDiedError`, with its exit status or signal).
 
 Everything that can be wrong with the input (missing file, not a notebook, unknown
 kernel, parameters that are not JSON) is checked by :func:`prepare` before any kernel
@@ -15,30 +23,42 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
+import math
 import re
-import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from airflow_mlplatform.exceptions import (
-    InvalidNotebookError,
     KernelDiedError,
     KernelNotFoundError,
     NotebookExecutionError,
-    NotebookNotFoundError,
+    NotebookStoppedError,
+    ParameterError,
 )
 from airflow_mlplatform.parameters import check_json
+from airflow_mlplatform.runners.kernel import OwnedKernel, describe_exit, kernel_name_for
+from airflow_mlplatform.runners.notebook_load import load_notebook
 from airflow_mlplatform.values import JobOutputs, StreamParser
+
+__all__ = ["NotebookRunner", "NotebookSpec", "load_notebook", "prepare", "run_notebook"]
 
 log = logging.getLogger(__name__)
 
 #: Mimetypes under which scrapbook's ``glue`` stores scraps in a notebook's outputs.
 SCRAP_MIMETYPES = ("application/scrapbook.scrap.json+json", "application/scrapbook.scrap.text+json")
+INJECTED_TAG = "injected-parameters"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: papermill and nbformat log lines this runner replaces with its own (see _QuietFilter)
+_REPLACED = (
+    "Passed unknown parameter:",  # undeclared parameters: one line of ours, local ones only
+    "does not support parameter introspection",
+    "Notebook JSON is invalid",  # schema findings: logged once, as a warning, by load_notebook
+    "Interrupting kernel",  # our kernel logs why it interrupts
+)
 
 
 def strip_ansi(text: str) -> str:
@@ -55,13 +75,20 @@ class NotebookSpec:
 
     :param notebook: path of the input notebook.
     :param output_path: local path where the executed notebook is written.
-    :param parameters: values injected into the notebook.
+    :param parameters: values injected into the notebook (every one, declared or not).
     :param kernel_name: kernel to use; default: the notebook's kernelspec.
     :param cwd: working folder of the kernel; default: the notebook's folder.
-    :param cell_timeout: seconds a single cell may run (None: no limit).
+    :param cell_timeout: seconds a single cell may run before it is interrupted (None: no limit).
     :param start_timeout: seconds the kernel may take to start.
     :param env: extra environment variables for the kernel.
     :param language: language for the parameters cell, if the notebook does not say.
+    :param output_uri: where the executed notebook is kept (its ``metadata.papermill.output_path``);
+        default: ``output_path``.
+    :param report_mode: hide code cells' inputs in the executed notebook (papermill's ``report_mode``).
+    :param prepare_only: only inject the parameters and save the notebook; no kernel runs.
+    :param progress_bar: papermill's tqdm progress bar (written to stderr).
+    :param global_parameters: names of the DAG-level parameters in ``parameters``: injected
+        like the others, without a warning when the notebook does not declare them.
     """
 
     notebook: str
@@ -73,11 +100,20 @@ class NotebookSpec:
     start_timeout: float = 60
     env: dict[str, str] = field(default_factory=dict)
     language: str | None = None
+    output_uri: str | None = None
+    report_mode: bool = False
+    prepare_only: bool = False
+    progress_bar: bool = False
+    global_parameters: list[str] = field(default_factory=list)
 
 
 @dataclass
 class PreparedNotebook:
-    """A checked notebook, ready to run."""
+    """A checked notebook, ready to run.
+
+    :param declared: the names its parameters cell assigns (None: papermill cannot tell for
+        this language, or there is no parameters cell).
+    """
 
     spec: NotebookSpec
     nb: Any
@@ -85,6 +121,7 @@ class PreparedNotebook:
     language: str
     has_parameters_cell: bool
     kernel_argv: list[str]
+    declared: list[str] | None = None
 
 
 @dataclass
@@ -124,23 +161,6 @@ def scala_string(text: str) -> str:
     return parts[0] if len(parts) == 1 else "(" + " + ".join(parts) + ")"
 
 
-def _register_scala_translator() -> None:
-    """Make papermill write Scala parameters with :func:`scala_string` (once per process)."""
-    from papermill.translators import ScalaTranslator, papermill_translators
-
-    if getattr(papermill_translators.find_translator("", "scala"), "escapes_unicode", False):
-        return
-
-    class _ScalaTranslator(ScalaTranslator):
-        escapes_unicode = True
-
-        @classmethod
-        def translate_str(cls, val: Any) -> str:
-            return scala_string(str(val))
-
-    papermill_translators.register("scala", _ScalaTranslator)
-
-
 def installed_kernels() -> dict[str, str]:
     """Names of the installed Jupyter kernels and their folders."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -152,7 +172,7 @@ def _kernel_spec(name: str) -> Any:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
-        return KernelSpecManager().get_kernel_spec(name)
+        return KernelSpecManager().get_kernel_spec(kernel_name_for(name))
     except NoSuchKernel as e:
         kernels = ", ".join(sorted(installed_kernels())) or "none"
         raise KernelNotFoundError(
@@ -164,31 +184,49 @@ def _kernel_spec(name: str) -> Any:
         ) from e
 
 
-def load_notebook(path: str) -> Any:
-    """Read and validate an ipynb file.
+@lru_cache(maxsize=1)
+def _register_translators() -> None:
+    """papermill's R translator writes ``nan``/``inf`` for non-finite floats (not R): use
+    R's ``NaN``/``Inf``/``-Inf``, as its Python translator writes ``float('nan')``; Scala strings
+    with :func:`scala_string`."""
+    from papermill.translators import RTranslator, ScalaTranslator, papermill_translators
 
-    :param path: the notebook's path.
-    :raises NotebookNotFoundError: the path does not exist.
-    :raises InvalidNotebookError: the file is not a valid notebook.
+    class _RTranslator(RTranslator):
+        @classmethod
+        def translate_float(cls, val: float) -> str:
+            if math.isfinite(val):
+                return str(RTranslator.translate_float(val))
+            return "NaN" if math.isnan(val) else ("-Inf" if val < 0 else "Inf")
+
+    for name in ("R", "sparkrkernel"):
+        papermill_translators.register(name, _RTranslator)
+
+    class _ScalaTranslator(ScalaTranslator):
+        @classmethod
+        def translate_str(cls, val: Any) -> str:
+            return scala_string(str(val))
+
+    papermill_translators.register("scala", _ScalaTranslator)
+
+
+def declared_parameters(nb: Any, *, kernel_name: str, language: str) -> list[str] | None:
+    """Names assigned in the notebook's ``parameters`` cell, as papermill infers them.
+
+    :param nb: the notebook.
+    :param kernel_name: its kernel.
+    :param language: its language.
+    :returns: None when there is no parameters cell or papermill cannot inspect the language.
     """
-    import nbformat
+    from papermill.translators import papermill_translators
 
-    p = Path(path)
-    if not p.is_file():
-        raise NotebookNotFoundError(
-            f"notebook {path!r} does not exist (working directory {os.getcwd()!r}); give an absolute "
-            "path or one relative to the DAG file's folder"
-        )
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return None
     try:
-        nb = nbformat.read(str(p), as_version=4)
-        nbformat.validate(nb)
-    except (ValueError, KeyError, TypeError, nbformat.ValidationError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidNotebookError(
-            f"{path!r} is not a valid Jupyter notebook (nbformat 4): {first}. Open and save it in "
-            "Jupyter, or check that the file is an .ipynb JSON document"
-        ) from e
-    return nb
+        translator = papermill_translators.find_translator(kernel_name, language)
+        return [p.name for p in translator.inspect(cell)]
+    except (NotImplementedError, ValueError):
+        return None
 
 
 def prepare(spec: NotebookSpec, *, check_kernel: bool = True) -> PreparedNotebook:
@@ -221,6 +259,7 @@ def prepare(spec: NotebookSpec, *, check_kernel: bool = True) -> PreparedNoteboo
         language=language,
         has_parameters_cell=has_params,
         kernel_argv=argv,
+        declared=declared_parameters(nb, kernel_name=kernel_name, language=language),
     )
 
 
@@ -239,6 +278,62 @@ class _StdoutSink:
 
     def flush(self) -> None:
         pass
+
+
+class _QuietFilter(logging.Filter):
+    """Drops the papermill/nbformat lines this runner says better itself (see ``_REPLACED``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in _REPLACED)
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    from traitlets.log import get_logger
+
+    quiet = _QuietFilter()
+    traitlets_log: Any = get_logger()
+    loggers: list[logging.Logger] = [
+        logging.getLogger("papermill"),
+        getattr(traitlets_log, "logger", traitlets_log),
+    ]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
+def _papermill_path(path: str) -> str:
+    """``path`` as papermill must get it: papermill formats paths with the parameters
+    (``{name}`` placeholders), so literal braces are doubled."""
+    return path.replace("{", "{{").replace("}", "}}")
+
+
+def format_output_path(path: str, parameters: Mapping[str, Any]) -> str:
+    """Fill papermill's ``{name}`` placeholders of an output path from the parameters (and
+    papermill's built-in ``pm``: ``{pm[run_uuid]}``...), as ``papermill in.ipynb 'out-{alpha}.ipynb'`` does.
+
+    :param path: the output path, already rendered by Jinja.
+    :param parameters: the notebook's parameters.
+    :raises ParameterError: a placeholder names no parameter.
+    """
+    if "{" not in path:
+        return path
+    from papermill.exceptions import PapermillMissingParameterException
+    from papermill.parameterize import add_builtin_parameters, parameterize_path
+
+    try:
+        return str(parameterize_path(path, add_builtin_parameters(dict(parameters))))
+    except (PapermillMissingParameterException, IndexError, ValueError, AttributeError) as e:
+        raise ParameterError(
+            f"output_notebook {path!r} has a {{placeholder}} that the parameters cannot fill ({e}); "
+            f"parameters: {', '.join(sorted(parameters)) or 'none'}. Use Jinja ({{{{ ... }}}}) for "
+            "Airflow values, or double the braces for a literal one"
+        ) from e
 
 
 def read_scraps(nb: Any) -> dict[str, Any]:
@@ -260,6 +355,20 @@ def read_scraps(nb: Any) -> dict[str, Any]:
     return scraps
 
 
+@dataclass
+class _Cell:
+    """The cell running now, as papermill numbers it."""
+
+    index: int
+    source: str
+    injected: bool
+    id: str | None = None
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+
 class NotebookRunner:
     """Runs one prepared notebook; ``kill()`` may be called from a signal handler.
 
@@ -272,61 +381,33 @@ class NotebookRunner:
     ) -> None:
         self.prepared = prepared
         self.echo_stdout = echo_stdout
-        self._km: Any = None
-        self._current: tuple[int | None, str | None] = (None, None)
+        self._kernel: OwnedKernel | None = None
+        self._current: _Cell | None = None
+        self._stop_reason: str | None = None
+
+    @property
+    def _km(self) -> Any:
+        """The running kernel's manager (None when no kernel runs)."""
+        return self._kernel.km if self._kernel is not None else None
 
     def _on_cell_execute(self, cell: Any, cell_index: int) -> None:
-        """nbclient hook: remember which cell runs, to name it if the kernel dies."""
-        self._current = (cell_index, cell.get("source", ""))
+        """nbclient hook: remember which cell runs, to name it if the run stops there."""
+        tags = cell.get("metadata", {}).get("tags", [])
+        self._current = _Cell(cell_index, cell.get("source", ""), INJECTED_TAG in tags, cell.get("id"))
 
-    def _start_kernel(self) -> Any:
-        from jupyter_client.manager import AsyncKernelManager
-        from jupyter_core.utils import run_sync
+    def kill(self, reason: str | None = None) -> None:
+        """Kill the kernel now (safe to call from a signal handler or another thread).
 
-        spec = self.prepared.spec
-        km = AsyncKernelManager(kernel_name=self.prepared.kernel_name)
-        env = {**os.environ, **spec.env}
-        env.pop("PYDEVD_USE_FRAME_EVAL", None)
-        self._km = km
-        run_sync(km.start_kernel)(env=env, cwd=spec.cwd or str(Path(spec.notebook).resolve().parent))
-        return km
-
-    def _shutdown_kernel(self) -> None:
-        km, self._km = self._km, None
-        if km is None:
-            return
-        from jupyter_core.utils import run_sync
-
-        try:
-            run_sync(km.shutdown_kernel)(now=True)
-        except Exception:  # the kernel may already be gone; make sure of it
-            self._kill_process(km)
-
-    @staticmethod
-    def _kill_process(km: Any) -> None:
-        provisioner = getattr(km, "provisioner", None)
-        pid = getattr(getattr(provisioner, "process", None), "pid", None)
-        if pid:
-            # kernels run in their own session: kill the whole process group
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-
-    def kill(self) -> None:
-        """Kill the kernel now (safe to call from a signal handler or another thread)."""
-        if self._km is not None:
-            log.warning("Killing the notebook's kernel")
-            self._kill_process(self._km)
-
-    def run(self) -> NotebookResult:
-        """Execute the notebook; the executed notebook is saved even when a cell fails.
-
-        :raises NotebookExecutionError: a cell raised; the message has its index, source
-            and traceback.
-        :raises KernelDiedError: the kernel process died.
+        :param reason: what stopped the task, for the error and the record
+            (default: "the task was killed").
         """
-        import papermill as pm
-        from papermill.exceptions import PapermillExecutionError
+        self._stop_reason = reason or "the task was killed"
+        kernel = self._kernel
+        if kernel is not None and kernel.km is not None:
+            log.warning("Killing the notebook's kernel: %s", self._stop_reason)
+            kernel.kill()
 
+    def _warn_undeclared(self) -> None:
         prepared, spec = self.prepared, self.prepared.spec
         if spec.parameters and not prepared.has_parameters_cell:
             log.info(
@@ -334,36 +415,79 @@ class NotebookRunner:
                 "in a new cell at the top",
                 spec.notebook,
             )
-        if prepared.language.lower() == "scala":
-            _register_scala_translator()
+        if prepared.declared is None:
+            return
+        undeclared = sorted(set(spec.parameters) - set(prepared.declared) - set(spec.global_parameters))
+        if undeclared:
+            log.warning(
+                "Parameter(s) %s are not assigned in the parameters cell of %s: injected anyway "
+                "(check the names)",
+                ", ".join(undeclared),
+                spec.notebook,
+            )
+
+    def run(self) -> NotebookResult:
+        """Execute the notebook; the executed notebook is saved even when a cell fails.
+
+        :raises NotebookExecutionError: a cell raised; the message has its number, source
+            and traceback.
+        :raises NotebookStoppedError: the run was stopped (kill, ``cell_timeout``).
+        :raises KernelDiedError: the kernel process died on its own.
+        """
+        import papermill as pm
+        from papermill.exceptions import PapermillExecutionError
+
+        _register_translators()
+        prepared, spec = self.prepared, self.prepared.spec
+        self._warn_undeclared()
         parser = StreamParser()
         sink = _StdoutSink(parser, self.echo_stdout)
         Path(spec.output_path).parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        km = self._start_kernel()
+        self._kernel = kernel = OwnedKernel(prepared.kernel_name)
         nb = None
+        stopped: str | None = None
         try:
-            nb = pm.execute_notebook(
-                prepared.nb,
-                spec.output_path,
-                parameters=spec.parameters,
-                kernel_name=prepared.kernel_name,
-                language=prepared.language,
-                progress_bar=False,
-                log_output=True,
-                stdout_file=sink,
-                start_timeout=int(spec.start_timeout),
-                execution_timeout=spec.cell_timeout,
-                km=km,
-                on_cell_execute=self._on_cell_execute,
-            )
+            km = None
+            if not spec.prepare_only:
+                km = kernel.start(
+                    env={**_environ(), **spec.env},
+                    cwd=spec.cwd or str(Path(spec.notebook).resolve().parent),
+                )
+            with _quiet_logs():
+                nb = pm.execute_notebook(
+                    _papermill_path(spec.notebook),
+                    _papermill_path(spec.output_path),
+                    parameters=spec.parameters,
+                    kernel_name=prepared.kernel_name,
+                    language=prepared.language,
+                    progress_bar=spec.progress_bar,
+                    report_mode=spec.report_mode,
+                    prepare_only=spec.prepare_only,
+                    log_output=True,
+                    stdout_file=sink,
+                    start_timeout=int(spec.start_timeout),
+                    execution_timeout=spec.cell_timeout,
+                    interrupt_on_timeout=True,
+                    km=km,
+                    on_cell_execute=self._on_cell_execute,
+                )
         except PapermillExecutionError as e:
-            raise self._cell_error(e) from None
-        except Exception as e:
-            self._raise_if_dead(e)
-            raise
+            error = self._cell_error(e)
+            stopped = str(error) if isinstance(error, NotebookStoppedError) else None
+            raise error from None
+        except BaseException as e:
+            translated = self._translate(e, kernel)
+            if type(e).__name__ == "AirflowTaskTimeout":
+                stopped = "stopped: the task ran past its execution_timeout"
+            elif isinstance(translated, NotebookStoppedError):
+                stopped = str(translated)
+            if translated is None:
+                raise
+            raise translated from e
         finally:
-            self._shutdown_kernel()
+            kernel.shutdown()
+            self._finish_saved_notebook(stopped)
         outputs = JobOutputs(values=read_scraps(nb))
         outputs.merge(parser.close())
         return NotebookResult(
@@ -374,41 +498,143 @@ class NotebookRunner:
             duration_s=time.monotonic() - started,
         )
 
+    def _where(self, cell: _Cell | None) -> str:
+        nb = self.prepared.spec.notebook
+        if cell is None:
+            return f"the notebook {nb}"
+        injected = (
+            " (the injected-parameters cell, which papermill added with this task's parameters: "
+            "check the parameter values)"
+            if cell.injected
+            else ""
+        )
+        return f"cell {cell.number}{injected} of {nb}"
+
+    def _saved(self) -> str:
+        spec = self.prepared.spec
+        return f"The executed notebook is at {spec.output_uri or spec.output_path}"
+
+    def _error(self, cls: type[NotebookExecutionError], message: str, cell: _Cell | None) -> Any:
+        source = cell.source if cell is not None else None
+        body = f"{message}\n--- cell source ---\n{source}\n" if source is not None else f"{message}\n"
+        return cls(
+            body + self._saved(),
+            cell_index=cell.index if cell is not None else None,
+            source=source,
+            output_uri=self.prepared.spec.output_uri or self.prepared.spec.output_path,
+        )
+
     def _cell_error(self, e: Any) -> NotebookExecutionError:
+        current = self._current
+        injected = current is not None and current.index == e.cell_index and current.injected
+        cell = _Cell(e.cell_index, e.source, injected)
+        kernel = self._kernel
+        if kernel is not None and kernel.interrupts:
+            return self._error(
+                NotebookStoppedError,
+                f"stopped: {self._where(cell)} ran longer than cell_timeout="
+                f"{self.prepared.spec.cell_timeout:g} s and was interrupted "
+                f"({e.ename} in the saved notebook's cell)",
+                cell,
+            )
         traceback = strip_ansi("\n".join(e.traceback or []))
         message = (
-            f"cell {e.cell_index} (In [{e.exec_count}]) of {self.prepared.spec.notebook} raised "
-            f"{e.ename}: {e.evalue}\n--- cell source ---\n{e.source}\n--- traceback ---\n{traceback}\n"
-            f"The executed notebook, with the error, is at {self.prepared.spec.output_path}"
+            f"{self._where(cell)} (In [{e.exec_count}]) raised {e.ename}: {e.evalue}\n"
+            f"--- cell source ---\n{e.source}\n--- traceback ---\n{traceback}\n"
+            f"The executed notebook, with the error, is at "
+            f"{self.prepared.spec.output_uri or self.prepared.spec.output_path}"
         )
         return NotebookExecutionError(
-            message, cell_index=e.cell_index, source=e.source, output_uri=self.prepared.spec.output_path
+            message,
+            cell_index=e.cell_index,
+            source=e.source,
+            output_uri=self.prepared.spec.output_uri or self.prepared.spec.output_path,
         )
 
-    def _raise_if_dead(self, e: Exception) -> None:
+    def _translate(self, e: BaseException, kernel: OwnedKernel) -> NotebookExecutionError | None:
+        """What an nbclient/kernel failure really was (None: leave ``e`` as it is)."""
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-        if not isinstance(e, (DeadKernelError, CellTimeoutError)):
-            return
-        index, source = self._current
-        where = f"cell {index} of {self.prepared.spec.notebook}" if index is not None else "the notebook"
+        spec, cell = self.prepared.spec, self._current
+        if self._stop_reason is not None:
+            return self._error(NotebookStoppedError, f"stopped: {self._stop_reason}", cell)
         if isinstance(e, CellTimeoutError):
-            raise NotebookExecutionError(
-                f"{where} ran longer than cell_timeout={self.prepared.spec.cell_timeout}s and was "
-                f"stopped\n--- cell source ---\n{source}\nThe executed notebook is at "
-                f"{self.prepared.spec.output_path}",
-                cell_index=index,
-                source=source,
-                output_uri=self.prepared.spec.output_path,
-            ) from e
-        raise KernelDiedError(
-            f"the kernel died while running {where} (it exited, crashed or was killed, e.g. out of "
-            f"memory)\n--- cell source ---\n{source}\nThe executed notebook is at "
-            f"{self.prepared.spec.output_path}",
-            cell_index=index,
-            source=source,
-            output_uri=self.prepared.spec.output_path,
-        ) from e
+            if "Timeout waiting for IOPub output" in str(e):
+                return self._error(
+                    NotebookExecutionError,
+                    f"{self._where(cell)} finished, but its output did not all arrive within "
+                    "nbclient's iopub_timeout (4 s): usually one very large output (a huge printed "
+                    "line or object). Print less, or write it to a file under output_dir() and "
+                    "record its path; the saved notebook may lack the end of that output",
+                    cell,
+                )
+            return self._error(
+                NotebookStoppedError,
+                f"stopped: {self._where(cell)} ran longer than cell_timeout={spec.cell_timeout} s",
+                cell,
+            )
+        if isinstance(e, DeadKernelError):
+            if kernel.interrupts > kernel.max_interrupts:
+                return self._error(
+                    NotebookStoppedError,
+                    f"stopped: {self._where(cell)} ran longer than cell_timeout="
+                    f"{spec.cell_timeout:g} s, did not stop when interrupted, and its kernel was killed",
+                    cell,
+                )
+            return self._died(cell, kernel, "while running " + self._where(cell))
+        if isinstance(e, RuntimeError) and "Kernel didn't respond" in str(e):
+            return self._error(
+                NotebookExecutionError,
+                f"the kernel {self.prepared.kernel_name!r} did not answer within start_timeout="
+                f"{spec.start_timeout:g} s; raise start_timeout, or check the kernel's stderr above",
+                None,
+            )
+        if isinstance(e, RuntimeError) and "Kernel died before replying" in str(e):
+            return self._died(None, kernel, "as it started")
+        return None
+
+    def _died(self, cell: _Cell | None, kernel: OwnedKernel, when: str) -> KernelDiedError:
+        returncode = kernel.returncode()
+        exit_status = "its process " + describe_exit(returncode)
+        if returncode is not None and returncode > 0:
+            exit_status += " (os._exit() or sys.exit() from a thread in a cell, or a crash in native code)"
+        tail = "\n".join(kernel.stderr_tail)
+        stderr = f"\n--- the kernel's last stderr lines ---\n{tail}" if tail else ""
+        return self._error(KernelDiedError, f"the kernel died on its own {when}: {exit_status}{stderr}", cell)
+
+    def _finish_saved_notebook(self, stopped: str | None) -> None:
+        """Say in the saved notebook where it is kept and, for a stopped run, why it stopped
+        (in the cell that was running)."""
+        import nbformat
+
+        spec = self.prepared.spec
+        path = Path(spec.output_path)
+        relabel = spec.output_uri is not None and spec.output_uri != spec.output_path
+        if not path.is_file() or not (relabel or stopped):
+            return
+        try:
+            nb = nbformat.read(str(path), as_version=4)
+            if relabel:
+                nb.metadata.setdefault("papermill", {})["output_path"] = spec.output_uri
+            cell = self._current
+            # papermill may have added error-marker cells: find the cell by its id
+            target = next((c for c in nb.cells if cell is not None and c.get("id") == cell.id), None)
+            if stopped and target is not None and target.get("cell_type") == "code":
+                target.setdefault("outputs", []).append(
+                    nbformat.v4.new_output("stream", name="stderr", text=stopped.splitlines()[0] + "\n")
+                )
+            with _quiet_logs():
+                nbformat.write(nb, str(path))
+        except Exception as e:  # never hide the run's own outcome behind this
+            log.warning("Could not finish the saved notebook %s: %s", path, e)
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env.pop("PYDEVD_USE_FRAME_EVAL", None)
+    return env
 
 
 def run_notebook(spec: NotebookSpec, *, echo_stdout: Callable[[str], Any] | None = None) -> NotebookResult:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,20 @@ SPEC_ENV = "MLPLATFORM_JOB_SPEC"
 
 
 def _fields(spec: dict[str, Any], output_path: str) -> dict[str, Any]:
-    allowed = ("notebook", "parameters", "kernel_name", "cwd", "cell_timeout", "start_timeout", "env")
+    allowed = (
+        "notebook",
+        "parameters",
+        "kernel_name",
+        "cwd",
+        "cell_timeout",
+        "start_timeout",
+        "env",
+        "language",
+        "report_mode",
+        "prepare_only",
+        "progress_bar",
+        "global_parameters",
+    )
     fields = {k: spec[k] for k in allowed if spec.get(k) is not None}
     fields["output_path"] = output_path
     return fields
@@ -49,12 +63,22 @@ def main() -> int:
     name = Path(spec["notebook"]).name
     output_path = str(folder.path / name)
     env = {**spec.get("env", {}), OUTPUT_DIR_ENV: str(folder.path), OUTPUT_URI_ENV: spec["output_location"]}
+    fields = {
+        **_fields(spec, output_path),
+        "env": env,
+        "output_uri": spec.get("output_uri") or folder.uri(name),
+    }
     try:
-        prepared = prepare(spec_from_mapping({**_fields(spec, output_path), "env": env}))
+        prepared = prepare(spec_from_mapping(fields))
     except MLPlatformError as e:
         print(f"bad input: {e}", file=sys.stderr)
         return 2
     runner = NotebookRunner(prepared, echo_stdout=lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    # the kubelet sends SIGTERM when the pod is deleted (on_kill), evicted or preempted
+    signal.signal(
+        signal.SIGTERM,
+        lambda *_: runner.kill("the pod got SIGTERM (it was deleted, evicted or preempted)"),
+    )
     status = 0
     try:
         runner.run()

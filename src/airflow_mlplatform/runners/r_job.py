@@ -19,6 +19,7 @@ from typing import Any
 from airflow_mlplatform.exceptions import (
     ConfigurationError,
     JobFailedError,
+    JobStoppedError,
     ParameterError,
     ScriptNotFoundError,
 )
@@ -175,11 +176,14 @@ class RJobRunner:
     def __init__(self, spec: RJobSpec) -> None:
         self.spec = spec
         self._process: ProcessRunner | None = None
+        self._stop_reason: str | None = None
 
     def run(self) -> RJobResult:
         """Run the job.
 
-        :raises JobFailedError: R exited with an error; the message has R's last lines.
+        :raises JobFailedError: R exited with an error (or was killed by a signal nobody in
+            this task sent); the message has R's last lines.
+        :raises JobStoppedError: the job was stopped by :meth:`kill` (message ``stopped: ...``).
         """
         spec = self.spec
         Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
@@ -196,15 +200,24 @@ class RJobRunner:
             result = self._process.run()
         finally:
             self._process = None
+        if self._stop_reason is not None:
+            raise JobStoppedError(f"stopped: {self._stop_reason} (R job {spec.script})")
         if result.returncode != 0:
+            from airflow_mlplatform.runners.kernel import describe_exit
+
             tail = "\n".join(result.tail[-25:])
             raise JobFailedError(
-                f"R job {spec.script} failed with exit status {result.returncode}; R's last lines:\n{tail}"
+                f"R job {spec.script} failed on its own: R {describe_exit(result.returncode)}; "
+                f"R's last lines:\n{tail}"
             )
         return RJobResult(outputs=result.outputs, report=report_path(result.tail))
 
-    def kill(self) -> None:
-        """Kill R (and pandoc, if rendering)."""
+    def kill(self, reason: str | None = None) -> None:
+        """Kill R (and pandoc, if rendering).
+
+        :param reason: what stopped the task, for the error and the record.
+        """
+        self._stop_reason = reason or "the task was killed"
         if self._process is not None:
             self._process.kill()
 

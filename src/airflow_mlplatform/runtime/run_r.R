@@ -33,7 +33,7 @@ if (mode == "script") {
     envir = new.env(parent = globalenv()),
     knit_root_dir = dirname(input),
     intermediates_dir = tempdir(),
-    quiet = FALSE
+    quiet = TRUE  # no knitr progress bars or pandoc command lines in the task log
   )
   Sys.unsetenv("MLPLATFORM_RECORD_FILE")
   recorded <- readLines(record_file, warn = FALSE)

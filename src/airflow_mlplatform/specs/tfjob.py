@@ -207,10 +207,9 @@ def _container(
         container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in pod["resources"].items()}
     if pod.get("volume_mounts"):
         container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
-    # restricted unless the replica's profile (or pod fields) relax it, as for every pod
-    container["securityContext"] = copy.deepcopy(
-        dict(pod.get("container_security_context") or RESTRICTED_CONTAINER_SECURITY)
-    )
+    # restricted unless the replica's profile says otherwise; a given context is used as given
+    given = pod.get("container_security_context")
+    container["securityContext"] = copy.deepcopy(dict(RESTRICTED_CONTAINER_SECURITY if given is None else given))
     if pod.get("image_pull_policy"):
         container["imagePullPolicy"] = pod["image_pull_policy"]
     if working_dir:
@@ -270,7 +269,8 @@ def build_replica_spec(
         spec["serviceAccountName"] = pod["service_account"]
     if pod.get("volumes"):
         spec["volumes"] = [dict(v) for v in pod["volumes"]]
-    spec["securityContext"] = copy.deepcopy(dict(pod.get("pod_security_context") or RESTRICTED_POD_SECURITY))
+    given = pod.get("pod_security_context")
+    spec["securityContext"] = copy.deepcopy(dict(RESTRICTED_POD_SECURITY if given is None else given))
     metadata: dict[str, Any] = {
         "labels": {**(pod.get("labels") or {}), **(labels or {})},
     }
@@ -377,6 +377,47 @@ def build_tfjob(
             "tfReplicaSpecs": specs,
         },
     }
+
+
+#: The compute-profile field that decides whether a replica may set each pod field.
+_PROFILE_FIELD = {
+    "resources": "requests",
+    "pod_security_context": "security_context",
+    "container_security_context": "security_context",
+}
+
+
+def check_pod_overrides(pod: Mapping[str, Any], profile: Any, *, what: str) -> None:
+    """Refuse a replica's pod fields that its compute profile does not let DAG authors override.
+
+    Pod fields written in ``replicas`` are overrides like ``compute_overrides``: ``resources``
+    needs ``requests`` and ``limits`` to be overridable, the security contexts need
+    ``security_context``. Without a profile the default policy applies.
+
+    :param pod: the replica's pod fields.
+    :param profile: the replica's compute profile, or None.
+    :param what: the replica, for the message.
+    :raises ComputeOverrideError: naming the field and the profile.
+    """
+    from airflow_mlplatform.compute_policy import OverridePolicy
+    from airflow_mlplatform.exceptions import ComputeOverrideError
+
+    policy = profile.overridable if profile is not None else OverridePolicy()
+    name = profile.name if profile is not None else "(none)"
+    for key in pod:
+        needed = ["requests", "limits"] if key == "resources" else [_PROFILE_FIELD.get(key, key)]
+        refused = [f for f in needed if f not in policy.fields]
+        if refused:
+            raise ComputeOverrideError(
+                f"{what}: pod field {key!r} overrides {refused[0]!r}, which compute profile {name!r} does "
+                f"not let DAG authors override (overridable here: {', '.join(policy.fields) or 'none'}); "
+                "use a profile that sets it"
+            )
+    if "image" in pod and policy.images and not any(str(pod["image"]).startswith(p) for p in policy.images):
+        raise ComputeOverrideError(
+            f"{what}: image {pod['image']!r} is not allowed by compute profile {name!r} (allowed prefixes: "
+            f"{', '.join(policy.images)})"
+        )
 
 
 def pod_fields_from_profile(profile: Any) -> dict[str, Any]:

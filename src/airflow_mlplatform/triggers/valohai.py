@@ -1,7 +1,9 @@
 """ValohaiExecutionTrigger: waits in the triggerer until a Valohai execution finishes.
 
 It polls ``GET /executions/{id}/`` with backoff (quick at first, then up to a cap), with
-one shared HTTP client per event loop, and fires one event:
+one shared HTTP client per event loop, logs the execution's status at INFO when it changes
+and every ``status_log_interval`` seconds otherwise (the triggerer's log is what the UI shows
+for a deferred task), and fires one event:
 
 - ``{"status": "finished", "execution": {...}}`` when the execution finished (any outcome);
 - ``{"status": "timeout", "execution_id": ...}`` after ``deadline`` (it stops the execution first);
@@ -15,13 +17,20 @@ submitting operator owns its execution; a sensor waiting on someone else's does 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_mlplatform.valohai_payloads import FINISHED, poll_intervals, trim_execution
+from airflow_mlplatform.valohai_payloads import (
+    FINISHED,
+    STATUS_LOG_INTERVAL,
+    StatusLog,
+    poll_intervals,
+    trim_execution,
+)
 
 
 class ValohaiExecutionTrigger(BaseTrigger):
@@ -37,6 +46,8 @@ class ValohaiExecutionTrigger(BaseTrigger):
     :param stop_on_kill: stop the execution when the deferred task is killed; False for
         executions the task does not own (the sensor).
     :param hook_kwargs: extra ValohaiHook arguments (timeout, retries, backoff, backoff_max).
+    :param status_log_interval: longest time without an INFO status line while the status does
+        not change, seconds.
     """
 
     def __init__(
@@ -50,6 +61,7 @@ class ValohaiExecutionTrigger(BaseTrigger):
         stop_on_timeout: bool = True,
         stop_on_kill: bool = True,
         hook_kwargs: dict[str, Any] | None = None,
+        status_log_interval: float = STATUS_LOG_INTERVAL,
     ) -> None:
         super().__init__()
         self.execution_id = execution_id
@@ -60,6 +72,7 @@ class ValohaiExecutionTrigger(BaseTrigger):
         self.stop_on_timeout = stop_on_timeout
         self.stop_on_kill = stop_on_kill
         self.hook_kwargs = dict(hook_kwargs or {})
+        self.status_log_interval = status_log_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -73,6 +86,7 @@ class ValohaiExecutionTrigger(BaseTrigger):
                 "stop_on_timeout": self.stop_on_timeout,
                 "stop_on_kill": self.stop_on_kill,
                 "hook_kwargs": self.hook_kwargs,
+                "status_log_interval": self.status_log_interval,
             },
         )
 
@@ -83,6 +97,9 @@ class ValohaiExecutionTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
+        progress = StatusLog(
+            execution_id=self.execution_id, interval=self.status_log_interval, started=time.monotonic()
+        )
         try:
             intervals = poll_intervals(
                 self.poll_interval, self.max_poll_interval, jitter=0.1, seed=self.execution_id
@@ -98,11 +115,14 @@ class ValohaiExecutionTrigger(BaseTrigger):
                     interval = min(interval, left)
                 await asyncio.sleep(interval)
                 execution = await hook.aget_execution(self.execution_id)
-                status = execution.get("status")
-                if status in FINISHED:
+                line = progress.line(execution, time.monotonic())
+                if line:
+                    self.log.info(line)
+                elif self.log.isEnabledFor(logging.DEBUG):
+                    self.log.debug("execution %s is %s", self.execution_id, execution.get("status"))
+                if execution.get("status") in FINISHED:
                     yield TriggerEvent({"status": "finished", "execution": trim_execution(execution)})
                     return
-                self.log.debug("execution %s is %s", self.execution_id, status)
         except asyncio.CancelledError:
             raise
         except Exception as e:

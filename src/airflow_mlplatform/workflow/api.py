@@ -14,6 +14,17 @@ from airflow_mlplatform.workflow.model import Workflow
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml", ".json")
+#: A workflow saved as a draft by the designer (``name.draft.yaml``): the loader skips it.
+DRAFT_MARK = ".draft"
+
+
+def is_draft(path: str | Path) -> bool:
+    """Whether ``path`` is a draft workflow file (``*.draft.yaml``/``.yml``/``.json``).
+
+    :param path: a workflow file name.
+    """
+    p = Path(path)
+    return p.suffix in SUFFIXES and p.stem.endswith(DRAFT_MARK)
 
 
 def schema_path() -> Path:
@@ -66,7 +77,7 @@ def load_workflows(
 ) -> dict[str, Any]:
     """Build one DAG per workflow file found (recursively) in ``folder``; the DAG-folder loader.
 
-    Every file is tried; with ``on_error="raise"`` the problems of all broken files are then
+    Drafts (``*.draft.yaml``, saved by the designer) are skipped. Every file is tried; with ``on_error="raise"`` the problems of all broken files are then
     raised together (Airflow shows them as the loader's import error, with file:line:column),
     with ``"log"`` they are logged and the good workflows still load.
 
@@ -78,7 +89,8 @@ def load_workflows(
         raise ValueError("on_error must be 'raise' or 'log'")
     dags: dict[str, Any] = {}
     errors: list[WorkflowError] = []
-    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix in SUFFIXES and p.is_file()):
+    found = (p for p in Path(folder).rglob("*") if p.suffix in SUFFIXES and not is_draft(p) and p.is_file())
+    for path in sorted(found):
         try:
             dag = load_workflow(path)
         except WorkflowValidationError as e:

@@ -87,6 +87,7 @@ class Workflow:
     :param file: where it was read from.
     :param text: the source text, kept whole for lossless export.
     :param steps: in an order where every step comes after its upstream steps.
+    :param layout: the designer's node positions (``step id -> {x, y}``); the builder ignores it.
     """
 
     id: str
@@ -103,6 +104,7 @@ class Workflow:
     params: dict[str, ParamSpec] = field(default_factory=dict)
     groups: dict[str, GroupSpec] = field(default_factory=dict)
     steps: list[StepSpec] = field(default_factory=list)
+    layout: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def dag_kwargs(self) -> dict[str, Any]:
         """Keywords for ``DAG`` except ``params`` and ``doc_md`` (set by the builder)."""

@@ -166,6 +166,16 @@ def build_schema() -> dict[str, Any]:
                 },
             },
             "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+            "layout": {
+                "type": "object",
+                "description": "the designer's node positions (step id -> {x, y}); not used to build the DAG",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["x", "y"],
+                    "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+                    "additionalProperties": False,
+                },
+            },
         },
         "$defs": defs,
     }

@@ -33,6 +33,7 @@ TOP_FIELDS = (
     "params",
     "groups",
     "steps",
+    "layout",
 )
 DEFAULT_ARGS = ("owner", "retries", "retry_delay", "timeout", "depends_on_past", "email", "trigger_rule")
 PARAM_FIELDS = ("type", "default", "description", "title", "enum", "minimum", "maximum", "minLength",
@@ -182,6 +183,26 @@ def _read_params(c: _Checker, data: Any) -> dict[str, ParamSpec]:
             c.err((*path, "description"), "description must be a string")
         extra = {k: v for k, v in spec.items() if k not in ("type", "default", "description")}
         out[name] = ParamSpec(name=name, type=type_, default=default, description=desc, extra=extra)
+    return out
+
+
+def _read_layout(c: _Checker, data: Any) -> dict[str, dict[str, float]]:
+    """The designer's node positions: ``{step_id: {x, y}}``; checked for shape only, never built."""
+    out: dict[str, dict[str, float]] = {}
+    if data is None:
+        return out
+    if not isinstance(data, dict):
+        c.err(("layout",), f"layout must be a mapping of step id to {{x, y}}, got {_describe(data)}")
+        return out
+    for step_id, pos in data.items():
+        ok = isinstance(pos, dict) and set(pos) <= {"x", "y"}
+        ok = ok and all(
+            isinstance(pos.get(k), (int, float)) and not isinstance(pos.get(k), bool) for k in "xy"
+        )
+        if not ok:
+            c.err(("layout", step_id), f"layout of step {step_id!r} must be {{x: number, y: number}}")
+            continue
+        out[step_id] = {"x": float(pos["x"]), "y": float(pos["y"])}
     return out
 
 
@@ -560,6 +581,7 @@ def check_source(src: Source, *, base_dir: str | Path | None = None) -> Workflow
     wf.default_args = _read_default_args(c, data.get("default_args"))
     wf.params = _read_params(c, data.get("params"))
     wf.groups = _read_groups(c, data.get("groups"))
+    wf.layout = _read_layout(c, data.get("layout"))
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         c.err(("steps",) if "steps" in data else (), "steps must be a non-empty list of steps")
