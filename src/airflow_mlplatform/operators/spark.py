@@ -68,6 +68,7 @@ class SparkApplicationOperator(PodJobMixin, BaseOperator):
         "env",
         "namespace",
         "kubernetes_conn_id",
+        "cwd",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "parameters": "json",
