@@ -48,3 +48,10 @@ def api_base_path() -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(api_base_url()).path.rstrip("/")
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` from Airflow's configuration (every deferrable operator's default)."""
+    from airflow.sdk import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=False)

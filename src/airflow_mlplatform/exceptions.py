@@ -78,6 +78,10 @@ class NotebookStoppedError(NotebookExecutionError, JobStoppedError):
     """A notebook run was stopped: the task was killed, or a cell ran past ``cell_timeout``."""
 
 
+class JobKilledError(JobFailedError):
+    """The task was killed (``on_kill``) while its job's object was being created; what was created is deleted."""
+
+
 class ScriptNotFoundError(MLPlatformError, FileNotFoundError):
     """A script file given to an operator does not exist."""
 
@@ -129,6 +133,14 @@ class KubernetesResourceTypeNotFoundError(KubernetesApiError):
 
 class KubernetesTimeoutError(KubernetesError, TimeoutError):
     """A wait on a Kubernetes object passed its deadline; the message says what to check."""
+
+
+class KubernetesLogError(KubernetesError):
+    """A job's log could not be read (whole): its values and metrics are unknown, so the task fails."""
+
+
+class KubernetesCleanupError(KubernetesError):
+    """A job ended badly and its object could not be deleted: it may still run; the message names it."""
 
 
 class WorkflowError(MLPlatformError, ValueError):

@@ -6,6 +6,7 @@ in the worker, an R script, a pod); this module owns what is the same for all of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -83,6 +84,8 @@ def run_recorded(
     inputs: Mapping[str, Any] | None = None,
     after_store: Callable[[], None] | None = None,
     in_worker: bool = True,
+    ran_on: Callable[[], Mapping[str, Any]] | None = None,
+    partial: Callable[[], JobOutputs] | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` and follow the value contract, on success and on failure.
 
@@ -103,6 +106,9 @@ def run_recorded(
     :param after_store: called after the record is stored (e.g. to copy a file elsewhere).
     :param in_worker: the job runs in this process's environment (its Python version and
         packages hash go into the record); False for pods, whose image is recorded instead.
+    :param ran_on: where the job ran, asked when it is over, after a failure too (the record's
+        ``where``; a :class:`JobRun`'s ``ran_on`` wins); default: this worker.
+    :param partial: what the job reported before it failed (recorded with the failure).
     """
     started = er.utcnow()
     result: JobRun | None = None
@@ -114,7 +120,19 @@ def run_recorded(
         raise
     finally:
         status, message = outcome(error, context)
-        job_outputs = result.outputs if result is not None else JobOutputs()
+        if result is not None:
+            job_outputs = result.outputs
+        else:
+            job_outputs = JobOutputs()
+            if partial is not None:
+                with contextlib.suppress(Exception):
+                    job_outputs = partial()
+        if result is not None and result.ran_on:
+            where = dict(result.ran_on)
+        elif ran_on is not None:
+            where = dict(ran_on())
+        else:
+            where = er.where()
         record = er.build_record(
             task=er.task_identity(context),
             code=code,
@@ -131,7 +149,7 @@ def run_recorded(
             inputs=inputs,
             started=started,
             ended=er.utcnow(),
-            ran_on=(result.ran_on if result is not None and result.ran_on else er.where()),
+            ran_on=where,
             status=status,
             error=message,
         )

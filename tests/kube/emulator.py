@@ -177,6 +177,8 @@ class Emulator(kmock.KubernetesEmulator):
         self.controllers: list[Any] = []
         self.subresource_handlers: dict[tuple[str, str], Callable[..., Awaitable[Any]]] = {}
         self.watches: list[_Watch] = []
+        #: While True, watches are accepted and then silent (see ``_watch``).
+        self.mute_watches = False
         self._changed: asyncio.Condition | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         for key, kind in BUILTIN_KINDS.items():
@@ -493,6 +495,13 @@ class Emulator(kmock.KubernetesEmulator):
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         resp = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         await resp.prepare(request._raw_request)
+        if self.mute_watches:
+            # A watch that is accepted and then says nothing, not even at its timeoutSeconds (a
+            # stuck proxy, a lost event): the client must notice the object by other means.
+            transport = request._raw_request.transport
+            while self.mute_watches and transport is not None and not transport.is_closing():
+                await asyncio.sleep(0.2)
+            return resp
 
         async def send(event: dict[str, Any]) -> None:
             await resp.write(json.dumps(event).encode() + b"\n")

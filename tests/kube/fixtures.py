@@ -115,6 +115,28 @@ def k8s() -> Iterator[KubeBed]:
         thread.stop()
 
 
+@pytest.fixture(scope="session")
+def k8s_kinds(k8s: KubeBed) -> KubeBed:
+    """The bed with every job kind's resource declared and its fake controller added, once per
+    session (the fake Kubeflow training operator, the fake Dask operator)."""
+    from fake_dask_operator import DASKCLUSTERS, DASKJOBS, SERVICES, FakeDaskOperator
+    from fake_training_operator import TFJOBS, FakeTrainingOperator
+
+    def setup() -> None:
+        emulator = k8s.emulator
+        for key, kind in ((TFJOBS, "TFJob"), (DASKJOBS, "DaskJob"), (DASKCLUSTERS, "DaskCluster")):
+            if key not in emulator.kinds:
+                emulator.declare(key, kind)
+        if SERVICES not in emulator.kinds:
+            emulator.declare(SERVICES, "Service", status_subresource=False)
+        for cls in (FakeTrainingOperator, FakeDaskOperator):
+            if not any(isinstance(c, cls) for c in emulator.controllers):
+                emulator.add_controller(cls())
+
+    k8s.call(setup)
+    return k8s
+
+
 @pytest.fixture
 def k8s_clean(k8s: KubeBed) -> Iterator[KubeBed]:
     """The bed with no injected faults before and after the test."""

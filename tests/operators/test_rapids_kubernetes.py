@@ -18,7 +18,7 @@ pytest.importorskip("distributed", reason="the dask extra is not installed")
 from airflow_mlplatform.compute import build_profile
 from airflow_mlplatform.exceptions import ConfigurationError, JobFailedError
 from airflow_mlplatform.operators.rapids import RapidsDaskOperator
-from fake_dask_operator import DASKCLUSTERS, DASKJOBS, SERVICES, FakeDaskOperator
+from fake_dask_operator import DASKCLUSTERS, DASKJOBS
 
 PROFILE = build_profile(
     "dask-cpu",
@@ -34,13 +34,8 @@ PROFILE = build_profile(
 
 
 @pytest.fixture(scope="session")
-def dask_bed(k8s):
-    k8s.call(k8s.emulator.declare, DASKCLUSTERS, "DaskCluster")
-    k8s.call(k8s.emulator.declare, DASKJOBS, "DaskJob")
-    if SERVICES not in k8s.call(lambda: dict(k8s.emulator.kinds)):
-        k8s.call(lambda: k8s.emulator.declare(SERVICES, "Service", status_subresource=False))
-    k8s.call(k8s.emulator.add_controller, FakeDaskOperator())
-    return k8s
+def dask_bed(k8s_kinds):
+    return k8s_kinds
 
 
 class _TI:
@@ -150,9 +145,9 @@ def test_a_cluster_without_the_daskcluster_crd_is_a_clear_error(dask_bed):
         dask_bed.call(dask_bed.emulator.declare, DASKCLUSTERS, "DaskCluster")
 
 
-def test_a_cluster_left_by_an_earlier_try_is_deleted_first(dask_bed):
+def test_a_cluster_left_by_an_earlier_try_is_adopted_and_deleted_at_the_end(dask_bed):
     from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
-    from airflow_mlplatform.runners.dask_kubernetes import _resources, cluster_name
+    from airflow_mlplatform.runners.dask_kubernetes import cluster_name
     from airflow_mlplatform.specs import daskjob
     from airflow_mlplatform.specs import pod as podspec
 
@@ -170,7 +165,7 @@ def test_a_cluster_left_by_an_earlier_try_is_deleted_first(dask_bed):
         image="dask",
         n_workers=1,
     )
-    MLPlatformKubernetesHook().create_object(_resources()[0], "default", leftover)
+    MLPlatformKubernetesHook().create_object(daskjob.DASKCLUSTER_KIND.resource, "default", leftover)
 
     class TI2(_TI):
         run_id, try_number = "manual__k8s_retry", 2
@@ -186,7 +181,9 @@ def test_a_cluster_left_by_an_earlier_try_is_deleted_first(dask_bed):
         connect_timeout=60,
     )
     assert op.execute({"ti": ti})["total"] == 500
-    assert dask_bed.call(dask_bed.emulator.objects, DASKCLUSTERS, None) == []  # the leftover went too
+    where = ti.pushed["execution_record"]["where"]
+    assert where["reattached"] is True and where["daskcluster"] == leftover["metadata"]["name"]
+    assert dask_bed.call(dask_bed.emulator.objects, DASKCLUSTERS, None) == []  # adopted, then deleted
     assert _settled(dask_bed)
 
 
@@ -226,7 +223,7 @@ def test_a_script_runs_as_a_daskjob_runner_pod(dask_bed, tmp_path, fail):
     )
     if fail:
         with pytest.raises(
-            JobFailedError, match=r"DaskJob .* failed; last lines of .*-runner:\n(.|\n)*giving up"
+            JobFailedError, match=r"DaskJob .* failed .*Last lines of .*-runner:\n(.|\n)*giving up"
         ):
             op.execute({"ti": ti})
         assert ti.pushed["execution_record"]["status"] == "failed"

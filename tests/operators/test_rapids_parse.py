@@ -52,9 +52,10 @@ def test_the_callables_stdout_is_a_real_text_stream_and_still_parsed(tmp_path):
 
 
 def test_a_daskjob_start_up_is_bounded_by_startup_timeout_not_the_whole_job(k8s, tmp_path):
+    import time
+
     from airflow_mlplatform.compute import build_profile
-    from airflow_mlplatform.runners import dask_job
-    from airflow_mlplatform.values import StreamParser
+    from airflow_mlplatform.runners import kube_job
 
     profile = build_profile(
         "dask", {"backend": "kubernetes", "image": "dask", "namespace": "default"}, where="test"
@@ -62,7 +63,7 @@ def test_a_daskjob_start_up_is_bounded_by_startup_timeout_not_the_whole_job(k8s,
     script = tmp_path / "job.py"
     script.write_text("print('hi')\n")
     ti = type("TI", (), {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 1})()
-    for startup_timeout, expected in ((None, dask_job.DEFAULT_STARTUP_TIMEOUT), (42, 42)):
+    for startup_timeout, expected in ((None, kube_job.DEFAULT_STARTUP_TIMEOUT), (42, 42)):
         op = RapidsDaskOperator(
             task_id="t",
             script=str(script),
@@ -70,6 +71,8 @@ def test_a_daskjob_start_up_is_bounded_by_startup_timeout_not_the_whole_job(k8s,
             compute=profile,
             startup_timeout=startup_timeout,
         )
-        job = op._kube_daskjob({"ti": ti}, str(script), {}, StreamParser())
+        job = op._kube_daskjob({"ti": ti}, str(script), {})
         assert job.startup_timeout == expected
-        assert job.timeout == dask_job.DEFAULT_TIMEOUT  # the run itself: job/execution timeout
+        # the run itself: only the deadline rule of every kind (no execution_timeout: no limit)
+        assert job.remaining() == pytest.approx(kube_job.NO_LIMIT, abs=60)
+        assert time.time() < job.deadline

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_mlplatform.exceptions import ConfigurationError
 from airflow_mlplatform.operators.tfjob import TFJobOperator
-from fake_training_operator import TFJOBS, FakeTrainingOperator
+from fake_training_operator import TFJOBS
 
 STAND_IN = """
 import json, os, sys, time
@@ -47,11 +47,8 @@ if t["type"] == "chief":
 
 
 @pytest.fixture(scope="session")
-def tfjob_bed(k8s):
-    controller = FakeTrainingOperator()
-    k8s.call(k8s.emulator.declare, TFJOBS, "TFJob")
-    k8s.call(k8s.emulator.add_controller, controller)
-    return k8s
+def tfjob_bed(k8s_kinds):
+    return k8s_kinds
 
 
 @pytest.fixture
@@ -188,9 +185,9 @@ def test_a_cluster_without_the_tfjob_crd_is_a_clear_error(tfjob_bed, stand_in):
 def test_a_restarted_task_re_attaches_to_its_running_tfjob(tfjob_bed, stand_in):
     """Try 1's worker died after creating the TFJob; try 2 adopts it instead of creating another."""
     from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
-    from airflow_mlplatform.runners.tf_kubeflow import tfjob_name, tfjobs_resource
     from airflow_mlplatform.specs import pod as podspec
     from airflow_mlplatform.specs import tfjob as spec
+    from airflow_mlplatform.specs.kinds import object_name
 
     class TI1(_TI):
         run_id = "manual__reattach"
@@ -206,7 +203,7 @@ def test_a_restarted_task_re_attaches_to_its_running_tfjob(tfjob_bed, stand_in):
         "try_number": 1,
     }
     manifest = spec.build_tfjob(
-        name=tfjob_name(identity),
+        name=object_name(spec.TFJOB_KIND, identity),
         namespace="default",
         image="tf",
         command=[sys.executable, str(stand_in)],
@@ -214,7 +211,7 @@ def test_a_restarted_task_re_attaches_to_its_running_tfjob(tfjob_bed, stand_in):
         env={"MODE": "slow"},
         labels=podspec.identity_labels(identity),
     )
-    MLPlatformKubernetesHook().create_object(tfjobs_resource(), "default", manifest)
+    MLPlatformKubernetesHook().create_object(spec.TFJOB_KIND.resource, "default", manifest)
     for _ in range(200):
         if len(_job_pods_running(tfjob_bed, manifest["metadata"]["name"])) == 2:
             break
@@ -231,7 +228,7 @@ def test_a_restarted_task_re_attaches_to_its_running_tfjob(tfjob_bed, stand_in):
     values = op.execute({"ti": ti})
     assert values["role"] == "chief-0" and values["cluster_size"] == 2
     where = ti.pushed["execution_record"]["where"]
-    assert where["re_attached"] is True and where["tfjob"] == manifest["metadata"]["name"]
+    assert where["reattached"] is True and where["tfjob"] == manifest["metadata"]["name"]
     jobs = [
         j
         for j in _jobs(tfjob_bed)
@@ -256,21 +253,6 @@ def test_deferrable_mode_waits_in_the_triggerer(tfjob_bed, run_dag, stand_in, mo
         assert "failed because" in record["error"]
     assert [j for j in _jobs(tfjob_bed) if j["metadata"]["name"] == name] == []
     assert _settled(tfjob_bed, name)
-
-
-def test_trigger_serializes_round_trip():
-    from airflow_mlplatform.triggers.tfjob import TFJobTrigger
-
-    trigger = TFJobTrigger(
-        name="tfjob-x",
-        namespace="ml",
-        resource_version="7",
-        deadline=123.0,
-        plan={"argv": ["python", "t.py"]},
-    )
-    path, kwargs = trigger.serialize()
-    assert path == "airflow_mlplatform.triggers.tfjob.TFJobTrigger"
-    assert TFJobTrigger(**kwargs).serialize() == (path, kwargs)
 
 
 def test_a_cut_log_stream_is_resumed_without_losing_or_repeating_lines(tfjob_bed, stand_in):

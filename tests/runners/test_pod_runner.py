@@ -1,4 +1,4 @@
-"""PodJobRunner and PodJobTrigger against the emulator + fake kubelet: lifecycle and faults."""
+"""PodJobRunner (the pod kind of KubeJob) and KubeJobTrigger against the emulator + fake kubelet."""
 
 from __future__ import annotations
 
@@ -163,16 +163,32 @@ def test_bad_profile_backend_is_refused():
 
 
 # ---- deferrable: the trigger ------------------------------------------------------------------
-def test_trigger_serialize_round_trips():
-    from airflow_mlplatform.triggers.kubernetes import PodJobTrigger
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "airflow_mlplatform.specs.kinds:POD",
+        "airflow_mlplatform.specs.tfjob:TFJOB_KIND",
+        "airflow_mlplatform.specs.daskjob:DASKJOB_KIND",
+        "airflow_mlplatform.specs.daskjob:DASKCLUSTER_KIND",
+    ],
+)
+def test_trigger_serialize_round_trips(kind):
+    from airflow_mlplatform.triggers.kubernetes import KubeJobTrigger
 
-    trigger = PodJobTrigger(
-        pod_name="p", namespace="ns", resource_version="12", phase="Running", deadline=5.0
+    trigger = KubeJobTrigger(
+        kind=kind,
+        name="p",
+        namespace="ns",
+        resource_version="12",
+        state="Running",
+        deadline=5.0,
+        log_pod="p-0",
     )
     path, kwargs = trigger.serialize()
-    assert path == "airflow_mlplatform.triggers.kubernetes.PodJobTrigger"
-    again = PodJobTrigger(**kwargs)
+    assert path == "airflow_mlplatform.triggers.kubernetes.KubeJobTrigger"
+    again = KubeJobTrigger(**kwargs)
     assert again.serialize() == (path, kwargs)
+    assert again._kind().ref == kind
 
 
 def _first_event(trigger):
@@ -191,7 +207,7 @@ def test_trigger_waits_then_complete_reads_outputs(k8s_clean):
     mark = k8s_clean.mark()
     pod, _ = r.start(context("deferred"))
     event = _first_event(r.trigger(pod))
-    assert event["status"] == "done" and event["exit_code"] == 0 and event["phase"] == "Succeeded"
+    assert event["status"] == "done" and event["exit_code"] == 0 and event["state"] == "Succeeded"
     result = r.complete(context("deferred"), event)
     assert result.outputs.values == {"answer": "deferred"}
     assert task_pods(k8s_clean, "deferred") == []
@@ -273,9 +289,7 @@ def test_a_cleared_task_runs_again_instead_of_adopting_its_kept_pod(k8s_clean, d
         if not deferrable:
             return r.run(ctx)
         pod, reattached = r.start(ctx)
-        result = r.complete(ctx, _first_event(r.trigger(pod)))
-        result.reattached = reattached
-        return result
+        return r.complete(ctx, _first_event(r.trigger(pod)), reattached=reattached)
 
     mark = k8s_clean.mark()
     first = run_try(1, "old")
@@ -298,7 +312,7 @@ def _cut_log_streams(r, cuts):
     """Make the runner's first ``cuts`` log streams break after one line (a dropped connection)."""
     from urllib3.exceptions import ProtocolError
 
-    hook = r.hook()
+    hook = r._job.hook()
     real = hook.stream_pod_log
     calls = []
 
@@ -326,28 +340,24 @@ def _finished_pod(k8s, r, task_id):
 
 
 def test_log_cut_twice_around_the_pod_end_still_reads_the_tail(k8s_clean):
-    from airflow_mlplatform.runners.pod import _LogFeed
-
     r = runner({"answer": "tail"})
     name = _finished_pod(k8s_clean, r, "logtail")
     calls = _cut_log_streams(r, cuts=2)
-    feed = _LogFeed(r.log)
-    found = r._follow_log(name, "default", feed)
-    out = feed.parser.close()
+    r._job.follow_log(k8s_clean.pod(name))
+    out = r._job.feed.parser.close()
     assert [row["step"] for row in out.metric_rows] == [0, 1, 2]  # nothing lost, nothing twice
     assert out.values == {"answer": "tail"}
-    assert found is True
+    assert r._job.log_error is None
     assert calls[1:] == [False, False], "a done pod's log is read once more, not followed"
     r.delete()
 
 
 def test_log_cut_on_every_attempt_is_an_error(k8s_clean):
     from airflow_mlplatform.exceptions import KubernetesError
-    from airflow_mlplatform.runners.pod import _LogFeed
 
     r = runner()
     name = _finished_pod(k8s_clean, r, "logcut")
     _cut_log_streams(r, cuts=100)
-    with pytest.raises(KubernetesError, match=r"was cut 3 times.*incomplete"):
-        r._follow_log(name, "default", _LogFeed(r.log), reconnects=2)
+    with pytest.raises(KubernetesError, match=r"was cut 11 times.*incomplete"):
+        r._job.follow_log(k8s_clean.pod(name))
     r.delete()

@@ -1,4 +1,4 @@
-"""Validate manifests against the openAPIV3Schema of the CRDs in ../shared/crds/."""
+"""Validate manifests against the openAPIV3Schema of the CRDs vendored in tests/data/crds/ (see its README)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds"
+CRDS = Path(__file__).resolve().parents[1] / "data" / "crds"
 
 
 @functools.cache

@@ -138,20 +138,25 @@ def _body(text: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def translate(status: int, body: Any, what: str, verb: str) -> KubernetesApiError:
+def translate(
+    status: int, body: Any, what: str, verb: str, *, type_may_be_missing: bool = True
+) -> KubernetesApiError:
     """The provider error for an API answer that will not get better by retrying.
 
     :param status: HTTP status.
     :param body: the response body (a Kubernetes Status, usually).
     :param what: the object or collection, for the message.
     :param verb: what we tried (``create``, ``get``...).
+    :param type_may_be_missing: a 404 without details may mean that the resource type is not
+        served (a CRD not installed); False for subresources such as a pod's log, whose 404
+        says only that the pod, its container or its log is not there.
     """
     data = _body(body)
     reason = data.get("reason") or ""
     message = data.get("message") or ""
     text = f"cannot {verb} {what}: HTTP {status} {reason}: {message}".rstrip(": ")
     if status == 404:
-        if (data.get("details") or {}).get("name"):
+        if (data.get("details") or {}).get("name") or not type_may_be_missing:
             return KubernetesNotFoundError(text, status=status, reason=reason)
         return KubernetesResourceTypeNotFoundError(
             f"cannot {verb} {what}: the cluster does not serve this resource type (HTTP 404); "
@@ -211,10 +216,31 @@ def _handle_event(event: dict[str, Any], state: _WaitState, what: str) -> tuple[
     return "object", obj
 
 
+def _wait_timeout(
+    what: str, timeout: float, elapsed: float, resource: Resource, namespace: str, name: str
+) -> KubernetesTimeoutError:
+    """The error of a wait that ran out: says how long it really waited (a watch can overrun)."""
+    waited = (
+        f"within {timeout:.0f} s" if elapsed < timeout + 1 else f"in {elapsed:.0f} s (limit {timeout:.0f} s)"
+    )
+    return KubernetesTimeoutError(
+        f"{what} did not reach the awaited state {waited}; check its events "
+        f"(kubectl describe -n {namespace} {resource.plural}/{name})"
+    )
+
+
+def _attempt_seconds(remaining: float, longest: float) -> int:
+    """The server-side timeout of one watch attempt: short enough to look again (a GET) soon."""
+    return max(1, min(int(remaining) + 1, int(longest)))
+
+
 class _SyncOps:
     """Synchronous operations; mixed into a subclass of the cncf KubernetesHook."""
 
     retry_policy: RetryPolicy = RetryPolicy()
+    #: Longest single watch attempt (s); after an attempt that saw no event, one GET looks at the
+    #: object, so a watch that stays silent (a lost event, a stuck proxy) costs this long at most.
+    watch_attempt_seconds: float = 60.0
     api_client: Any
 
     def _client(self) -> Any:
@@ -235,6 +261,7 @@ class _SyncOps:
         stream: bool = False,
         timeout: Any = None,
         ok_404: bool = False,
+        type_may_be_missing: bool = True,
     ) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
@@ -263,7 +290,9 @@ class _SyncOps:
                 if e.status == 404 and ok_404:
                     return None
                 if e.status not in RETRY_STATUSES:
-                    raise translate(e.status, e.body, what, verb) from e
+                    raise translate(
+                        e.status, e.body, what, verb, type_may_be_missing=type_may_be_missing
+                    ) from e
                 retry_after = _retry_after(e.headers)
                 last = f"HTTP {e.status} {e.reason}"
             except (HTTPError, OSError) as e:
@@ -397,7 +426,7 @@ class _SyncOps:
             verb="watch",
             query=query,
             stream=True,
-            timeout=(30, timeout_seconds + 30),
+            timeout=(30, timeout_seconds + 5),
         )
         try:
             for line in iter_resp_lines(resp):
@@ -431,10 +460,11 @@ class _SyncOps:
         :raises KubernetesTimeoutError: past the deadline (the message says what to check).
         :raises KubernetesNotFoundError: the object was deleted.
         """
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import HTTPError, ReadTimeoutError
 
         what = resource.describe(namespace, name)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         state = _WaitState(resource_version)
         if initial is not None and predicate(initial):
             return initial
@@ -450,18 +480,17 @@ class _SyncOps:
                     return items[0]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise KubernetesTimeoutError(
-                    f"{what} did not reach the awaited state within {timeout:.0f} s; check its events "
-                    f"(kubectl describe -n {namespace} {resource.plural}/{name})"
-                )
+                raise _wait_timeout(what, timeout, time.monotonic() - started, resource, namespace, name)
+            events = 0
             try:
                 for event in self.watch_objects(
                     resource,
                     namespace,
                     name=name,
                     resource_version=state.rv,
-                    timeout_seconds=max(1, min(int(remaining) + 1, 300)),
+                    timeout_seconds=_attempt_seconds(remaining, self.watch_attempt_seconds),
                 ):
+                    events += 1
                     kind, obj = _handle_event(event, state, what)
                     if kind == "gone":
                         state.rv = None
@@ -470,12 +499,20 @@ class _SyncOps:
                         return obj
                     drops = 0
             except (HTTPError, OSError) as e:
-                drops += 1
-                if drops > max_reconnects:
-                    raise KubernetesApiError(
-                        f"cannot watch {what}: the connection dropped {drops} times in a row ({e})"
-                    ) from e
-                time.sleep(self.retry_policy.delay(drops, None))
+                silent = events == 0 and isinstance(e, (ReadTimeoutError, TimeoutError))
+                if not silent:
+                    drops += 1
+                    if drops > max_reconnects:
+                        raise KubernetesApiError(
+                            f"cannot watch {what}: the connection dropped {drops} times in a row ({e})"
+                        ) from e
+                    time.sleep(self.retry_policy.delay(drops, None))
+            if events == 0 and state.rv is not None:
+                # A silent attempt: look once (a cheap GET) instead of trusting the watch.
+                obj = self.get_object(resource, namespace, name)
+                state.rv = _object_rv(obj) or state.rv
+                if predicate(obj):
+                    return obj
 
     # ---- pods ---------------------------------------------------------------------------------
     def stream_pod_log(
@@ -486,8 +523,13 @@ class _SyncOps:
         container: str | None = None,
         follow: bool = True,
         timestamps: bool = True,
+        on_response: Callable[[Any], Any] | None = None,
     ) -> Iterator[bytes]:
-        """The container's output as raw lines (with an RFC 3339 timestamp first when asked)."""
+        """The container's output as raw lines (with an RFC 3339 timestamp first when asked).
+
+        :param on_response: called with the open HTTP response (another thread may ``shutdown()``
+            it to end a followed stream, e.g. at a deadline).
+        """
         query: list[tuple[str, Any]] = [("follow", "true" if follow else "false")]
         if timestamps:
             query.append(("timestamps", "true"))
@@ -501,7 +543,10 @@ class _SyncOps:
             query=query,
             stream=True,
             timeout=(30, None) if follow else 120,
+            type_may_be_missing=False,
         )
+        if on_response is not None:
+            on_response(resp)
         try:
             from kubernetes.watch.watch import iter_resp_lines
 
@@ -515,6 +560,8 @@ class _AsyncOps:
     """Asynchronous operations (kubernetes_asyncio); mixed into a subclass of AsyncKubernetesHook."""
 
     retry_policy: RetryPolicy = RetryPolicy()
+    #: Longest single watch attempt (s); see the sync hook's attribute of the same name.
+    watch_attempt_seconds: float = 60.0
     client_configuration: Any
     _mlp_client: Any = None
     _mlp_key: Any = None
@@ -581,6 +628,7 @@ class _AsyncOps:
         stream: bool = False,
         timeout: Any = None,
         ok_404: bool = False,
+        type_may_be_missing: bool = True,
     ) -> Any:
         import asyncio
 
@@ -621,7 +669,9 @@ class _AsyncOps:
                 if e.status == 404 and ok_404:
                     return None
                 if e.status not in RETRY_STATUSES:
-                    raise translate(e.status, body_text, what, verb) from e
+                    raise translate(
+                        e.status, body_text, what, verb, type_may_be_missing=type_may_be_missing
+                    ) from e
                 retry_after = _retry_after(headers_in)
                 last = f"HTTP {e.status}"
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
@@ -723,7 +773,7 @@ class _AsyncOps:
             verb="watch",
             query=query,
             stream=True,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 30),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 5),
         )
         try:
             async for line in resp.content:
@@ -751,7 +801,8 @@ class _AsyncOps:
 
         what = resource.describe(namespace, name)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        started = loop.time()
+        deadline = started + timeout
         state = _WaitState(resource_version)
         if initial is not None and predicate(initial):
             return initial
@@ -767,18 +818,17 @@ class _AsyncOps:
                     return items[0]
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise KubernetesTimeoutError(
-                    f"{what} did not reach the awaited state within {timeout:.0f} s; check its events "
-                    f"(kubectl describe -n {namespace} {resource.plural}/{name})"
-                )
+                raise _wait_timeout(what, timeout, loop.time() - started, resource, namespace, name)
+            events = 0
             try:
                 async for event in self.watch_objects(
                     resource,
                     namespace,
                     name=name,
                     resource_version=state.rv,
-                    timeout_seconds=max(1, min(int(remaining) + 1, 300)),
+                    timeout_seconds=_attempt_seconds(remaining, self.watch_attempt_seconds),
                 ):
+                    events += 1
                     kind, obj = _handle_event(event, state, what)
                     if kind == "gone":
                         state.rv = None
@@ -787,12 +837,58 @@ class _AsyncOps:
                         return obj
                     drops = 0
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as e:
-                drops += 1
-                if drops > max_reconnects:
-                    raise KubernetesApiError(
-                        f"cannot watch {what}: the connection dropped {drops} times in a row ({e!r})"
-                    ) from e
-                await asyncio.sleep(self.retry_policy.delay(drops, None))
+                silent = events == 0 and isinstance(e, asyncio.TimeoutError)
+                if not silent:
+                    drops += 1
+                    if drops > max_reconnects:
+                        raise KubernetesApiError(
+                            f"cannot watch {what}: the connection dropped {drops} times in a row ({e!r})"
+                        ) from e
+                    await asyncio.sleep(self.retry_policy.delay(drops, None))
+            if events == 0 and state.rv is not None:
+                obj = await self.get_object(resource, namespace, name)
+                state.rv = _object_rv(obj) or state.rv
+                if predicate(obj):
+                    return obj
+
+    async def stream_pod_log(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        container: str | None = None,
+        follow: bool = True,
+        timestamps: bool = True,
+    ) -> AsyncIterator[bytes]:
+        """The container's output as raw lines, followed until it ends (async twin of the sync one)."""
+        import aiohttp
+
+        query: list[tuple[str, Any]] = [("follow", "true" if follow else "false")]
+        if timestamps:
+            query.append(("timestamps", "true"))
+        if container:
+            query.append(("container", container))
+        resp = await self._call(
+            "GET",
+            PODS.path(namespace, name, "log"),
+            what=PODS.describe(namespace, name),
+            verb="read the log of",
+            query=query,
+            stream=True,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None if follow else 120),
+            type_may_be_missing=False,
+        )
+        try:
+            pending = b""
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line + b"\n"
+            if pending:
+                yield pending
+        finally:
+            resp.release()
 
     async def read_pod_log(
         self, name: str, namespace: str, *, container: str | None = None, timestamps: bool = True
@@ -809,6 +905,7 @@ class _AsyncOps:
             query=query,
             stream=True,
             timeout=120,
+            type_may_be_missing=False,
         )
         try:
             return await resp.read()

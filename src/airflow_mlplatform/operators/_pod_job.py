@@ -11,12 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlplatform.config import default_deferrable
 
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` from Airflow's configuration."""
-    from airflow.sdk import conf
-
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+__all__ = ["PodJobMixin", "PodPlan", "default_deferrable"]
 
 
 @dataclass
@@ -34,6 +31,8 @@ class PodPlan:
     :param namespace: overrides the profile's namespace.
     :param delete_policy: after a normal end: ``always``, ``on_success`` or ``never``.
     :param startup_timeout: seconds the pod may stay Pending.
+    :param provider_env: the provider's own variables (``MLPLATFORM_*``): they win over ``env``
+        and the profile's env (the one environment rule of every job kind).
     """
 
     command: list[str]
@@ -47,6 +46,7 @@ class PodPlan:
     namespace: str | None = None
     delete_policy: str = "always"
     startup_timeout: float = 600
+    provider_env: dict[str, str] = field(default_factory=dict)
 
 
 class PodJobMixin:
@@ -131,6 +131,7 @@ class PodJobMixin:
             command=plan.command,
             args=plan.args,
             env=plan.env,
+            provider_env=plan.provider_env,
             kubernetes_conn_id=self.kubernetes_conn_id,
             namespace=plan.namespace,
             delete_policy=plan.delete_policy,
@@ -145,7 +146,7 @@ class PodJobMixin:
             runner.defer(self, context, method_name="execute_complete")
         self._runner = runner
         try:
-            return self._record_pod(context, profile, plan, lambda: runner.run(context))
+            return self._record_pod(context, profile, plan, lambda: runner.run(context, self))
         finally:
             self._runner = None
 
@@ -162,12 +163,9 @@ class PodJobMixin:
         plan = self._pod_plan(context, profile)
         runner = self._pod_runner(profile, plan)
 
-        def fetch() -> Any:
-            result = runner.complete(context, event)
-            result.reattached = reattached
-            return result
-
-        return self._record_pod(context, profile, plan, fetch)
+        return self._record_pod(
+            context, profile, plan, lambda: runner.complete(context, event, reattached=reattached)
+        )
 
     def _record_pod(
         self, context: Any, profile: Any, plan: PodPlan, fetch: Callable[[], Any]

@@ -265,11 +265,8 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         }
         return PodPlan(
             command=["python", "-m", "airflow_mlplatform.runners.notebook_job"],
-            env={
-                **spark_env(profile.spark, in_worker=False),
-                SPEC_ENV: json.dumps(spec),
-                "PYTHONUNBUFFERED": "1",
-            },
+            env={**spark_env(profile.spark, in_worker=False), "PYTHONUNBUFFERED": "1"},
+            provider_env={SPEC_ENV: json.dumps(spec)},
             folder=folder,
             parameters=parameters,
             code={

@@ -94,12 +94,11 @@ class MLPlatformPodOperator(PodJobMixin, BaseOperator):
         from airflow_mlplatform.parameters import merge_parameters
 
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
-        env = {str(k): str(v) for k, v in (self.env or {}).items()}
-        env[PARAMETERS_ENV] = json.dumps(parameters)
         return PodPlan(
             command=[str(c) for c in self.command],
             args=[str(a) for a in self.args or []],
-            env=env,
+            env={str(k): str(v) for k, v in (self.env or {}).items()},
+            provider_env={PARAMETERS_ENV: json.dumps(parameters)},
             folder=storage.OutputFolder(storage.task_output_location(context)),
             parameters=parameters,
             code={"command": [str(c) for c in self.command], "args": [str(a) for a in self.args or []]},

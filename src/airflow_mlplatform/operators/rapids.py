@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlplatform.config import default_deferrable
+
 CLUSTERS = ("local", "address", "kubernetes")
 PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
 LIBRARIES_ENV = "MLPLATFORM_DASK_LIBRARIES"
@@ -114,6 +116,9 @@ class RapidsDaskOperator(BaseOperator):
     :param kubernetes_conn_id: kubernetes: the Kubernetes connection (templated).
     :param startup_timeout: kubernetes: seconds for the DaskCluster (or a script's DaskJob) to run
         after it was created (None: 600); then the task fails and says what to check.
+    :param deferrable: kubernetes with a script: wait for the DaskJob in the triggerer (its
+        runner's log shown there live); default ``[operators] default_deferrable``. A callable
+        needs its client in the worker and never defers.
     """
 
     template_fields: Sequence[str] = (
@@ -154,6 +159,7 @@ class RapidsDaskOperator(BaseOperator):
         namespace: str | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         startup_timeout: float | None = None,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -177,6 +183,7 @@ class RapidsDaskOperator(BaseOperator):
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
         self.startup_timeout = startup_timeout
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._session: Any = None
         self._process: Any = None
         self._check_at_parse_time()
@@ -238,31 +245,33 @@ class RapidsDaskOperator(BaseOperator):
         base = Path(fileloc).parent if fileloc else Path.cwd()
         return str((base / path).resolve())
 
-    def _kube_daskjob(self, context: Any, script: str, parameters: Mapping[str, Any], parser: Any) -> Any:
+    def _kube_daskjob(self, context: Any, script: str, parameters: Mapping[str, Any]) -> Any:
         """A DaskJob running ``script`` in its runner pod (same image, path inside it as given)."""
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
-        from airflow_mlplatform.runners.dask_job import KubeDaskJob
-        from airflow_mlplatform.runners.dask_kubernetes import cluster_name
+        from airflow_mlplatform.runners.kube_job import KubeJob, job_deadline
         from airflow_mlplatform.specs import daskjob
         from airflow_mlplatform.specs import pod as podspec
+        from airflow_mlplatform.specs.kinds import object_name
 
         profile, worker_pod, scheduler_pod = self._kube_pods()
         identity = er.task_identity(context)
         gpu = daskjob.is_gpu_pod(worker_pod)
         namespace = self.namespace or profile.namespace
         manifest = daskjob.build_daskjob(  # every check of the manifest, before anything is created
-            name=cluster_name(identity),
+            name=object_name(daskjob.DASKJOB_KIND, identity),
             namespace=namespace or "default",
             image=profile.image,
             command=["python", script],
             n_workers=self.n_workers or 2,
             env={
-                PARAMETERS_ENV: json.dumps(parameters),
-                LIBRARIES_ENV: "cudf/cupy" if gpu else "pandas/numpy",
                 "DASK_DATAFRAME__BACKEND": "cudf" if gpu else "pandas",
                 "DASK_ARRAY__BACKEND": "cupy" if gpu else "numpy",
                 **{str(k): str(v) for k, v in (self.env or {}).items()},
+            },
+            provider_env={
+                PARAMETERS_ENV: json.dumps(parameters),
+                LIBRARIES_ENV: "cudf/cupy" if gpu else "pandas/numpy",
             },
             labels=podspec.identity_labels(identity),
             annotations=podspec.identity_annotations(identity),
@@ -274,25 +283,22 @@ class RapidsDaskOperator(BaseOperator):
         hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
         if namespace is None:
             manifest["metadata"]["namespace"] = hook.default_namespace()
-
-        def on_line(line: str) -> None:
-            self.log.info("%s", line)
-            parser.feed_line(line)
-
-        return KubeDaskJob(
-            hook,
+        return KubeJob(
+            daskjob.DASKJOB_KIND,
             manifest,
             selector=podspec.identity_selector(identity),
-            on_line=on_line,
-            startup_timeout=self.startup_timeout,
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            hook=hook,
             log=self.log,
+            startup_timeout=self.startup_timeout,
+            deadline=job_deadline(operator=self, context=context),
         )
 
     def _kube_pods(self) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         """The compute profile and the worker's and scheduler's (and runner's) pod fields."""
         from airflow_mlplatform.compute import resolve_compute
         from airflow_mlplatform.exceptions import ConfigurationError
-        from airflow_mlplatform.specs.tfjob import pod_fields_from_profile
+        from airflow_mlplatform.specs.pod_template import pod_fields as pod_fields_from_profile
 
         profile = resolve_compute(self.compute)
         if profile is None or not profile.image:
@@ -335,6 +341,7 @@ class RapidsDaskOperator(BaseOperator):
             manifest,
             selector=podspec.identity_selector(identity),
             startup_timeout=self.startup_timeout,
+            kubernetes_conn_id=self.kubernetes_conn_id,
             log=self.log,
         )
 
@@ -351,17 +358,18 @@ class RapidsDaskOperator(BaseOperator):
         """
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.dask_cluster import DaskSession
-        from airflow_mlplatform.values import StreamParser, push_outputs
+        from airflow_mlplatform.values import JobOutputs, StreamParser
 
         script = self._check()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
+        if self.cluster == "kubernetes" and script is not None:
+            return self._execute_daskjob(context, script, parameters)
         hook = None
         parser = StreamParser()
-        on_k8s = self.cluster == "kubernetes"
-        kube_job = self._kube_daskjob(context, script, parameters, parser) if on_k8s and script else None
-        kube_cluster = self._kube_cluster(context) if on_k8s and not script else None
+        kube_cluster = self._kube_cluster(context) if self.cluster == "kubernetes" else None
         if self.cluster == "address":
             from airflow_mlplatform.exceptions import ConfigurationError
 
@@ -373,7 +381,7 @@ class RapidsDaskOperator(BaseOperator):
                 )
             hook.check()  # unreachable scheduler or gateway, bad credentials: a clear error before anything else
         folder = storage.OutputFolder(storage.task_output_location(context))
-        session: Any = kube_job or DaskSession(
+        session = DaskSession(
             self.cluster,
             n_workers=self.n_workers,
             threads_per_worker=self.threads_per_worker,
@@ -383,53 +391,131 @@ class RapidsDaskOperator(BaseOperator):
             log=self.log,
         )
         self._session = session
-        started = er.utcnow()
-        returned: dict[str, Any] = {}
-        error: BaseException | None = None
-        try:
-            if kube_job is not None:
-                kube_job.run()  # the script in the DaskJob's runner pod
-            else:
+
+        def ran_on() -> dict[str, Any]:
+            where = session.info.as_dict() if session.info else {"cluster": self.cluster}
+            if kube_cluster is not None:
+                where.update(namespace=kube_cluster.job.namespace, daskcluster=kube_cluster.name)
+                where["reattached"] = kube_cluster.reattached
+            return {**er.where(), **where}
+
+        def run() -> JobRun:
+            returned: dict[str, Any] = {}
+            try:
                 client = session.open()
                 assert session.info is not None
                 if script is not None:
                     self._run_script(script, client, session.info, parameters, folder, parser)
                 else:
                     returned = self._run_callable(client, session.info, parameters, folder, parser)
-        except BaseException as e:  # AirflowTaskTimeout is a BaseException
-            error = e
-            raise
-        finally:
-            session.close()
-            self._session = None
+            finally:
+                session.close()
+                self._session = None
             outputs = parser.close()
-            values = {**outputs.values, **returned}
-            rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
-            record = er.build_record(
-                task=er.task_identity(context),
-                code=self._code(script),
-                environment={**er.python_environment(), **_versions()},
-                parameters=parameters,
-                values=values if error is None else {},
-                metric_rows=rows,
-                metrics=outputs.metrics,
-                outputs={"record": folder.uri(er.RECORD_FILE)},
-                started=started,
-                ended=er.utcnow(),
-                ran_on={
-                    **er.where(),
-                    **(session.info.as_dict() if session.info else {"cluster": self.cluster}),
-                },
-                status="success" if error is None else "failed",
-                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
+            return JobRun(
+                outputs=JobOutputs({**outputs.values, **returned}, outputs.metric_rows), ran_on=ran_on()
             )
-            (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-            folder.publish()
-            folder.cleanup()
-            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
-            if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
-        return push_outputs(context, values=values, metrics=outputs.metrics, execution_record=record)
+
+        return run_recorded(
+            context,
+            job=run,
+            folder=folder,
+            parameters=parameters,
+            code=self._code(script),
+            environment=_versions(),
+            outputs={},
+            ran_on=ran_on,
+            partial=lambda: JobOutputs(metric_rows=list(parser.outputs.metric_rows)),
+        )
+
+    def _execute_daskjob(self, context: Any, script: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """The script in a DaskJob's runner pod, waited for here or (deferrable) in the triggerer."""
+        job = self._kube_daskjob(context, script, parameters)
+        self._session = job  # on_kill (also during the create) deletes it
+        if self.deferrable:
+            job.defer(
+                self, method_name="execute_complete", kwargs={"script": script, "parameters": parameters}
+            )
+        try:
+            return self._record_daskjob(context, job, script, parameters, job.run)
+        finally:
+            self._session = None
+
+    def execute_complete(
+        self,
+        context: Any,
+        event: dict[str, Any],
+        script: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        reattached: bool = False,
+    ) -> dict[str, Any]:
+        """Resume after the trigger fired (a DaskJob): read the runner's log, fail or push the outputs.
+
+        :param context: the task's Airflow context.
+        :param event: the trigger's event.
+        :param script: the script the DaskJob runs.
+        :param parameters: the job's parameters.
+        :param reattached: whether the DaskJob was adopted from an earlier try.
+        """
+        from airflow_mlplatform.runners.kube_job import KubeJob
+        from airflow_mlplatform.specs import daskjob
+
+        job = KubeJob.existing(
+            daskjob.DASKJOB_KIND,
+            name=str(event["name"]),
+            namespace=str(event["namespace"]),
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            log=self.log,
+        )
+        return self._record_daskjob(
+            context,
+            job,
+            script or "",
+            parameters or {},
+            lambda: job.complete(event, reattached=reattached),
+        )
+
+    def _record_daskjob(
+        self, context: Any, job: Any, script: str, parameters: Mapping[str, Any], body: Any
+    ) -> dict[str, Any]:
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import JobRun, run_recorded
+        from airflow_mlplatform.specs import daskjob
+
+        profile, worker_pod, _ = self._kube_pods()
+        gpu = daskjob.is_gpu_pod(worker_pod)
+
+        def ran_on() -> dict[str, Any]:
+            return {
+                "backend": "kubernetes",
+                "cluster": "DaskJob",
+                "namespace": job.namespace,
+                "daskjob": job.name,
+                "n_workers": self.n_workers or 2,
+                "gpu": gpu,
+                "libraries": "cudf/cupy" if gpu else "pandas/numpy",
+                "reattached": job.reattached,
+                "deferred": self.deferrable,
+                "created_by_task": True,
+            }
+
+        def run() -> JobRun:
+            result = body()
+            result.raise_for_status()
+            return JobRun(outputs=result.outputs, ran_on=ran_on())
+
+        return run_recorded(
+            context,
+            job=run,
+            folder=storage.OutputFolder(storage.task_output_location(context)),
+            parameters=parameters,
+            code=self._code(script),
+            environment={"image": profile.image, "profile": profile.name},
+            outputs={},
+            in_worker=False,
+            ran_on=ran_on,
+            partial=lambda: job.feed.parser.close(),
+        )
 
     def _run_callable(
         self, client: Any, info: Any, parameters: Mapping[str, Any], folder: Any, parser: Any
@@ -518,7 +604,7 @@ class RapidsDaskOperator(BaseOperator):
         if process is not None:
             process.stop()
         if session is not None:
-            session.close()
+            (getattr(session, "close", None) or session.kill)()
 
 
 def _parameter_names(fn: Callable[..., Any]) -> set[str]:

@@ -165,9 +165,8 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
             ),
             check_rscript=False,
         )
-        env = {
+        provider_env = {
             **inline_env(),
-            **{str(k): str(v) for k, v in (self.env or {}).items()},
             "MLPLATFORM_PARAMETERS": json.dumps(spec.parameters),
             OUTPUT_DIR_ENV: str(folder.path),
             OUTPUT_URI_ENV: folder.location,
@@ -175,7 +174,8 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         name = Path(script).with_suffix(".html").name if spec.is_document else None
         return PodPlan(
             command=r_command(spec, inline=True),
-            env=env,
+            env={str(k): str(v) for k, v in (self.env or {}).items()},
+            provider_env=provider_env,
             folder=folder,
             parameters=spec.parameters,
             code={"script": script, "sha256": er.file_sha256(script), "git_commit": er.git_commit(script)},

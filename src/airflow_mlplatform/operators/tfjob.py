@@ -6,12 +6,13 @@ import json
 import os
 import shlex
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
+
+from airflow_mlplatform.config import default_deferrable
 
 BACKENDS = ("kubeflow", "local")
 #: Environment variable holding the job's parameters as one JSON object.
@@ -122,13 +123,12 @@ class TFJobOperator(BaseOperator):
         self.job_timeout = job_timeout
         self.startup_timeout = startup_timeout
         self.delete_on_success = delete_on_success
-        self.deferrable = _default_deferrable() if deferrable is None else deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._job: Any = None
         self._check_at_parse_time()
 
     def _check_at_parse_time(self) -> None:
         """Cheap checks when the DAG file is parsed: backend, replicas, every compute profile."""
-        from airflow_mlplatform.compute import resolve_compute
         from airflow_mlplatform.specs.tfjob import parse_replicas
 
         if not _templated(self.backend):
@@ -204,7 +204,8 @@ class TFJobOperator(BaseOperator):
     def _resolved_replicas(self, replicas: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         """Pod fields per replica: the operator's profile, then the replica's own, then its fields."""
         from airflow_mlplatform.compute import resolve_compute
-        from airflow_mlplatform.specs.tfjob import Replica, check_pod_overrides, pod_fields_from_profile
+        from airflow_mlplatform.specs.pod_template import pod_fields as pod_fields_from_profile
+        from airflow_mlplatform.specs.tfjob import Replica, check_pod_overrides
 
         profile = resolve_compute(self.compute)
         resolved: dict[str, Any] = {}
@@ -222,28 +223,26 @@ class TFJobOperator(BaseOperator):
 
     def _kubeflow_job(
         self, context: Any, argv: list[str], replicas: Mapping[str, Any], parameters: Mapping[str, Any]
-    ) -> tuple[Any, Any, dict[str, Any]]:
-        """The manifest (every check, before anything is created), the job, its parser and plan."""
+    ) -> tuple[Any, dict[str, Any]]:
+        """The manifest (every check, before anything is created), the job and what to record."""
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
-        from airflow_mlplatform.runners.tf_kubeflow import KubeflowTFJob, tfjob_name
+        from airflow_mlplatform.runners.kube_job import KubeJob, job_deadline
         from airflow_mlplatform.specs import pod as podspec
         from airflow_mlplatform.specs import tfjob as spec
+        from airflow_mlplatform.specs.kinds import object_name
 
         resolved, profile = self._resolved_replicas(replicas)
         identity = er.task_identity(context)
         namespace = self.namespace or (profile.namespace if profile else None)
-        env = {
-            PARAMETERS_ENV: json.dumps(parameters),
-            **{str(k): str(v) for k, v in (self.env or {}).items()},
-        }
         manifest = spec.build_tfjob(
-            name=tfjob_name(identity),
+            name=object_name(spec.TFJOB_KIND, identity),
             namespace=namespace or "default",
             image=self.image or (profile.image if profile else None) or "",
             command=argv,
             replicas=resolved,
-            env=env,
+            env={str(k): str(v) for k, v in (self.env or {}).items()},
+            provider_env={PARAMETERS_ENV: json.dumps(parameters)},
             labels=podspec.identity_labels(identity),
             annotations=podspec.identity_annotations(identity),
             run_policy=spec.build_run_policy(
@@ -257,17 +256,16 @@ class TFJobOperator(BaseOperator):
         hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
         if namespace is None:
             manifest["metadata"]["namespace"] = hook.default_namespace()
-        parser = self._leader_parser()
-        job = KubeflowTFJob(
-            hook,
+        job = KubeJob(
+            spec.TFJOB_KIND,
             manifest,
             selector=podspec.identity_selector(identity),
-            leader=spec.leader(resolved),
-            on_leader_line=parser.on_line,
-            timeout=self.job_timeout,
-            startup_timeout=self.startup_timeout,
-            delete_on_success=self.delete_on_success,
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            hook=hook,
             log=self.log,
+            startup_timeout=self.startup_timeout,
+            deadline=job_deadline(timeout=self.job_timeout, operator=self, context=context),
+            delete_policy="always" if self.delete_on_success else "on_failure",
         )
         plan = {
             "argv": argv,
@@ -277,148 +275,85 @@ class TFJobOperator(BaseOperator):
                 for rtype, rs in manifest["spec"]["tfReplicaSpecs"].items()
             },
             "replicas": {rtype: r.count for rtype, r in resolved.items()},
-            "leader": list(spec.leader(resolved)),
+            "leader": spec.leader_pod(manifest["metadata"]["name"], manifest),
         }
-        return job, parser, plan
-
-    def _leader_parser(self) -> Any:
-        """A value parser whose ``on_line`` also writes each line to the task log."""
-        from airflow_mlplatform.values import StreamParser
-
-        parser = StreamParser()
-
-        def on_line(line: str) -> None:
-            self.log.info("%s", line)
-            parser.feed_line(line)
-
-        parser.on_line = on_line  # type: ignore[attr-defined]
-        return parser
+        return job, plan
 
     def _execute_kubeflow(
         self, context: Any, argv: list[str], replicas: Mapping[str, Any], parameters: Mapping[str, Any]
     ) -> dict[str, Any]:
-        from airflow_mlplatform import execution_record as er
+        job, plan = self._kubeflow_job(context, argv, replicas, parameters)
+        self._job = job  # on_kill (also during the create) deletes it
+        if self.deferrable:
+            job.defer(self, method_name="execute_complete", kwargs={"plan": plan})
+        try:
+            return self._record_kubeflow(context, job, plan, job.run)
+        finally:
+            self._job = None
 
-        job, parser, plan = self._kubeflow_job(context, argv, replicas, parameters)
-        started = er.utcnow()
-        if not self.deferrable:
-            self._job = job
-            return self._finish_kubeflow(context, job, parser, plan, started, job.run)
-        from airflow_mlplatform.triggers.tfjob import TFJobTrigger
-
-        self._job = job  # on_kill during the create deletes it
-        obj = job.create_or_attach()
-        limit = self.job_timeout or (
-            self.execution_timeout.total_seconds() if self.execution_timeout else None
-        )
-        self.log.info("Deferring: the triggerer waits for TFJob %s to finish", job.name)
-        self.defer(
-            trigger=TFJobTrigger(
-                name=job.name,
-                namespace=job.namespace,
-                kubernetes_conn_id=self.kubernetes_conn_id,
-                resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
-                deadline=time.time() + limit if limit else None,
-                startup_timeout=job.startup_timeout,
-                plan={
-                    **plan,
-                    "name": job.name,
-                    "namespace": job.namespace,
-                    "attached": job.attached,
-                    "started": started.isoformat(),
-                },
-            ),
-            method_name="execute_complete",
-        )
-        raise AssertionError("defer() raises")  # pragma: no cover
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(
+        self,
+        context: Any,
+        event: dict[str, Any],
+        plan: dict[str, Any] | None = None,
+        reattached: bool = False,
+    ) -> dict[str, Any]:
         """Resume after the trigger fired: read the leader's log, fail or push the outputs.
 
         :param context: the task's Airflow context.
-        :param event: the trigger's event (with the ``plan`` that ``execute`` prepared).
+        :param event: the trigger's event.
+        :param plan: what ``execute`` prepared (command, parameters, images, replicas).
+        :param reattached: whether the TFJob was adopted from an earlier try.
         """
-        from datetime import datetime
+        from airflow_mlplatform.runners.kube_job import KubeJob
+        from airflow_mlplatform.specs import tfjob as spec
 
-        from airflow_mlplatform.exceptions import JobFailedError
-        from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
-        from airflow_mlplatform.runners.tf_kubeflow import KubeflowTFJob
-
-        plan = event["plan"]
-        hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
-        parser = self._leader_parser()
-        job = KubeflowTFJob.existing(
-            hook,
-            name=plan["name"],
-            namespace=plan["namespace"],
-            leader=(plan["leader"][0], int(plan["leader"][1])),
-            attached=bool(plan.get("attached")),
-            on_leader_line=parser.on_line,
+        job = KubeJob.existing(
+            spec.TFJOB_KIND,
+            name=str(event["name"]),
+            namespace=str(event["namespace"]),
+            kubernetes_conn_id=self.kubernetes_conn_id,
             log=self.log,
+            delete_policy="always" if self.delete_on_success else "on_failure",
+        )
+        return self._record_kubeflow(
+            context, job, dict(plan or {}), lambda: job.complete(event, reattached=reattached)
         )
 
-        def finish() -> None:
-            if event.get("status") != "done":
-                raise JobFailedError(f"TFJob {job.name}: {event.get('message') or event}")
-            job.read_leader_log()
-            if event.get("condition") == "Failed":
-                raise job.failure(str(event.get("message") or ""))
-            self.log.info("TFJob %s succeeded", job.name)
-
-        started = datetime.fromisoformat(plan["started"])
-        return self._finish_kubeflow(context, job, parser, plan, started, finish)
-
-    def _finish_kubeflow(
-        self, context: Any, job: Any, parser: Any, plan: Mapping[str, Any], started: Any, body: Any
-    ) -> dict[str, Any]:
-        """Run ``body`` (wait or read), then delete per policy, build and push the record."""
-        from airflow_mlplatform import execution_record as er
+    def _record_kubeflow(self, context: Any, job: Any, plan: Mapping[str, Any], body: Any) -> dict[str, Any]:
+        """Run ``body`` (wait, or read after the trigger) through the value contract's recording."""
         from airflow_mlplatform import storage
-        from airflow_mlplatform.values import push_outputs
+        from airflow_mlplatform.jobs import JobRun, run_recorded
 
-        folder = storage.OutputFolder(storage.task_output_location(context))
-        error: BaseException | None = None
-        try:
-            body()
-        except BaseException as e:  # AirflowTaskTimeout is a BaseException
-            error = e
-            raise
-        finally:
-            if error is not None or self.delete_on_success:
-                job.delete()
-            self._job = None
-            outputs = parser.close()
-            rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
-            record = er.build_record(
-                task=er.task_identity(context),
-                code={"command": plan["argv"]},
-                environment={"images": plan["images"]},
-                parameters=plan["parameters"],
-                values=outputs.values,
-                metric_rows=rows,
-                metrics=outputs.metrics,
-                outputs={"record": folder.uri(er.RECORD_FILE)},
-                started=started,
-                ended=er.utcnow(),
-                ran_on={
-                    "backend": "kubeflow",
-                    "namespace": job.namespace,
-                    "tfjob": job.name,
-                    "re_attached": job.attached,
-                    "deferred": self.deferrable,
-                    "replicas": plan["replicas"],
-                    "leader": job.leader_pod,
-                },
-                status="success" if error is None else "failed",
-                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
-            )
-            (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-            folder.publish()
-            folder.cleanup()
-            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
-            if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
-        return push_outputs(context, values=outputs.values, metrics=outputs.metrics, execution_record=record)
+        def ran_on() -> dict[str, Any]:
+            return {
+                "backend": "kubeflow",
+                "namespace": job.namespace,
+                "tfjob": job.name,
+                "reattached": job.reattached,
+                "deferred": self.deferrable,
+                "replicas": plan.get("replicas"),
+                "leader": plan.get("leader") or job.name,
+            }
+
+        def run() -> JobRun:
+            result = body()
+            result.raise_for_status()
+            self.log.info("TFJob %s succeeded", job.name)
+            return JobRun(outputs=result.outputs, ran_on=ran_on())
+
+        return run_recorded(
+            context,
+            job=run,
+            folder=storage.OutputFolder(storage.task_output_location(context)),
+            parameters=plan.get("parameters") or {},
+            code={"command": plan.get("argv")},
+            environment={"images": plan.get("images")},
+            outputs={},
+            in_worker=False,
+            ran_on=ran_on,
+            partial=lambda: job.feed.parser.close(),
+        )
 
     def _execute_local(
         self,
@@ -431,19 +366,20 @@ class TFJobOperator(BaseOperator):
     ) -> dict[str, Any]:
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.runners.tf_local import LocalTFJob
         from airflow_mlplatform.runtime import OUTPUT_DIR_ENV
-        from airflow_mlplatform.values import StreamParser, push_outputs
+        from airflow_mlplatform.values import StreamParser
 
         if Path(argv[0]).name in ("python", "python3"):
             argv = [sys.executable, *argv[1:]]
         counts = {rtype: r.count for rtype, r in replicas.items()}
         folder = storage.OutputFolder(storage.task_output_location(context))
-        env = {
-            OUTPUT_DIR_ENV: str(folder.path),
-            PARAMETERS_ENV: json.dumps(parameters),
+        env = {  # the task's env over the defaults, the provider's own variables over both
             "TF_CPP_MIN_LOG_LEVEL": "2",
             **{str(k): str(v) for k, v in (self.env or {}).items()},
+            OUTPUT_DIR_ENV: str(folder.path),
+            PARAMETERS_ENV: json.dumps(parameters),
         }
         parser = StreamParser()
 
@@ -469,61 +405,50 @@ class TFJobOperator(BaseOperator):
             cwd,
             lead,
         )
-        started = er.utcnow()
-        error: BaseException | None = None
-        try:
-            job.run(timeout=self.job_timeout)
-        except BaseException as e:  # AirflowTaskTimeout is a BaseException
-            error = e
-            raise
-        finally:
-            job.stop()
-            self._job = None
-            outputs = parser.close()
-            rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
-            record = er.build_record(
-                task=er.task_identity(context),
-                code={
-                    "command": argv,
-                    "script": script,
-                    "sha256": er.file_sha256(script) if script and os.path.isfile(script) else None,
-                    "git_commit": er.git_commit(script or cwd),
-                },
-                environment={**er.python_environment(), "tensorflow": _tensorflow_version()},
-                parameters=parameters,
-                values=outputs.values,
-                metric_rows=rows,
-                metrics=outputs.metrics,
-                outputs={
-                    "logs": {name: folder.uri(f"logs/{Path(p).name}") for name, p in job.log_files().items()},
-                    "record": folder.uri(er.RECORD_FILE),
-                },
-                started=started,
-                ended=er.utcnow(),
-                ran_on={
-                    **er.where(),
-                    "backend": "local",
-                    "replicas": counts,
-                    "cluster": job.cluster,
-                    "leader": lead,
-                },
-                status="success" if error is None else "failed",
-                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
-            )
-            (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-            folder.publish()
-            folder.cleanup()
-            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
-            if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
-        return push_outputs(context, values=outputs.values, metrics=outputs.metrics, execution_record=record)
+
+        def ran_on() -> dict[str, Any]:
+            return {
+                **er.where(),
+                "backend": "local",
+                "replicas": counts,
+                "cluster": job.cluster,
+                "leader": lead,
+            }
+
+        logs: dict[str, str] = {}  # known once the replicas started; read when the record is built
+
+        def run() -> JobRun:
+            try:
+                job.run(timeout=self.job_timeout)
+            finally:
+                job.stop()
+                self._job = None
+                logs.update({name: folder.uri(f"logs/{Path(p).name}") for name, p in job.log_files().items()})
+            return JobRun(outputs=parser.close(), ran_on=ran_on())
+
+        return run_recorded(
+            context,
+            job=run,
+            folder=folder,
+            parameters=parameters,
+            code={
+                "command": argv,
+                "script": script,
+                "sha256": er.file_sha256(script) if script and os.path.isfile(script) else None,
+                "git_commit": er.git_commit(script or cwd),
+            },
+            environment={"tensorflow": _tensorflow_version()},
+            outputs={"logs": logs},
+            ran_on=ran_on,
+            partial=parser.close,
+        )
 
     def on_kill(self) -> None:
         """Stop every local replica (their process groups), or delete the TFJob."""
         job = self._job
         if job is None:
             return
-        stop = getattr(job, "stop", None) or job.delete
+        stop = getattr(job, "stop", None) or job.kill
         stop()
 
 
@@ -532,13 +457,6 @@ def _templated(value: Any) -> bool:
     if isinstance(value, str):
         return "{{" in value or "{%" in value
     return hasattr(value, "resolve")
-
-
-def _default_deferrable() -> bool:
-    """``[operators] default_deferrable`` from Airflow's configuration."""
-    from airflow.sdk import conf
-
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 def _tensorflow_version() -> str | None:

@@ -1,42 +1,23 @@
-"""An ephemeral Dask cluster per task on Kubernetes, through the Dask Kubernetes operator's DaskCluster.
+"""An ephemeral Dask cluster per task on Kubernetes: the DaskCluster kind of the one job lifecycle.
 
-1. create the DaskCluster (a cluster without the CRD: a clear error that the Dask Kubernetes
-   operator is not installed);
-2. wait, through a watch, for ``status.phase`` Running;
+1. adopt the running DaskCluster of an earlier try of the task, or create this try's (a cluster
+   without the CRD: a clear error that the Dask Kubernetes operator is not installed; a kill
+   during the create deletes it): :class:`~airflow_mlplatform.runners.kube_job.KubeJob`;
+2. wait, through a watch, for ``status.phase`` Running (``startup_timeout``, saying what to check);
 3. read the scheduler Service ``{name}-scheduler``: the address is its cluster IP (else its DNS
    name) and the port named ``tcp-comm``; the Airflow worker must be able to reach it (it runs
    in the cluster, or the service is routable);
 4. :meth:`KubeDaskCluster.close` deletes the DaskCluster (the operator removes its pods and
-   service). Safe to call twice and from another thread (``on_kill``).
+   service). Safe to call twice, from another thread (``on_kill``) and during the create.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import threading
 from collections.abc import Mapping
-from contextlib import suppress
 from typing import Any
 
-from airflow_mlplatform.exceptions import (
-    ConfigurationError,
-    KubernetesApiError,
-    KubernetesNotFoundError,
-    KubernetesResourceTypeNotFoundError,
-)
 from airflow_mlplatform.specs import daskjob
-
-DEFAULT_STARTUP_TIMEOUT = 600.0
-
-
-def _resources() -> tuple[Any, Any]:
-    from airflow_mlplatform.hooks.kubernetes import Resource
-
-    return (
-        Resource(daskjob.GROUP, daskjob.VERSION, "daskclusters", "DaskCluster"),
-        Resource("", "v1", "services", "Service"),
-    )
+from airflow_mlplatform.specs.kinds import object_name
 
 
 def cluster_name(identity: Mapping[str, Any]) -> str:
@@ -44,10 +25,7 @@ def cluster_name(identity: Mapping[str, Any]) -> str:
 
     :param identity: dag_id, task_id, run_id, map_index, try_number.
     """
-    raw = "|".join(str(identity.get(k)) for k in ("dag_id", "task_id", "run_id", "map_index", "try_number"))
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
-    slug = re.sub(r"[^a-z0-9]+", "-", str(identity.get("task_id", "job")).lower()).strip("-")[:20].strip("-")
-    return f"dask-{slug}-{digest}" if slug else f"dask-{digest}"
+    return object_name(daskjob.DASKCLUSTER_KIND, identity)
 
 
 def scheduler_address(service: dict[str, Any]) -> str:
@@ -67,13 +45,14 @@ def scheduler_address(service: dict[str, Any]) -> str:
 
 
 class KubeDaskCluster:
-    """One DaskCluster created for one task try.
+    """One DaskCluster for one task try (the lifecycle's DaskCluster kind).
 
     :param hook: an ``MLPlatformKubernetesHook``.
     :param manifest: from :func:`airflow_mlplatform.specs.daskjob.build_daskcluster`.
-    :param selector: label selector of every try of this task: clusters left by an earlier try
-        (a worker that died) are deleted first.
+    :param selector: label selector of every try of this task: a running cluster of an earlier
+        try (a worker that died) is adopted instead of starting a second one.
     :param startup_timeout: seconds for the cluster to run.
+    :param kubernetes_conn_id: the Kubernetes connection (for the kill's own hook).
     :param log: the task's logger.
     """
 
@@ -82,99 +61,47 @@ class KubeDaskCluster:
         hook: Any,
         manifest: dict[str, Any],
         *,
-        selector: str | None = None,
+        selector: str = "",
         startup_timeout: float | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
         log: Any = None,
     ):
+        from airflow_mlplatform.runners.kube_job import KubeJob
+
+        self.job = KubeJob(
+            daskjob.DASKCLUSTER_KIND,
+            manifest,
+            selector=selector,
+            kubernetes_conn_id=kubernetes_conn_id,
+            hook=hook,
+            log=log,
+            startup_timeout=startup_timeout,
+        )
         self.hook = hook
-        self.manifest = manifest
-        self.name = manifest["metadata"]["name"]
-        self.namespace = manifest["metadata"]["namespace"]
-        self.selector = selector
-        self.startup_timeout = startup_timeout or DEFAULT_STARTUP_TIMEOUT
-        self.log = log
         self.n_workers = int(manifest["spec"]["worker"]["replicas"])
         self.gpu = daskjob.is_gpu_pod(
             {"resources": manifest["spec"]["worker"]["spec"]["containers"][0].get("resources") or {}}
         )
-        self._clusters, self._services = _resources()
-        # Guards the flags only, never held across a request: close() runs from on_kill, which
-        # Airflow calls from a SIGTERM handler in the main thread, possibly in the middle of the
-        # create; reentrant so that such a handler never blocks on its own thread.
-        self._lock = threading.RLock()
-        self._created = False
-        self._creating = False
-        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def reattached(self) -> bool:
+        return self.job.reattached
 
     def start(self) -> str:
-        """Create the DaskCluster, wait until it runs, return the scheduler's address."""
-        with self._lock:
-            if self._closed:
-                raise ConfigurationError("the task was killed before its Dask cluster was created")
-            self._creating = True
-        from airflow_mlplatform.hooks.kubernetes import create_may_have_succeeded
+        """Adopt or create the DaskCluster, wait until it runs, return the scheduler's address."""
+        from airflow_mlplatform.hooks.kubernetes import Resource
 
-        maybe_created = True
-        try:
-            self._delete_leftovers()
-            created, _adopted = self.hook.create_or_adopt(self._clusters, self.namespace, self.manifest)
-        except KubernetesResourceTypeNotFoundError as e:
-            maybe_created = False
-            raise ConfigurationError(
-                "the cluster has no DaskCluster resource (kubernetes.dask.org/v1 daskclusters): the Dask "
-                "Kubernetes operator is not installed there. Install it (dask-kubernetes operator Helm "
-                f"chart), or use cluster='local' or 'address'. ({e})"
-            ) from e
-        except KubernetesApiError as e:
-            maybe_created = create_may_have_succeeded(e)
-            raise
-        finally:
-            with self._lock:
-                self._creating = False
-                self._created = self._created or maybe_created
-                closed = self._closed
-        if closed:
-            self.close()
-            raise ConfigurationError(
-                f"the task was killed while its DaskCluster {self.name} was being created; deleted it"
-            )
-        if self.log is not None:
-            self.log.info(
-                "Created DaskCluster %s in namespace %s; waiting for it to run", self.name, self.namespace
-            )
-        self.hook.wait_for_object(
-            self._clusters,
-            self.namespace,
-            self.name,
-            lambda o: (o.get("status") or {}).get("phase") == "Running",
-            timeout=self.startup_timeout,
-            resource_version=(created.get("metadata") or {}).get("resourceVersion"),
-            initial=created,
-        )
-        service = self.hook.get_object(self._services, self.namespace, f"{self.name}-scheduler")
+        obj, _ = self.job.start()
+        self.job.log.info("Waiting for DaskCluster %s to run", self.job.name)
+        self.job.wait_started(obj)
+        services = Resource("", "v1", "services", "Service")
+        service = self.hook.get_object(services, self.job.namespace, f"{self.job.name}-scheduler")
         return scheduler_address(service)
 
-    def _delete_leftovers(self) -> None:
-        if not self.selector:
-            return
-        listing = self.hook.list_objects(self._clusters, self.namespace, label_selector=self.selector)
-        for item in listing.get("items") or []:
-            name = item["metadata"]["name"]
-            if self.log is not None:
-                self.log.info("Deleting DaskCluster %s left by an earlier try of this task", name)
-            with suppress(KubernetesNotFoundError):
-                self.hook.delete_object(self._clusters, self.namespace, name)
-
     def close(self) -> None:
-        """Delete the DaskCluster (404 is success). Never blocks on a request in flight: called
-        during the create (a signal handler), it deletes by name now and the create deletes
-        again as soon as it returns."""
-        with self._lock:
-            self._closed = True
-            created = self._created or self._creating
-            self._created = False
-        if created:
-            with suppress(KubernetesNotFoundError):
-                self.hook.delete_object(self._clusters, self.namespace, self.name)
-            if self.log is not None:
-                self.log.info("Deleted DaskCluster %s", self.name)
+        """Delete the DaskCluster (404 is success); never blocks on a request in flight."""
+        self.job.kill()

@@ -1,16 +1,18 @@
 """Follow one pod's log into a callback, resuming a cut stream without losing or repeating lines.
 
-The one log follower of the provider: PodJobRunner (sync and deferrable), the TFJob runner and
-the DaskJob runner all read pod logs through :func:`stream_pod_log_lines`.
+The one log follower of the provider: the job lifecycle (:mod:`airflow_mlplatform.runners.kube_job`,
+every kind, sync and deferrable) reads pod logs through :func:`stream_pod_log_lines`; the
+trigger's live view of a deferred job's log uses :class:`SeenLines` too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
-from airflow_mlplatform.exceptions import KubernetesError, KubernetesNotFoundError
+from airflow_mlplatform.exceptions import KubernetesError, KubernetesNotFoundError, KubernetesTimeoutError
 
 
 def split_timestamp(line: str) -> tuple[str, str]:
@@ -64,6 +66,7 @@ def stream_pod_log_lines(
     log: Any = None,
     reconnects: int = 10,
     follow: bool = True,
+    deadline: float | None = None,
 ) -> bool:
     """Stream a started pod's container log into ``on_line`` until the container ends.
 
@@ -80,24 +83,53 @@ def stream_pod_log_lines(
     :param log: a logger for the reconnect warnings.
     :param reconnects: cuts tolerated.
     :param follow: follow the log (False: read what is there once, e.g. after the pod ended).
+    :param deadline: UNIX time when following stops (the stream is shut down then).
     :return: False if the pod is gone (deleted, or never created), else True.
     :raises KubernetesError: the stream was cut ``reconnects + 1`` times.
+    :raises KubernetesTimeoutError: the deadline passed while the log was followed.
     """
+    import threading
+
     from urllib3.exceptions import HTTPError
 
     from airflow_mlplatform.hooks.kubernetes import PODS
-    from airflow_mlplatform.runners.pod import is_done
+    from airflow_mlplatform.specs.kinds import POD
 
     seen = SeenLines()
+    responses: list[Any] = []
+    passed = threading.Event()
+
+    def shut_down() -> None:  # the deadline: end the stream this thread is blocked on
+        passed.set()
+        for resp in list(responses):
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
+    timer = threading.Timer(max(0.0, deadline - time.time()), shut_down) if deadline and follow else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
         for attempt in range(reconnects + 1):
             try:
-                for raw in hook.stream_pod_log(pod, namespace, container=container, follow=follow):
+                for raw in hook.stream_pod_log(
+                    pod, namespace, container=container, follow=follow, on_response=responses.append
+                ):
                     text = seen.accept(raw.decode("utf-8", "replace"))
                     if text is not None:
                         on_line(text)
+                    if passed.is_set():
+                        break
+                if passed.is_set():
+                    raise KubernetesTimeoutError(
+                        f"the deadline passed while the log of pod {pod!r} was followed"
+                    )
                 return True
             except (HTTPError, OSError) as e:
+                if passed.is_set():
+                    raise KubernetesTimeoutError(
+                        f"the deadline passed while the log of pod {pod!r} was followed"
+                    ) from e
                 if attempt == reconnects:
                     raise KubernetesError(
                         f"the log of pod {pod!r} in namespace {namespace!r} was cut {attempt + 1} times "
@@ -105,7 +137,7 @@ def stream_pod_log_lines(
                         "Check the connection to the API server and the node's kubelet."
                     ) from e
                 seen.resume()
-                if follow and is_done(hook.get_object(PODS, namespace, pod)):
+                if follow and POD.is_done(hook.get_object(PODS, namespace, pod)):
                     follow = False  # the container ended: read the rest once, no more following
                 if log is not None:
                     log.warning(
@@ -117,47 +149,7 @@ def stream_pod_log_lines(
                 time.sleep(min(0.2 * 2.0**attempt, 5.0))
     except KubernetesNotFoundError:
         return False
+    finally:
+        if timer is not None:
+            timer.cancel()
     return True
-
-
-def follow_pod_log(
-    hook: Any,
-    pod: str,
-    namespace: str,
-    *,
-    container: str,
-    on_line: Callable[[str], Any],
-    timeout: float,
-    log: Any = None,
-    reconnects: int = 10,
-) -> bool:
-    """Wait for the pod to start, then stream its container's log until the container ends.
-
-    The streaming, with its resume and final read, is :func:`stream_pod_log_lines`.
-
-    :param hook: an ``MLPlatformKubernetesHook``.
-    :param pod: the pod's name.
-    :param namespace: its namespace.
-    :param container: the container whose log is read.
-    :param on_line: called with each line (without timestamp and newline).
-    :param timeout: seconds to wait for the pod to start.
-    :param log: a logger for the reconnect warnings.
-    :param reconnects: cuts tolerated.
-    :return: False if the pod is gone (deleted, or never created), else True.
-    :raises KubernetesError: the stream was cut ``reconnects + 1`` times.
-    """
-    from airflow_mlplatform.hooks.kubernetes import PODS
-
-    try:
-        hook.wait_for_object(
-            PODS,
-            namespace,
-            pod,
-            lambda p: (p.get("status") or {}).get("phase") not in (None, "Pending"),
-            timeout=timeout,
-        )
-    except KubernetesNotFoundError:
-        return False
-    return stream_pod_log_lines(
-        hook, pod, namespace, container=container, on_line=on_line, log=log, reconnects=reconnects
-    )

@@ -1,13 +1,14 @@
 """Build Dask Kubernetes operator manifests (``kubernetes.dask.org/v1``): DaskCluster and DaskJob.
 
 Pure functions: no client, no server. Tests validate every manifest against the CRD schemas
-(../shared/crds/kubernetes.dask.org_daskclusters.yaml and ..._daskjobs.yaml).
+(tests/data/crds/kubernetes.dask.org_daskclusters.yaml and ..._daskjobs.yaml).
 
 A DaskCluster is an ephemeral cluster a task connects a client to (a Python callable);
 a DaskJob runs a script in a runner pod next to its own cluster, which the Dask operator
 deletes when the runner ends. Per-role pod fields (resources, node selector, tolerations...)
-are plain dicts (see :data:`airflow_mlplatform.specs.tfjob.POD_FIELDS`), so GPU workers can come
-from a compute profile.
+are plain dicts (see :data:`airflow_mlplatform.specs.pod_template.POD_FIELDS`), so GPU workers can
+come from a compute profile; every pod is built by the one pod template (environment rule and
+security defaults included).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_mlplatform.exceptions import JobDefinitionError
+from airflow_mlplatform.hooks.kubernetes import Resource
+from airflow_mlplatform.specs import pod_template
+from airflow_mlplatform.specs.kinds import JobKind
 
 API_VERSION = "kubernetes.dask.org/v1"
 GROUP = "kubernetes.dask.org"
@@ -23,51 +27,33 @@ VERSION = "v1"
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 WORKER_DASHBOARD_PORT = 8788
+#: The runner pod's container (the Dask operator runs the job's command there).
+RUNNER_CONTAINER = "job"
 
 
-def _env_list(env: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"name": str(k), "value": str(v)} for k, v in env.items()]
-
-
-def _pod_spec(container: dict[str, Any], pod: Mapping[str, Any], *, restart_never: bool = False) -> dict:
-    env = {**(pod.get("env") or {})}
-    if env:
-        container["env"] = [*container.get("env", []), *_env_list(env)]
-    if pod.get("secrets"):
-        container["envFrom"] = [{"secretRef": {"name": str(name)}} for name in pod["secrets"]]
-    if pod.get("resources"):
-        container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in pod["resources"].items()}
-    if pod.get("volume_mounts"):
-        container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
-    if pod.get("container_security_context"):
-        container["securityContext"] = dict(pod["container_security_context"])
-    if pod.get("image_pull_policy"):
-        container["imagePullPolicy"] = pod["image_pull_policy"]
-    spec: dict[str, Any] = {"containers": [container]}
-    if restart_never:
-        spec["restartPolicy"] = "Never"
-    for key, target in (
-        ("node_selector", "nodeSelector"),
-        ("affinity", "affinity"),
-        ("pod_security_context", "securityContext"),
-    ):
-        if pod.get(key):
-            spec[target] = dict(pod[key])
-    for key, target in (("tolerations", "tolerations"), ("volumes", "volumes")):
-        if pod.get(key):
-            spec[target] = [dict(x) for x in pod[key]]
-    if pod.get("priority_class"):
-        spec["priorityClassName"] = pod["priority_class"]
-    if pod.get("service_account"):
-        spec["serviceAccountName"] = pod["service_account"]
-    return spec
-
-
-def _metadata(labels: Mapping[str, str] | None, pod: Mapping[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = {"labels": {**(pod.get("labels") or {}), **(labels or {})}}
-    if pod.get("annotations"):
-        meta["annotations"] = {str(k): str(v) for k, v in pod["annotations"].items()}
-    return meta
+def _role(
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    *,
+    labels: Mapping[str, str] | None,
+    env: Mapping[str, Any] | None,
+    provider_env: Mapping[str, Any] | None,
+    image: str,
+    restart_policy: str | None = None,
+) -> dict[str, Any]:
+    """One role's pod template (runner, scheduler or workers): ``{"metadata", "spec"}``."""
+    extra = {k: v for k, v in container.items() if k not in ("name", "args", "workingDir")}
+    built = pod_template.build_container(
+        pod,
+        name=str(container["name"]),
+        image=image,
+        args=container.get("args"),
+        env=env,
+        provider_env=provider_env,
+        working_dir=container.get("workingDir"),
+        extra=extra,
+    )
+    return pod_template.build_pod_template(pod, [built], labels=labels, restart_policy=restart_policy)
 
 
 def is_gpu_pod(pod: Mapping[str, Any]) -> bool:
@@ -93,6 +79,7 @@ def build_cluster_spec(
     scheduler_pod: Mapping[str, Any] | None = None,
     worker_pod: Mapping[str, Any] | None = None,
     idle_timeout: int | None = None,
+    provider_env: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``spec`` of a DaskCluster (also ``spec.cluster.spec`` of a DaskJob).
 
@@ -102,11 +89,12 @@ def build_cluster_spec(
     :param name: the cluster's name (the scheduler service selects on it).
     :param image: image of scheduler and workers (a role's ``pod["image"]`` wins).
     :param n_workers: number of worker pods (>= 1).
-    :param env: environment variables of scheduler and workers.
+    :param env: the task's environment variables of scheduler and workers (win over profile env).
     :param labels: labels of every pod (task identity).
     :param scheduler_pod: pod fields of the scheduler.
     :param worker_pod: pod fields of the workers (GPU resources, node selector, tolerations).
     :param idle_timeout: seconds after which an idle cluster is deleted by the operator.
+    :param provider_env: the provider's own variables (``MLPLATFORM_*``), win over both.
     """
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise JobDefinitionError(f"n_workers must be an integer >= 1, got {n_workers!r}")
@@ -116,10 +104,8 @@ def build_cluster_spec(
         )
     scheduler_pod = scheduler_pod or {}
     worker_pod = worker_pod or {}
-    base_env = _env_list(env or {})
     scheduler: dict[str, Any] = {
         "name": "scheduler",
-        "image": scheduler_pod.get("image") or image,
         "args": ["dask", "scheduler", "--host", "0.0.0.0"],
         "ports": [
             {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
@@ -132,12 +118,9 @@ def build_cluster_spec(
             "timeoutSeconds": 300,
         },
     }
-    if base_env:
-        scheduler["env"] = list(base_env)
     worker_cmd = ["dask", "cuda", "worker"] if is_gpu_pod(worker_pod) else ["dask", "worker"]
     worker: dict[str, Any] = {
         "name": "worker",
-        "image": worker_pod.get("image") or image,
         "args": [
             *worker_cmd,
             "--name",
@@ -148,12 +131,10 @@ def build_cluster_spec(
         ],
         "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
     }
-    if base_env:
-        worker["env"] = list(base_env)
+    role: dict[str, Any] = {"labels": labels, "env": env, "provider_env": provider_env, "image": image}
     spec: dict[str, Any] = {
         "scheduler": {
-            "metadata": _metadata(labels, scheduler_pod),
-            "spec": _pod_spec(scheduler, scheduler_pod),
+            **_role(scheduler_pod, scheduler, **role),
             "service": {
                 "type": "ClusterIP",
                 "selector": {"dask.org/cluster-name": name, "dask.org/component": "scheduler"},
@@ -170,8 +151,7 @@ def build_cluster_spec(
         },
         "worker": {
             "replicas": n_workers,
-            "metadata": _metadata(labels, worker_pod),
-            "spec": _pod_spec(worker, worker_pod),
+            **_role(worker_pod, worker, **role),
         },
     }
     if idle_timeout is not None:
@@ -220,6 +200,7 @@ def build_daskjob(
     scheduler_pod: Mapping[str, Any] | None = None,
     worker_pod: Mapping[str, Any] | None = None,
     working_dir: str | None = None,
+    provider_env: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A DaskJob manifest: a runner pod running ``command`` against its own Dask cluster.
 
@@ -231,26 +212,30 @@ def build_daskjob(
     :param image: image of runner, scheduler and workers.
     :param command: the runner's command (e.g. ``["python", "/code/job.py"]``).
     :param n_workers: number of worker pods.
-    :param env: environment variables of every pod.
+    :param env: the task's environment variables of every pod (win over profile env).
     :param labels: labels of the object and its pods (task identity).
     :param annotations: annotations of the object.
     :param runner_pod: pod fields of the runner.
     :param scheduler_pod: pod fields of the scheduler.
     :param worker_pod: pod fields of the workers (GPU workers from a compute profile).
     :param working_dir: the runner's working directory.
+    :param provider_env: the provider's own variables (``MLPLATFORM_*``), win over both.
     """
     if not command:
         raise JobDefinitionError("a DaskJob needs a command, e.g. ['python', '/code/job.py']")
     runner_pod = runner_pod or {}
-    job: dict[str, Any] = {
-        "name": "job",
-        "image": runner_pod.get("image") or image,
-        "args": [str(c) for c in command],
-    }
-    if env:
-        job["env"] = _env_list(env)
+    job: dict[str, Any] = {"name": RUNNER_CONTAINER, "args": [str(c) for c in command]}
     if working_dir:
         job["workingDir"] = working_dir
+    runner = _role(
+        runner_pod,
+        job,
+        labels=labels,
+        env=env,
+        provider_env=provider_env,
+        image=image,
+        restart_policy="Never",
+    )
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
     if annotations:
         metadata["annotations"] = dict(annotations)
@@ -259,16 +244,14 @@ def build_daskjob(
         "kind": "DaskJob",
         "metadata": metadata,
         "spec": {
-            "job": {
-                "metadata": _metadata(labels, runner_pod),
-                "spec": _pod_spec(job, runner_pod, restart_never=True),
-            },
+            "job": runner,
             "cluster": {
                 "spec": build_cluster_spec(
                     name=name,
                     image=image,
                     n_workers=n_workers,
                     env=env,
+                    provider_env=provider_env,
                     labels=labels,
                     scheduler_pod=scheduler_pod,
                     worker_pod=worker_pod,
@@ -276,3 +259,58 @@ def build_daskjob(
             },
         },
     }
+
+
+# ---- the job kinds --------------------------------------------------------------------------------
+def job_status(obj: Mapping[str, Any]) -> str | None:
+    """A DaskJob's ``status.jobStatus`` (JobCreated, ClusterCreated, Running, Successful, Failed).
+
+    :param obj: the DaskJob.
+    """
+    return (obj.get("status") or {}).get("jobStatus")
+
+
+def cluster_phase(obj: Mapping[str, Any]) -> str | None:
+    """A DaskCluster's ``status.phase`` (Created, Pending, Running...).
+
+    :param obj: the DaskCluster.
+    """
+    return (obj.get("status") or {}).get("phase")
+
+
+_DASK_HINT = (
+    "the Dask Kubernetes operator is not installed there. Install it (dask-kubernetes operator Helm "
+    "chart), or use cluster='local' or 'address'."
+)
+
+DASKJOB_KIND = JobKind(
+    ref="airflow_mlplatform.specs.daskjob:DASKJOB_KIND",
+    resource=Resource(GROUP, VERSION, "daskjobs", "DaskJob"),
+    name_prefix="dask",
+    state=job_status,
+    started=frozenset({"Running", "Successful", "Failed"}),
+    succeeded=frozenset({"Successful"}),
+    failed=frozenset({"Failed"}),
+    log_pod=lambda name, obj: f"{name}-runner",
+    log_container=RUNNER_CONTAINER,
+    earlier_try="adopt",
+    name_slug=20,
+    crd_hint=_DASK_HINT,
+    controller="the Dask Kubernetes operator",
+    pods_selector="dask.org/cluster-name={name}",
+)
+
+DASKCLUSTER_KIND = JobKind(
+    ref="airflow_mlplatform.specs.daskjob:DASKCLUSTER_KIND",
+    resource=Resource(GROUP, VERSION, "daskclusters", "DaskCluster"),
+    name_prefix="dask",
+    state=cluster_phase,
+    started=frozenset({"Running"}),
+    succeeded=frozenset(),
+    failed=frozenset({"Error", "Failed"}),
+    earlier_try="adopt",
+    name_slug=20,
+    crd_hint=_DASK_HINT,
+    controller="the Dask Kubernetes operator",
+    pods_selector="dask.org/cluster-name={name}",
+)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_mlplatform.compute import ComputeProfile
+from airflow_mlplatform.specs import pod_template
 
 LABEL_PREFIX = "mlplatform.airflow.apache.org"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "airflow-mlplatform"}
@@ -125,51 +126,25 @@ def build_pod(
     :param name: the pod's name.
     :param command: the container's command (entrypoint).
     :param args: the container's args.
-    :param env: environment variables; they win over the profile's ``env``.
+    :param env: the task's environment variables; they win over the profile's ``env`` (the one
+        rule of :func:`airflow_mlplatform.specs.pod_template.merge_env`; the provider's own
+        ``MLPLATFORM_*`` variables are set last by the operators).
     :param labels: extra labels (identity labels, ...); they win over the profile's.
     :param annotations: extra annotations.
     :param namespace: the namespace; default the profile's, else ``default``.
     :param working_dir: working directory; default the profile's.
     """
-    container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
-        "image": profile.image,
-        "command": [str(c) for c in command],
-        "env": env_list({**profile.env, **(env or {})}),
-        "securityContext": profile.container_security_context(),
-    }
-    if args:
-        container["args"] = [str(a) for a in args]
-    if profile.secrets:
-        container["envFrom"] = [{"secretRef": {"name": s}} for s in profile.secrets]
-    resources = profile.resources()
-    if resources:
-        container["resources"] = resources
-    if profile.volume_mounts:
-        container["volumeMounts"] = [dict(m) for m in profile.volume_mounts]
-    if working_dir or profile.working_dir:
-        container["workingDir"] = working_dir or profile.working_dir
-    if profile.image_pull_policy:
-        container["imagePullPolicy"] = profile.image_pull_policy
-
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [container],
-        "securityContext": profile.pod_security_context(),
-    }
-    if profile.node_selector:
-        spec["nodeSelector"] = dict(profile.node_selector)
-    if profile.tolerations:
-        spec["tolerations"] = [dict(t) for t in profile.tolerations]
-    if profile.affinity:
-        spec["affinity"] = dict(profile.affinity)
-    if profile.priority_class:
-        spec["priorityClassName"] = profile.priority_class
-    if profile.service_account:
-        spec["serviceAccountName"] = profile.service_account
-    if profile.volumes:
-        spec["volumes"] = [dict(v) for v in profile.volumes]
-
+    fields = pod_template.pod_fields(profile)
+    container = pod_template.build_container(
+        fields,
+        name=CONTAINER_NAME,
+        image=profile.image,
+        command=command,
+        args=args,
+        env=env,
+        working_dir=working_dir or profile.working_dir,
+    )
+    template = pod_template.build_pod_template(fields, [container], restart_policy="Never")
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -179,5 +154,5 @@ def build_pod(
             "labels": {**profile.labels, **(labels or {})},
             "annotations": {**profile.annotations, **(annotations or {})},
         },
-        "spec": spec,
+        "spec": template["spec"],
     }

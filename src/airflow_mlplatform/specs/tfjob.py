@@ -1,7 +1,7 @@
 """Build a Kubeflow ``kubeflow.org/v1`` TFJob manifest (a plain dict) from arguments.
 
 Pure functions: no client, no server. Tests validate every manifest against the CRD's
-``openAPIV3Schema`` (../shared/crds/kubeflow.org_tfjobs.yaml).
+``openAPIV3Schema`` (tests/data/crds/kubeflow.org_tfjobs.yaml).
 
 ``replicas`` as DAG authors write it maps a replica type to a count, or to a count plus a
 compute profile of its own::
@@ -16,13 +16,14 @@ as plain dicts, so they can come from compute profiles or be written by hand.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_mlplatform.compute import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from airflow_mlplatform.exceptions import ReplicaSpecError
+from airflow_mlplatform.hooks.kubernetes import Resource
+from airflow_mlplatform.specs import pod_template
+from airflow_mlplatform.specs.kinds import JobKind
 
 API_VERSION = "kubeflow.org/v1"
 KIND = "TFJob"
@@ -38,25 +39,8 @@ REPLICA_TYPES = ("Chief", "Master", "PS", "Worker", "Evaluator")
 SINGLETONS = ("Chief", "Master", "Evaluator")
 CLEAN_POD_POLICIES = ("All", "Running", "None")
 RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
-#: Pod fields a replica may set (snake_case keys of ``Replica.pod``).
-POD_FIELDS = (
-    "image",
-    "resources",
-    "node_selector",
-    "tolerations",
-    "affinity",
-    "priority_class",
-    "service_account",
-    "env",
-    "secrets",
-    "labels",
-    "annotations",
-    "volumes",
-    "volume_mounts",
-    "pod_security_context",
-    "container_security_context",
-    "image_pull_policy",
-)
+#: Pod fields a replica may set (snake_case keys of ``Replica.pod``): the pod template's.
+POD_FIELDS = pod_template.POD_FIELDS
 
 
 @dataclass(frozen=True)
@@ -176,47 +160,6 @@ def leader(replicas: Mapping[str, Replica]) -> tuple[str, int]:
     return "Worker", 0
 
 
-def _env_list(env: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"name": str(k), "value": str(v)} for k, v in env.items()]
-
-
-def _container(
-    *,
-    image: str,
-    command: Sequence[str],
-    args: Sequence[str] | None,
-    env: Mapping[str, Any],
-    port: int,
-    pod: Mapping[str, Any],
-    working_dir: str | None,
-) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
-        "image": pod.get("image") or image,
-        "command": [str(c) for c in command],
-        "ports": [{"name": PORT_NAME, "containerPort": int(port), "protocol": "TCP"}],
-    }
-    if args:
-        container["args"] = [str(a) for a in args]
-    merged_env = {**env, **(pod.get("env") or {})}
-    if merged_env:
-        container["env"] = _env_list(merged_env)
-    if pod.get("secrets"):
-        container["envFrom"] = [{"secretRef": {"name": str(name)}} for name in pod["secrets"]]
-    if pod.get("resources"):
-        container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in pod["resources"].items()}
-    if pod.get("volume_mounts"):
-        container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
-    # restricted unless the replica's profile says otherwise; a given context is used as given
-    given = pod.get("container_security_context")
-    container["securityContext"] = copy.deepcopy(dict(RESTRICTED_CONTAINER_SECURITY if given is None else given))
-    if pod.get("image_pull_policy"):
-        container["imagePullPolicy"] = pod["image_pull_policy"]
-    if working_dir:
-        container["workingDir"] = working_dir
-    return container
-
-
 def build_replica_spec(
     replica: Replica,
     *,
@@ -224,18 +167,21 @@ def build_replica_spec(
     command: Sequence[str],
     args: Sequence[str] | None = None,
     env: Mapping[str, Any] | None = None,
+    provider_env: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
     port: int = DEFAULT_PORT,
     restart_policy: str = "Never",
     working_dir: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of ``spec.tfReplicaSpecs``.
+    """One entry of ``spec.tfReplicaSpecs`` (its pod from the one pod template).
 
     :param replica: the replica type, count and pod fields.
     :param image: default image (a replica's ``pod["image"]`` wins).
     :param command: the training command, the same for every replica.
     :param args: container args.
-    :param env: environment variables (TF_CONFIG is injected by the training operator).
+    :param env: the task's environment variables (win over the replica's profile env;
+        TF_CONFIG is injected by the training operator).
+    :param provider_env: the provider's own variables (``MLPLATFORM_PARAMETERS``), win over both.
     :param labels: pod labels (task identity...).
     :param port: the ``tfjob-port`` container port.
     :param restart_policy: Always, OnFailure, Never or ExitCode.
@@ -243,43 +189,21 @@ def build_replica_spec(
     """
     if restart_policy not in RESTART_POLICIES:
         raise ReplicaSpecError(f"restart_policy {restart_policy!r}: use one of {', '.join(RESTART_POLICIES)}")
-    pod = replica.pod
-    spec: dict[str, Any] = {
-        "containers": [
-            _container(
-                image=image,
-                command=command,
-                args=args,
-                env=env or {},
-                port=port,
-                pod=pod,
-                working_dir=working_dir,
-            )
-        ]
-    }
-    if pod.get("node_selector"):
-        spec["nodeSelector"] = {str(k): str(v) for k, v in pod["node_selector"].items()}
-    if pod.get("tolerations"):
-        spec["tolerations"] = [dict(t) for t in pod["tolerations"]]
-    if pod.get("affinity"):
-        spec["affinity"] = dict(pod["affinity"])
-    if pod.get("priority_class"):
-        spec["priorityClassName"] = pod["priority_class"]
-    if pod.get("service_account"):
-        spec["serviceAccountName"] = pod["service_account"]
-    if pod.get("volumes"):
-        spec["volumes"] = [dict(v) for v in pod["volumes"]]
-    given = pod.get("pod_security_context")
-    spec["securityContext"] = copy.deepcopy(dict(RESTRICTED_POD_SECURITY if given is None else given))
-    metadata: dict[str, Any] = {
-        "labels": {**(pod.get("labels") or {}), **(labels or {})},
-    }
-    if pod.get("annotations"):
-        metadata["annotations"] = dict(pod["annotations"])
+    container = pod_template.build_container(
+        replica.pod,
+        name=CONTAINER_NAME,
+        image=image,
+        command=command,
+        args=args,
+        env=env,
+        provider_env=provider_env,
+        working_dir=working_dir,
+        extra={"ports": [{"name": PORT_NAME, "containerPort": int(port), "protocol": "TCP"}]},
+    )
     return {
         "replicas": replica.count,
         "restartPolicy": restart_policy,
-        "template": {"metadata": metadata, "spec": spec},
+        "template": pod_template.build_pod_template(replica.pod, [container], labels=labels),
     }
 
 
@@ -324,6 +248,7 @@ def build_tfjob(
     replicas: Mapping[str, Replica],
     args: Sequence[str] | None = None,
     env: Mapping[str, Any] | None = None,
+    provider_env: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
     run_policy: Mapping[str, Any] | None = None,
@@ -339,7 +264,8 @@ def build_tfjob(
     :param command: the training command, run by every replica.
     :param replicas: from :func:`parse_replicas` (pod fields already resolved).
     :param args: container args.
-    :param env: environment variables of every replica.
+    :param env: the task's environment variables of every replica (win over profile env).
+    :param provider_env: the provider's own variables (``MLPLATFORM_*``), win over both.
     :param labels: labels of the TFJob and of every pod (task identity).
     :param annotations: annotations of the TFJob.
     :param run_policy: from :func:`build_run_policy` (default: cleanPodPolicy Running).
@@ -358,6 +284,7 @@ def build_tfjob(
             command=command,
             args=args,
             env=env,
+            provider_env=provider_env,
             labels=labels,
             port=port,
             restart_policy=restart_policy,
@@ -420,27 +347,55 @@ def check_pod_overrides(pod: Mapping[str, Any], profile: Any, *, what: str) -> N
         )
 
 
-def pod_fields_from_profile(profile: Any) -> dict[str, Any]:
-    """A replica's pod fields from a :class:`airflow_mlplatform.compute.ComputeProfile`.
+#: Kept for callers of the old name: the pod template's :func:`~airflow_mlplatform.specs.pod_template.pod_fields`.
+pod_fields_from_profile = pod_template.pod_fields
 
-    :param profile: the compute profile.
+
+# ---- the job kind ---------------------------------------------------------------------------------
+def condition(obj: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The TFJob's latest true condition type (Created, Running, Restarting, Succeeded, Failed...) and message.
+
+    :param obj: the TFJob.
     """
-    fields: dict[str, Any] = {
-        "image": profile.image,
-        "resources": profile.resources(),
-        "node_selector": dict(profile.node_selector),
-        "tolerations": list(profile.tolerations),
-        "affinity": profile.affinity,
-        "priority_class": profile.priority_class,
-        "service_account": profile.service_account,
-        "env": dict(profile.env),
-        "secrets": list(profile.secrets),
-        "labels": dict(profile.labels),
-        "annotations": dict(profile.annotations),
-        "volumes": list(profile.volumes),
-        "volume_mounts": list(profile.volume_mounts),
-        "pod_security_context": profile.pod_security_context(),
-        "container_security_context": profile.container_security_context(),
-        "image_pull_policy": profile.image_pull_policy,
-    }
-    return {k: v for k, v in fields.items() if v}
+    conditions = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
+    for wanted in ("Failed", "Succeeded"):
+        for c in conditions:
+            if c.get("type") == wanted:
+                return wanted, str(c.get("message") or c.get("reason") or "")
+    if conditions:
+        last = conditions[-1]
+        return last.get("type"), str(last.get("message") or "")
+    return None, ""
+
+
+def leader_pod(name: str, obj: Mapping[str, Any]) -> str:
+    """The pod whose log is the job's: ``{name}-chief-0`` (or master), else ``{name}-worker-0``.
+
+    :param name: the TFJob's name.
+    :param obj: the TFJob (its ``spec.tfReplicaSpecs`` say which replica types exist).
+    """
+    types = set(((obj.get("spec") or {}).get("tfReplicaSpecs") or {}).keys())
+    rtype, index = leader({t: Replica(t, 1) for t in types} if types else {"Worker": Replica("Worker", 1)})
+    return f"{name}-{rtype.lower()}-{index}"
+
+
+TFJOB_KIND = JobKind(
+    ref="airflow_mlplatform.specs.tfjob:TFJOB_KIND",
+    resource=Resource(GROUP, VERSION, PLURAL, KIND),
+    name_prefix="tfjob",
+    state=lambda obj: condition(obj)[0],
+    started=frozenset({"Running", "Restarting", "Succeeded", "Failed"}),
+    succeeded=frozenset({"Succeeded"}),
+    failed=frozenset({"Failed"}),
+    message=lambda obj: condition(obj)[1],
+    log_pod=leader_pod,
+    log_container=CONTAINER_NAME,
+    earlier_try="adopt",
+    name_slug=20,
+    crd_hint=(
+        "the Kubeflow training operator is not installed there (or not its TFJob CRD). Install "
+        "training-operator v1.x, or use backend='local'."
+    ),
+    controller="the Kubeflow training operator (training-operator v1.x)",
+    pods_selector="training.kubeflow.org/job-name={name}",
+)
