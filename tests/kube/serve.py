@@ -1,4 +1,4 @@
-"""Run the test bed (emulator + fake kubelet) as its own process, for benchmarks.
+"""Run the test bed (emulator + fake kubelet + fake Spark operator) as its own process, for benchmarks.
 
 Prints one JSON line ``{"url": ..., "kubeconfig": ...}`` when ready, then answers commands on
 stdin, one per line: ``stats`` (prints request counts by User-Agent, and the total) and ``quit``.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fake_spark_operator import SPARKAPPLICATIONS, FakeSparkOperator
 from kube.emulator import EmulatorThread
 from kube.fixtures import write_kubeconfig
 from kube.kubelet import FakeKubelet
@@ -23,6 +24,9 @@ from kube.kubelet import FakeKubelet
 def main() -> None:
     kubelet = FakeKubelet()
     thread = EmulatorThread([kubelet]).start()
+    assert thread.emulator is not None
+    thread.call(thread.emulator.declare, SPARKAPPLICATIONS, "SparkApplication")
+    thread.call(thread.emulator.add_controller, FakeSparkOperator())
     kubeconfig = write_kubeconfig(thread.url, Path(tempfile.mkdtemp(prefix="kube-serve-")) / "kubeconfig")
     print(json.dumps({"url": thread.url, "kubeconfig": str(kubeconfig)}), flush=True)
     for line in sys.stdin:

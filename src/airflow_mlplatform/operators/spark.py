@@ -218,13 +218,147 @@ class SparkApplicationOperator(PodJobMixin, BaseOperator):
             outputs={},
         )
 
-    def _execute_on_kubernetes(self, context: Any, profile: Any) -> dict[str, Any]:
-        from airflow_mlplatform.exceptions import ConfigurationError
+    def _spark_job(self, context: Any, profile: Any) -> tuple[Any, dict[str, Any]]:
+        """The SparkApplication of this try on the one job lifecycle, and the job's parameters."""
+        from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.compute import resolve_compute
+        from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
+        from airflow_mlplatform.parameters import merge_parameters
+        from airflow_mlplatform.runners.kube_job import KubeJob, job_deadline
+        from airflow_mlplatform.runtime import OUTPUT_URI_ENV
+        from airflow_mlplatform.specs import pod as podspec
+        from airflow_mlplatform.specs.kinds import object_name
+        from airflow_mlplatform.specs.spark import (
+            DEFAULT_SPARK_VERSION,
+            DEFAULT_TTL_SECONDS,
+            SPARK_KIND,
+            build_sparkapplication,
+        )
 
-        raise ConfigurationError("SparkApplication on Kubernetes needs the job lifecycle (not merged yet)")
+        identity = er.task_identity(context)
+        parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
+        namespace = self.namespace or profile.namespace
+        manifest = build_sparkapplication(  # every check of the manifest, before anything is created
+            name=object_name(SPARK_KIND, identity),
+            namespace=namespace or "default",
+            profile=profile,
+            executor_profile=resolve_compute(self.executor_compute) if self.executor_compute else None,
+            executors=self.executors,
+            main_file=self.application,
+            application_type=self.application_type,
+            main_class=self.main_class,
+            arguments=self.arguments,
+            parameters_json=json.dumps(parameters),
+            spark_conf=self.spark_conf,
+            env=self.env,
+            provider_env={OUTPUT_URI_ENV: storage.task_output_location(context)},
+            labels=podspec.identity_labels(identity),
+            annotations=podspec.identity_annotations(identity),
+            spark_version=self.spark_version or DEFAULT_SPARK_VERSION,
+            ttl_seconds=self.ttl_seconds or DEFAULT_TTL_SECONDS,
+        )
+        hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
+        if namespace is None:
+            manifest["metadata"]["namespace"] = hook.default_namespace()
+        job = KubeJob(
+            SPARK_KIND,
+            manifest,
+            selector=podspec.identity_selector(identity),
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            hook=hook,
+            log=self.log,
+            startup_timeout=self.startup_timeout,
+            deadline=job_deadline(operator=self, context=context),
+            delete_policy=self.delete_policy,
+        )
+        return job, parameters
+
+    def _execute_on_kubernetes(self, context: Any, profile: Any) -> dict[str, Any]:
+        job, parameters = self._spark_job(context, profile)
+        self._runner = job  # on_kill (also during the create) deletes the SparkApplication
+        if self.deferrable:
+            job.defer(self, method_name="execute_complete", kwargs={"parameters": parameters})
+        try:
+            return self._record_kubernetes(context, profile, job, parameters, job.run)
+        finally:
+            self._runner = None
+
+    def execute_complete(
+        self,
+        context: Any,
+        event: dict[str, Any],
+        reattached: bool = False,
+        parameters: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Resume after the trigger fired: read the driver's log, fail or push the outputs.
+
+        :param context: the task's Airflow context.
+        :param event: the trigger's event.
+        :param parameters: the job's parameters.
+        :param reattached: whether the SparkApplication was adopted from an earlier try.
+        """
+        from airflow_mlplatform.runners.kube_job import KubeJob
+        from airflow_mlplatform.specs.spark import SPARK_KIND
+
+        job = KubeJob.existing(
+            SPARK_KIND,
+            name=str(event["name"]),
+            namespace=str(event["namespace"]),
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            log=self.log,
+            delete_policy=self.delete_policy,
+        )
+        return self._record_kubernetes(
+            context,
+            self._profile(),
+            job,
+            parameters or {},
+            lambda: job.complete(event, reattached=reattached),
+        )
+
+    def _record_kubernetes(
+        self, context: Any, profile: Any, job: Any, parameters: Mapping[str, Any], body: Any
+    ) -> dict[str, Any]:
+        from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import JobRun, run_recorded
+
+        def ran_on() -> dict[str, Any]:
+            return {
+                "backend": "kubernetes",
+                "kind": "SparkApplication",
+                "namespace": job.namespace,
+                "sparkapplication": job.name,
+                "driver_pod": f"{job.name}-driver",
+                "executors": self.executors,
+                "reattached": job.reattached,
+                "deferred": self.deferrable,
+            }
+
+        def run() -> JobRun:
+            result = body()
+            result.raise_for_status()
+            return JobRun(outputs=result.outputs, ran_on=ran_on())
+
+        return run_recorded(
+            context,
+            job=run,
+            folder=storage.OutputFolder(storage.task_output_location(context)),
+            parameters=parameters,
+            code={
+                "application": self.application,
+                "type": self.application_type,
+                "main_class": self.main_class,
+            },
+            environment={"image": profile.image, "profile": profile.name},
+            outputs={},
+            in_worker=False,
+            ran_on=ran_on,
+            partial=lambda: job.feed.parser.close(),
+        )
 
     def on_kill(self) -> None:
         """Kill spark-submit's process group, or delete the SparkApplication."""
         runner = self._runner
         if runner is not None:
-            runner.kill()
+            runner.kill()  # ProcessRunner (worker) or KubeJob (deletes the SparkApplication)

@@ -21,6 +21,9 @@ from typing import Any
 
 from airflow_mlplatform.compute import ComputeProfile
 from airflow_mlplatform.exceptions import JobDefinitionError
+from airflow_mlplatform.hooks.kubernetes import Resource
+from airflow_mlplatform.specs.kinds import JobKind
+from airflow_mlplatform.specs.pod_template import merge_env
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
 KIND = "SparkApplication"
@@ -113,8 +116,6 @@ def role_spec(
     :param env: the task's environment variables (they win over the profile's).
     :param provider_env: the provider's own variables (they win over both).
     """
-    from airflow_mlplatform.specs.pod_template import merge_env
-
     where = f"compute profile {profile.name!r} ({role})"
     spec: dict[str, Any] = {"labels": {**dict(profile.labels), **dict(labels)}}
     cpu = profile.requests.get("cpu") or profile.limits.get("cpu")
@@ -278,3 +279,39 @@ def driver_pod(name: str, obj: Mapping[str, Any]) -> str:
     :param obj: the SparkApplication as the API returns it.
     """
     return ((obj.get("status") or {}).get("driverInfo") or {}).get("podName") or f"{name}-driver"
+
+
+def submission_failure(obj: Mapping[str, Any]) -> str | None:
+    """Why the Spark operator could not submit the application (no driver ever ran), else None.
+
+    :param obj: the SparkApplication as the API returns it.
+    """
+    if application_state(obj) != "SUBMISSION_FAILED":
+        return None
+    return "SUBMISSION_FAILED: " + (
+        error_message(obj) or "the Spark operator could not submit the application"
+    )
+
+
+#: The SparkApplication kind of the one job lifecycle (``runners.kube_job.KubeJob``).
+SPARK_KIND = JobKind(
+    ref="airflow_mlplatform.specs.spark:SPARK_KIND",
+    resource=Resource("sparkoperator.k8s.io", "v1beta2", "sparkapplications", KIND),
+    name_prefix="spark",
+    state=application_state,
+    started=frozenset({"RUNNING", "SUCCEEDING", "FAILING", "COMPLETED", "FAILED", "UNKNOWN"}),
+    succeeded=frozenset({"COMPLETED"}),
+    failed=frozenset({"FAILED", "SUBMISSION_FAILED", "UNKNOWN"}),
+    message=error_message,
+    fatal=submission_failure,
+    log_pod=driver_pod,
+    log_container=DRIVER_CONTAINER,
+    earlier_try="adopt",
+    name_slug=20,
+    crd_hint=(
+        "the Spark operator is not installed there (or not its SparkApplication CRD). Install "
+        "kubeflow/spark-operator (its Helm chart), or run the application in the worker (a local compute profile)."
+    ),
+    controller="the Spark operator (kubeflow/spark-operator)",
+    pods_selector="sparkoperator.k8s.io/app-name={name}",
+)
