@@ -229,7 +229,9 @@ SPARK = StepType(
             description="main file: .py, .R or .jar (a path here, or a local:// or other URI in the image)",
         ),
         "application_type": Field(
-            "application_type", choices=("Python", "Scala", "Java", "R"), description="default: from the extension"
+            "application_type",
+            choices=("Python", "Scala", "Java", "R"),
+            description="default: from the extension",
         ),
         "main_class": Field("main_class", templated=True, description="main class of a Scala or Java jar"),
         "arguments": Field("arguments", "list", templated=True, description="the application's arguments"),
@@ -237,7 +239,11 @@ SPARK = StepType(
         "executor_compute": Field("executor_compute", description="compute profile of the executors"),
         "executors": Field("executors", "int", description="number of executors (Kubernetes)"),
         "spark_conf": Field(
-            "spark_conf", "dict", templated=True, strings=True, description="Spark properties (win over the profile's)"
+            "spark_conf",
+            "dict",
+            templated=True,
+            strings=True,
+            description="Spark properties (win over the profile's)",
         ),
         "include_dag_params": _GLOBALS,
         "env": _ENV,
