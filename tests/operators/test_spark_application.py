@@ -81,3 +81,76 @@ def test_bad_definitions_fail_when_the_dag_is_parsed():
         SparkApplicationOperator(task_id="t", application="job.scala")
     with pytest.raises(UnknownComputeProfileError):
         SparkApplicationOperator(task_id="t", application="job.py", executor_compute="nope")
+
+
+K8S_PROFILES = """
+profiles:
+  spark-k8s:
+    backend: kubernetes
+    image: spark:3.5.5-python3
+    namespace: default
+    requests: {cpu: "1", memory: 1Gi}
+    labels: {tenant: research}
+    spark:
+      conf: {spark.sql.shuffle.partitions: 3}
+"""
+
+
+@pytest.fixture
+def spark_k8s(k8s_kinds, tmp_path, monkeypatch):
+    path = tmp_path / "profiles.yaml"
+    path.write_text(K8S_PROFILES)
+    monkeypatch.setenv("AIRFLOW__MLPLATFORM__COMPUTE_PROFILES", str(path))
+    k8s_kinds.clear_faults()
+    return k8s_kinds
+
+
+@needs_java
+@pytest.mark.slow
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_sparkapplication_runs_a_real_pyspark_driver_and_its_values_come_back(run_dag, spark_k8s, deferrable):
+    from fake_spark_operator import SPARKAPPLICATIONS
+
+    dag_id = f"spark_k8s_{'deferred' if deferrable else 'sync'}"
+    result = run_dag(
+        _dag(
+            dag_id,
+            application=f"local://{JOB}",
+            compute="spark-k8s",
+            parameters={"n": 100 if deferrable else 10},
+            arguments=["--flag", 7],
+            deferrable=deferrable,
+            delete_policy="never",
+        ),
+        dag_id,
+    )
+    assert result.task_states() == {"spark": "success"}
+    total = 5050 if deferrable else 55
+    assert result.xcom("spark") == {
+        "total": total,
+        "args": ["--flag", "7"],
+        "master": "local[2]",
+        "partitions": "3",
+    }
+    assert result.xcom("spark", "metrics")["rows"] == (100 if deferrable else 10)
+    record = result.xcom("spark", "execution_record")
+    assert record["where"]["kind"] == "SparkApplication" and record["where"]["deferred"] is deferrable
+    kept = [
+        o
+        for o in spark_k8s.call(spark_k8s.emulator.objects, SPARKAPPLICATIONS, "default")
+        if o["metadata"]["name"] == record["where"]["sparkapplication"]
+    ]
+    assert len(kept) == 1 and kept[0]["status"]["applicationState"]["state"] == "COMPLETED"
+    assert kept[0]["spec"]["driver"]["labels"]["tenant"] == "research"
+    assert kept[0]["spec"]["timeToLiveSeconds"] == 86400
+
+
+def test_submission_failure_fails_the_task_with_the_operators_error_message(run_dag, spark_k8s):
+    result = run_dag(
+        _dag("spark_k8s_bad", application="local:///nowhere/job.py", compute="spark-k8s", retries=0),
+        "spark_k8s_bad",
+    )
+    assert result.task_states() == {"spark": "failed"}
+    record = result.xcom("spark", "execution_record")
+    assert record["status"] == "failed"
+    assert "SparkApplication" in record["error"] and "/nowhere/job.py does not exist" in record["error"]
