@@ -4,9 +4,12 @@ Each job is the same pod (the worker's Python sleeping ``--seconds``), run for r
 ``dag.test()`` against the test bed (API emulator + fake kubelet, tests/kube/serve.py, in its
 own process, whose kubelet makes no API requests). Every request the server receives during
 the run is counted. Ours is also run with a ``--short`` job to show the count does not grow
-with the job's duration. Target: at most 8 requests for ours.
+with the job's duration. With ``--kinds spark`` the same job is a SparkApplication
+(SparkApplicationOperator; the fake Spark operator's driver is a real spark-submit; the
+upstream SparkKubernetesOperator polls every 10 s). Target: at most 8 requests for ours.
 
     .venv/bin/python benchmarks/bench_k8s_requests.py [--seconds 60] [--short 10] [--skip-upstream]
+        [--kinds pod,spark]
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ os.environ["AIRFLOW__MLPLATFORM__OUTPUT_BASE"] = str(HOME / "outputs")
 PROFILES = HOME / "profiles.yaml"
 PROFILES.write_text(
     "profiles:\n  cpu-small: {backend: kubernetes, image: python:3.11-slim, namespace: default}\n"
+    "  spark-k8s: {backend: kubernetes, image: spark:3.5.5-python3, namespace: default}\n"
+)
+SPARK_JOB = HOME / "sleep_job.py"
+SPARK_JOB.write_text(
+    "import sys, time\nprint('working', flush=True)\ntime.sleep(int(sys.argv[1]))\n"
+    'print(\'::mlplatform::record {"name": "slept", "value": \' + sys.argv[1] + \'}\', flush=True)\n'
 )
 os.environ["AIRFLOW__MLPLATFORM__COMPUTE_PROFILES"] = str(PROFILES)
 
@@ -45,6 +54,21 @@ with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
         task_id="job",
         command=[sys.executable, "-c", "import time; print('working', flush=True); time.sleep({seconds})"],
         compute="cpu-small",
+        deferrable={deferrable},
+    )
+"""
+
+SPARK = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.spark import SparkApplicationOperator
+
+with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+    SparkApplicationOperator(
+        task_id="job",
+        application="local://{job}",
+        arguments=["{seconds}"],
+        compute="spark-k8s",
         deferrable={deferrable},
     )
 """
@@ -110,7 +134,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--short", type=int, default=10)
     parser.add_argument("--skip-upstream", action="store_true")
+    parser.add_argument("--kinds", default="pod,spark", help="pod, spark or both")
     args = parser.parse_args()
+    kinds = set(args.kinds.split(","))
     proc, info = start_bed()
     os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(
         {"conn_type": "kubernetes", "extra": {"kube_config_path": info["kubeconfig"], "namespace": "default"}}
@@ -118,13 +144,22 @@ def main() -> None:
     from airflow.utils.db import initdb
 
     initdb()
-    cases = [
-        ("ours, sync", OURS, {"deferrable": False}, args.short),
-        ("ours, sync", OURS, {"deferrable": False}, args.seconds),
-        ("ours, deferrable", OURS, {"deferrable": True}, args.short),
-        ("ours, deferrable", OURS, {"deferrable": True}, args.seconds),
-    ]
-    if not args.skip_upstream:
+    cases = []
+    if "pod" in kinds:
+        cases += [
+            ("ours, sync", OURS, {"deferrable": False}, args.short),
+            ("ours, sync", OURS, {"deferrable": False}, args.seconds),
+            ("ours, deferrable", OURS, {"deferrable": True}, args.short),
+            ("ours, deferrable", OURS, {"deferrable": True}, args.seconds),
+        ]
+    if "spark" in kinds:
+        cases += [
+            ("ours SparkApplication, sync", SPARK, {"deferrable": False}, args.short),
+            ("ours SparkApplication, sync", SPARK, {"deferrable": False}, args.seconds),
+            ("ours SparkApplication, deferrable", SPARK, {"deferrable": True}, args.short),
+            ("ours SparkApplication, deferrable", SPARK, {"deferrable": True}, args.seconds),
+        ]
+    if not args.skip_upstream and "pod" in kinds:
         cases += [
             (
                 "upstream KPO, sync, get_logs=False",
@@ -149,7 +184,9 @@ def main() -> None:
     try:
         for i, (label, template, kwargs, seconds) in enumerate(cases):
             dag_id = f"bench_req_{i}"
-            n, state, elapsed = run(proc, template.format(dag_id=dag_id, seconds=seconds, **kwargs), dag_id)
+            n, state, elapsed = run(
+                proc, template.format(dag_id=dag_id, seconds=seconds, job=SPARK_JOB, **kwargs), dag_id
+            )
             rows.append((label, seconds, n, state, elapsed))
             print(
                 f"{label:<40} job {seconds:>3} s: {n:>4} API requests  ({state}, {elapsed:.0f} s)", flush=True
