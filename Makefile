@@ -1,16 +1,17 @@
 # airflow-mlplatform: set-up, the quickstart pipeline, tests, checks, benchmarks.
-#   make setup       system packages (R, IRkernel, pandoc), .venv with the provider and every extra
+#   make setup       system packages (R, IRkernel, pandoc, Java 17), .venv with the provider and every extra,
+#                    the Scala (Apache Toree) kernel over pyspark's bundled Spark
 #   make quickstart  run the quickstart ML pipeline end to end (SQLite, all local)
 #   make test        the test suite (what CI runs), the deployment tier included
 #   make test-deployment  only the tier on real Airflow processes (PostgreSQL, LocalExecutor)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git postgresql
+APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git postgresql openjdk-17-jre-headless
 
-.PHONY: setup system-packages venv quickstart quickstart-workflow test test-deployment lint bench clean
+.PHONY: setup system-packages venv scala-kernel quickstart quickstart-workflow test test-deployment lint bench clean
 
-setup: system-packages venv
+setup: system-packages venv scala-kernel
 
 system-packages:
 	@if command -v apt-get >/dev/null 2>&1; then \
@@ -20,12 +21,19 @@ system-packages:
 	    $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	  fi; \
-	else echo "no apt-get: install R, IRkernel, rmarkdown, jsonlite, pandoc and PostgreSQL yourself"; fi
+	else echo "no apt-get: install R, IRkernel, rmarkdown, jsonlite, pandoc, PostgreSQL and a Java 17 runtime yourself"; fi
 
 venv:
 	[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade uv
 	$(VENV)/bin/uv pip install --python $(PY) -q -c requirements/constraints.txt -e ".[all]"
+
+# The Toree kernel (Scala 2.12) over the Spark that pyspark 3.5 bundles; Spark UI off, driver on loopback
+# (a compute profile's `spark:` field replaces these options per job, through SPARK_OPTS).
+scala-kernel:
+	spark_home=$$($(PY) -c "import os, pyspark; print(os.path.dirname(pyspark.__file__))") && \
+	$(VENV)/bin/jupyter toree install --sys-prefix --spark_home="$$spark_home" \
+	  --spark_opts='--master local[2] --conf spark.ui.enabled=false --conf spark.driver.host=127.0.0.1' >/dev/null
 
 quickstart:
 	$(PY) scripts/quickstart.py

@@ -5,7 +5,10 @@ a DaskJob (its runner pod, next to a one-worker Dask cluster), run for real with
 against the test bed (API emulator + fake kubelet + fake training and Dask operators,
 tests/kube/serve.py --kinds, in its own process; the fakes make no API requests). Every request
 the server receives during the run is counted. Each is also run with a ``--short`` job to show
-the count does not grow with the job's duration. Target: at most 8 requests for ours, every kind.
+the count does not grow with the job's duration. With ``--kinds`` including ``spark`` the job is
+also a SparkApplication (SparkApplicationOperator; the fake Spark operator's driver is a real
+spark-submit; the upstream SparkKubernetesOperator polls every 10 s). Target: at most 8 requests
+for ours, every kind.
 
     .venv/bin/python benchmarks/bench_k8s_requests.py [--seconds 60] [--short 10] [--skip-upstream]
 """
@@ -33,6 +36,7 @@ PROFILES = HOME / "profiles.yaml"
 PROFILES.write_text(
     "profiles:\n  cpu-small: {backend: kubernetes, image: python:3.11-slim, namespace: default}\n"
     "  dask: {backend: kubernetes, image: ghcr.io/dask/dask:2026.8.0-py3.11, namespace: default}\n"
+    "  spark-k8s: {backend: kubernetes, image: spark:3.5.5-python3, namespace: default}\n"
 )
 os.environ["AIRFLOW__MLPLATFORM__COMPUTE_PROFILES"] = str(PROFILES)
 
@@ -84,6 +88,25 @@ with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
         deferrable={deferrable},
     )
 """
+SPARK = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.spark import SparkApplicationOperator
+
+with DAG("{dag_id}", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+    SparkApplicationOperator(
+        task_id="job",
+        application="local://{job}",
+        arguments=["{seconds}"],
+        compute="spark-k8s",
+        deferrable={deferrable},
+    )
+"""
+SPARK_JOB = HOME / "spark_sleep_job.py"
+SPARK_JOB.write_text(
+    "import sys, time\nprint('working', flush=True)\ntime.sleep(int(sys.argv[1]))\n"
+    'print(\'::mlplatform::record {"name": "slept", "value": \' + sys.argv[1] + \'}\', flush=True)\n'
+)
 SCRIPT = HOME / "sleep_job.py"
 SCRIPT.write_text(
     "import json, os, time\n"
@@ -152,7 +175,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--short", type=int, default=10)
     parser.add_argument("--skip-upstream", action="store_true")
+    parser.add_argument("--kinds", default="pod,TFJob,DaskJob,spark", help="comma-separated kinds to run")
     args = parser.parse_args()
+    kinds = set(args.kinds.split(","))
     proc, info = start_bed()
     os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(
         {"conn_type": "kubernetes", "extra": {"kube_config_path": info["kubeconfig"], "namespace": "default"}}
@@ -161,7 +186,9 @@ def main() -> None:
 
     initdb()
     cases = []
-    for kind, template in (("pod", OURS), ("TFJob", TFJOB), ("DaskJob", DASKJOB)):
+    for kind, template in (("pod", OURS), ("TFJob", TFJOB), ("DaskJob", DASKJOB), ("spark", SPARK)):
+        if kind not in kinds:
+            continue
         for deferrable in (False, True):
             mode = "deferrable" if deferrable else "sync"
             for seconds in (args.short, args.seconds):
@@ -191,7 +218,7 @@ def main() -> None:
     try:
         for i, (label, template, kwargs, seconds) in enumerate(cases):
             dag_id = f"bench_req_{i}"
-            source = template.format(dag_id=dag_id, seconds=seconds, script=SCRIPT, **kwargs)
+            source = template.format(dag_id=dag_id, seconds=seconds, script=SCRIPT, job=SPARK_JOB, **kwargs)
             n, state, elapsed = run(proc, source, dag_id)
             rows.append((label, seconds, n, state, elapsed))
             print(

@@ -22,6 +22,9 @@ Platform engineers define profiles once in a YAML file named by ``[mlplatform] c
         tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
         priority_class: ml-batch
         labels: {cost-centre: cc-42}
+      spark-local:
+        backend: local
+        spark: {master: "local[2]", conf: {spark.sql.shuffle.partitions: "4"}}
       worker:
         backend: local             # run in the Airflow worker
 
@@ -55,6 +58,7 @@ from airflow_mlplatform.exceptions import (
     ProfilesFileError,
     UnknownComputeProfileError,
 )
+from airflow_mlplatform.spark_settings import check_spark_settings
 
 BACKENDS = ("local", "kubernetes")
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
@@ -136,6 +140,9 @@ class ComputeProfile:
         the preset's settings (default ``restricted``) with ``pod``/``container`` merged over them.
     :param image_pull_policy: ``Always``, ``IfNotPresent`` or ``Never``.
     :param working_dir: working directory of the job container.
+    :param spark: the Spark session of the job, ``{"master": "local[2]", "conf": {...}}``
+        (see :mod:`airflow_mlplatform.spark_settings`); SparkApplication sizes come from
+        ``requests``/``limits``.
     :param overridable: what DAG authors may override, within which bounds (see
         :mod:`airflow_mlplatform.compute_policy`).
     """
@@ -162,6 +169,7 @@ class ComputeProfile:
     security_context: Mapping[str, Any] = field(default_factory=dict)
     image_pull_policy: str | None = None
     working_dir: str | None = None
+    spark: Mapping[str, Any] = field(default_factory=dict)
     overridable: OverridePolicy = field(default_factory=OverridePolicy)
 
     @property
@@ -278,6 +286,10 @@ def build_profile(name: str, data: Mapping[str, Any], *, where: str) -> ComputeP
         values["security_context"] = _security_context(
             values["security_context"], where=f"{where}: profile {name!r}"
         )
+    if values.get("spark") is None:
+        values.pop("spark", None)
+    else:
+        values["spark"] = check_spark_settings(values["spark"], where=f"{where}: profile {name!r}")
     values["overridable"] = parse_policy(
         values.get("overridable"), known=_FIELDS - {"name"}, where=f"{where}: profile {name!r}"
     )

@@ -2,7 +2,7 @@
 
 A profile is policy written by platform engineers. DAG authors may override only the fields
 its ``overridable`` section lists (default :data:`DEFAULT_OVERRIDABLE`: image, resources, GPUs,
-environment, working folder), within its bounds::
+environment, working folder, Spark session), within its bounds::
 
     profiles:
       gpu-small:
@@ -29,7 +29,17 @@ from typing import Any
 from airflow_mlplatform.exceptions import ComputeOverrideError, InvalidQuantityError, ProfilesFileError
 
 #: Fields a DAG author may override when the profile does not say otherwise.
-DEFAULT_OVERRIDABLE = ("image", "requests", "limits", "gpus", "env", "image_pull_policy", "working_dir")
+# ``spark`` (the session's master and conf) changes nothing a job's own code could not change.
+DEFAULT_OVERRIDABLE = (
+    "image",
+    "requests",
+    "limits",
+    "gpus",
+    "env",
+    "image_pull_policy",
+    "working_dir",
+    "spark",
+)
 #: Never overridable (the profile's identity and its policy).
 NEVER_OVERRIDABLE = ("backend", "overridable")
 #: Pseudo-field: allows ``hostPath`` volumes in an overridden ``volumes``.

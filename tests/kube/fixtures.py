@@ -118,18 +118,24 @@ def k8s() -> Iterator[KubeBed]:
 @pytest.fixture(scope="session")
 def k8s_kinds(k8s: KubeBed) -> KubeBed:
     """The bed with every job kind's resource declared and its fake controller added, once per
-    session (the fake Kubeflow training operator, the fake Dask operator)."""
+    session (the fake Kubeflow training operator, the fake Dask operator, the fake Spark operator)."""
     from fake_dask_operator import DASKCLUSTERS, DASKJOBS, SERVICES, FakeDaskOperator
+    from fake_spark_operator import SPARKAPPLICATIONS, FakeSparkOperator
     from fake_training_operator import TFJOBS, FakeTrainingOperator
 
     def setup() -> None:
         emulator = k8s.emulator
-        for key, kind in ((TFJOBS, "TFJob"), (DASKJOBS, "DaskJob"), (DASKCLUSTERS, "DaskCluster")):
+        for key, kind in (
+            (TFJOBS, "TFJob"),
+            (DASKJOBS, "DaskJob"),
+            (DASKCLUSTERS, "DaskCluster"),
+            (SPARKAPPLICATIONS, "SparkApplication"),
+        ):
             if key not in emulator.kinds:
                 emulator.declare(key, kind)
         if SERVICES not in emulator.kinds:
             emulator.declare(SERVICES, "Service", status_subresource=False)
-        for cls in (FakeTrainingOperator, FakeDaskOperator):
+        for cls in (FakeTrainingOperator, FakeDaskOperator, FakeSparkOperator):
             if not any(isinstance(c, cls) for c in emulator.controllers):
                 emulator.add_controller(cls())
 

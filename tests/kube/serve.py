@@ -1,9 +1,9 @@
-"""Run the test bed (emulator + fake kubelet) as its own process, for benchmarks.
+"""Run the test bed (emulator + fake kubelet, and with --kinds the fake controllers) as its own process, for benchmarks.
 
 Prints one JSON line ``{"url": ..., "kubeconfig": ...}`` when ready, then answers commands on
 stdin, one per line: ``stats`` (prints request counts by User-Agent, and the total) and ``quit``.
-With ``--kinds`` it also serves TFJobs, DaskJobs and DaskClusters through the fake training and
-Dask operators (they act inside the emulator: no API requests of their own).
+With ``--kinds`` it also serves TFJobs, DaskJobs, DaskClusters and SparkApplications through the fake
+training, Dask and Spark operators (they act inside the emulator: no API requests of their own).
 
     python tests/kube/serve.py [--kinds]
 """
@@ -27,18 +27,25 @@ def main() -> None:
     controllers: list = [kubelet]
     if "--kinds" in sys.argv[1:]:
         from fake_dask_operator import FakeDaskOperator
+        from fake_spark_operator import FakeSparkOperator
         from fake_training_operator import FakeTrainingOperator
 
-        controllers += [FakeTrainingOperator(), FakeDaskOperator()]
+        controllers += [FakeTrainingOperator(), FakeDaskOperator(), FakeSparkOperator()]
     thread = EmulatorThread(controllers).start()
     if "--kinds" in sys.argv[1:]:
         from fake_dask_operator import DASKCLUSTERS, DASKJOBS, SERVICES
+        from fake_spark_operator import SPARKAPPLICATIONS
         from fake_training_operator import TFJOBS
 
         def declare() -> None:
             emulator = thread.emulator
             assert emulator is not None
-            for key, kind in ((TFJOBS, "TFJob"), (DASKJOBS, "DaskJob"), (DASKCLUSTERS, "DaskCluster")):
+            for key, kind in (
+                (TFJOBS, "TFJob"),
+                (DASKJOBS, "DaskJob"),
+                (DASKCLUSTERS, "DaskCluster"),
+                (SPARKAPPLICATIONS, "SparkApplication"),
+            ):
                 emulator.declare(key, kind)
             emulator.declare(SERVICES, "Service", status_subresource=False)
 

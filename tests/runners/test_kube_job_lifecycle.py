@@ -2,7 +2,8 @@
 
 Each test runs for every kind it applies to (parametrized over :data:`CASES`): a plain pod (the
 fake kubelet runs it), a TFJob (the fake training operator creates its replica pods), a DaskJob
-(the fake Dask operator starts a scheduler, a worker and the runner pod), a DaskCluster.
+(the fake Dask operator starts a scheduler, a worker and the runner pod), a DaskCluster, a
+SparkApplication (the fake Spark operator's driver pod is a real ``spark-submit``).
 
 Airflow calls ``on_kill`` from a SIGTERM handler in the main thread, so the kill can arrive while
 the create request is in flight in the same thread; here the hook's ``create_object`` calls the
@@ -12,11 +13,14 @@ kill itself (before or after the real POST), as such a handler would.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,9 +35,11 @@ from airflow_mlplatform.exceptions import (
 from airflow_mlplatform.hooks.kubernetes import USER_AGENT
 from airflow_mlplatform.specs import daskjob
 from airflow_mlplatform.specs import pod as podspec
+from airflow_mlplatform.specs import spark as sparkspec
 from airflow_mlplatform.specs import tfjob as tfspec
 from airflow_mlplatform.specs.kinds import POD, JobKind, object_name
 from fake_dask_operator import DASKCLUSTERS, DASKJOBS
+from fake_spark_operator import SPARKAPPLICATIONS
 from fake_training_operator import TFJOBS
 
 PROFILE = ComputeProfile(name="test", backend="kubernetes", image="python:3.11", namespace="default")
@@ -102,6 +108,23 @@ def _daskcluster(identity: dict[str, Any], env: dict[str, str]) -> dict[str, Any
     )
 
 
+_SPARK_JOB = Path(tempfile.gettempdir()) / f"mlplatform-lifecycle-job-{os.getpid()}.py"
+
+
+def _sparkapplication(identity: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    if not _SPARK_JOB.exists():
+        _SPARK_JOB.write_text(JOB)
+    return sparkspec.build_sparkapplication(
+        name=object_name(sparkspec.SPARK_KIND, identity),
+        namespace="default",
+        profile=PROFILE,
+        main_file=f"local://{_SPARK_JOB}",
+        env=env,
+        labels=podspec.identity_labels(identity),
+        annotations=podspec.identity_annotations(identity),
+    )
+
+
 @dataclass(frozen=True)
 class Case:
     kind: JobKind
@@ -115,6 +138,7 @@ CASES = {
     "tfjob": Case(tfspec.TFJOB_KIND, TFJOBS, _tfjob),
     "daskjob": Case(daskjob.DASKJOB_KIND, DASKJOBS, _daskjob),
     "daskcluster": Case(daskjob.DASKCLUSTER_KIND, DASKCLUSTERS, _daskcluster, runs=False),
+    "spark": Case(sparkspec.SPARK_KIND, SPARKAPPLICATIONS, _sparkapplication),
 }
 RUNNING_KINDS = sorted(k for k, c in CASES.items() if c.runs)
 
@@ -286,6 +310,7 @@ def test_a_new_try_adopts_the_earlier_tries_live_object_but_not_a_failed_one(bed
             TFJOBS: {"conditions": [{"type": "Failed", "status": "True"}]},
             DASKJOBS: {"jobStatus": "Failed"},
             DASKCLUSTERS: {"phase": "Error"},
+            SPARKAPPLICATIONS: {"applicationState": {"state": "FAILED", "errorMessage": "driver failed"}},
         }[key]
         bed.call(bed.emulator.set_status, key, "default", first.name, failed)
         _wait_until(lambda: kind.state(bed.call(bed.emulator.get_object, key, "default", first.name) or {}))

@@ -48,6 +48,7 @@ def test_every_step_type_builds_and_generates_the_same_dag(tmp_path, monkeypatch
     assert kinds == {
         "sales": "PythonOperator",
         "revenue_report": "RapidsDaskOperator",
+        "spark_revenue": "SparkApplicationOperator",
         "train_tf": "TFJobOperator",
         "judge": "PythonOperator",
         "fit_r": "RStudioJobOperator",

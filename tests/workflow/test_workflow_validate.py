@@ -37,7 +37,7 @@ def test_every_error_of_a_bad_file_with_line_and_column():
         (18, 14, "reference to unknown step 'ghost'"),
         (19, 11, "reference to unknown parameter 'lr'"),
         (20, 9, "duplicate step id 'train' (first used on line 11)"),
-        (21, 11, "unknown step type 'spark' in step 'train'; expected one of: notebook, r, tfjob"),
+        (21, 11, "unknown step type 'flink' in step 'train'; expected one of: notebook, r, tfjob"),
         (22, 9, "dependency cycle: a -> b -> a"),
         (29, 14, "retries must be an integer, got a string ('many')"),
         (30, 5, "unknown field 'colour' in step 'b' of type bash; expected one of: id, type"),

@@ -36,11 +36,14 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         templated with Jinja (``{{ run_id }}``), then, as papermill does, ``{name}`` placeholders
         are filled from the parameters (``{pm[run_uuid]}`` too); default:
         ``{output_base}/{dag}/{run}/{task}/try-{n}/{name}.ipynb``.
-    :param kernel_name: Jupyter kernel (``python3``, ``ir``, ...); default: the notebook's own.
+    :param kernel_name: Jupyter kernel (``python3``, ``ir``, ``apache_toree_scala``, ...);
+        default: the notebook's own.
     :param compute: name of a compute profile; None (or a ``local`` profile) runs the notebook
         in the worker, a ``kubernetes`` profile in a pod (``python -m
         airflow_mlplatform.runners.notebook_job`` in the profile's image). Unknown names fail
         when the DAG file is parsed.
+        A profile's ``spark: {master, conf}`` gives the notebook's Spark session (pyspark or
+        Toree) its master and configuration.
     :param compute_overrides: single profile fields to override (``image``, ``gpus``, ...).
     :param kubernetes_conn_id: the Kubernetes connection, for pods (templated).
     :param deferrable: for pods, wait in the triggerer; default ``[operators] default_deferrable``.
@@ -155,7 +158,15 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         from airflow_mlplatform import storage
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.runners.notebook import NotebookRunner, NotebookSpec, prepare
-        from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV, R_RUNTIME_ENV, r_runtime_path
+        from airflow_mlplatform.runtime import (
+            OUTPUT_DIR_ENV,
+            OUTPUT_URI_ENV,
+            R_RUNTIME_ENV,
+            SCALA_RUNTIME_ENV,
+            r_runtime_path,
+            scala_runtime_path,
+        )
+        from airflow_mlplatform.spark_settings import spark_env
 
         profile = self._profile()
         if profile is not None and profile.is_kubernetes:
@@ -174,9 +185,11 @@ class NotebookOperator(PodJobMixin, BaseOperator):
             cell_timeout=self.cell_timeout,
             start_timeout=self.start_timeout,
             env={
+                **spark_env(profile.spark if profile else None, in_worker=True),
                 OUTPUT_DIR_ENV: str(folder.path),
                 OUTPUT_URI_ENV: folder.location,
                 R_RUNTIME_ENV: r_runtime_path(),
+                SCALA_RUNTIME_ENV: scala_runtime_path(),
                 **{str(k): str(v) for k, v in (self.env or {}).items()},
             },
             output_uri=output_uri,
@@ -229,6 +242,7 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         from airflow_mlplatform.job_files import ShipPlan
         from airflow_mlplatform.runners.notebook import NotebookSpec, prepare
         from airflow_mlplatform.runners.notebook_job import SPEC_ENV
+        from airflow_mlplatform.spark_settings import spark_env
 
         notebook, parameters, folder = self._job_inputs(context, self.notebook)
         options = self._papermill_options(context, parameters)
@@ -261,7 +275,7 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         }
         return PodPlan(
             command=["python", "-m", "airflow_mlplatform.runners.notebook_job"],
-            env={"PYTHONUNBUFFERED": "1"},
+            env={**spark_env(profile.spark, in_worker=False), "PYTHONUNBUFFERED": "1"},
             provider_env={SPEC_ENV: json.dumps(spec)},
             folder=folder,
             parameters=parameters,

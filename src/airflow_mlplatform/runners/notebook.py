@@ -135,6 +135,32 @@ class NotebookResult:
     duration_s: float
 
 
+_SCALA_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def scala_string(text: str) -> str:
+    """A Scala string literal (expression) for ``text``.
+
+    papermill's own Scala translator writes Python's ``\\xNN``/``\\UNNNNNNNN`` escapes for
+    non-ASCII characters, which Scala rejects; Scala 2.12 reads ``\\uNNNN`` anywhere in the
+    source (even inside a literal), so other control characters are concatenated as ``.toChar``.
+
+    :param text: the string.
+    """
+    parts, current = [], []
+    for char in text:
+        if char in _SCALA_ESCAPES:
+            current.append(_SCALA_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            parts.append('"' + "".join(current) + '"')
+            parts.append(f"{ord(char)}.toChar.toString")
+            current = []
+        else:
+            current.append(char)
+    parts.append('"' + "".join(current) + '"')
+    return parts[0] if len(parts) == 1 else "(" + " + ".join(parts) + ")"
+
+
 def installed_kernels() -> dict[str, str]:
     """Names of the installed Jupyter kernels and their folders."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -152,15 +178,18 @@ def _kernel_spec(name: str) -> Any:
         raise KernelNotFoundError(
             f"no Jupyter kernel named {name!r} is installed; installed kernels: {kernels}. "
             "Pass kernel_name= one of them, or install the kernel in the worker image "
-            "(for R: the IRkernel package, then IRkernel::installspec(user = FALSE))"
+            "(for R: the IRkernel package, then IRkernel::installspec(user = FALSE); for Scala: the "
+            "provider's 'spark' extra, then `jupyter toree install --sys-prefix --spark_home=...`, see "
+            "docs/spark.md)"
         ) from e
 
 
 @lru_cache(maxsize=1)
 def _register_translators() -> None:
     """papermill's R translator writes ``nan``/``inf`` for non-finite floats (not R): use
-    R's ``NaN``/``Inf``/``-Inf``, as its Python translator writes ``float('nan')``."""
-    from papermill.translators import RTranslator, papermill_translators
+    R's ``NaN``/``Inf``/``-Inf``, as its Python translator writes ``float('nan')``; Scala strings
+    with :func:`scala_string`."""
+    from papermill.translators import RTranslator, ScalaTranslator, papermill_translators
 
     class _RTranslator(RTranslator):
         @classmethod
@@ -171,6 +200,13 @@ def _register_translators() -> None:
 
     for name in ("R", "sparkrkernel"):
         papermill_translators.register(name, _RTranslator)
+
+    class _ScalaTranslator(ScalaTranslator):
+        @classmethod
+        def translate_str(cls, val: Any) -> str:
+            return scala_string(str(val))
+
+    papermill_translators.register("scala", _ScalaTranslator)
 
 
 def declared_parameters(nb: Any, *, kernel_name: str, language: str) -> list[str] | None:

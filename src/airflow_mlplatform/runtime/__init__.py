@@ -15,10 +15,18 @@ From R (the one-liner)::
     cat("::mlplatform::record", jsonlite::toJSON(list(name = "accuracy", value = 0.93), auto_unbox = TRUE, digits = NA), "\\n")
 
 or ``source(Sys.getenv("MLPLATFORM_R_RUNTIME")); record("accuracy", 0.93)``.
+
+From Scala (an Apache Toree notebook), load ``mlplatform.scala`` in one cell, then
+``mlplatform.record("accuracy", 0.93)``::
+
+    assert(kernel.eval(Some(scala.io.Source.fromFile(sys.env("MLPLATFORM_SCALA_RUNTIME")).mkString))._1)
+
+A Spark session as the compute profile says (``spark: {master, conf}``): ``spark_session()``.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -41,8 +49,20 @@ OUTPUT_DIR_ENV = "MLPLATFORM_OUTPUT_DIR"
 OUTPUT_URI_ENV = "MLPLATFORM_OUTPUT_URI"
 #: Environment variable holding the path of the R runtime (``source()`` it from R).
 R_RUNTIME_ENV = "MLPLATFORM_R_RUNTIME"
+#: Environment variable holding the path of the Scala runtime (``mlplatform.scala``).
+SCALA_RUNTIME_ENV = "MLPLATFORM_SCALA_RUNTIME"
+#: Environment variable with the job's Spark master and conf as JSON (set by the operator).
+SPARK_ENV = "MLPLATFORM_SPARK"
 
-__all__ = ["RECORD_PREFIX", "RESERVED_NAMES", "log_metrics", "output_dir", "output_uri", "record"]
+__all__ = [
+    "RECORD_PREFIX",
+    "RESERVED_NAMES",
+    "log_metrics",
+    "output_dir",
+    "output_uri",
+    "record",
+    "spark_session",
+]
 
 
 def check_name(name: object) -> str:
@@ -147,6 +167,36 @@ def output_uri(name: str = "") -> str:
 def r_runtime_path() -> str:
     """Path of ``mlplatform.R``, the R side of this runtime."""
     return str(Path(__file__).with_name("mlplatform.R"))
+
+
+def scala_runtime_path() -> str:
+    """Path of ``mlplatform.scala``, the Scala side of this runtime."""
+    return str(Path(__file__).with_name("mlplatform.scala"))
+
+
+def spark_session(app_name: str | None = None) -> Any:
+    """A pyspark ``SparkSession`` with the master and conf of the job's compute profile.
+
+    The operator puts the profile's ``spark: {master, conf}`` in ``MLPLATFORM_SPARK`` (and in
+    ``PYSPARK_SUBMIT_ARGS``, so a plain ``SparkSession.builder.getOrCreate()`` gets it too);
+    outside Airflow the session is pyspark's default (``local[*]``). The session is stopped
+    when the process exits. Needs pyspark (imported here, not when this module is).
+
+    :param app_name: the application name shown by Spark.
+    """
+    from pyspark.sql import SparkSession
+
+    settings = json.loads(os.environ.get(SPARK_ENV) or "{}")
+    builder = SparkSession.builder
+    if settings.get("master"):
+        builder = builder.master(settings["master"])
+    for key, value in (settings.get("conf") or {}).items():
+        builder = builder.config(key, value)
+    if app_name:
+        builder = builder.appName(app_name)
+    session = builder.getOrCreate()
+    atexit.register(session.stop)
+    return session
 
 
 def output_dir() -> Path:

@@ -217,6 +217,46 @@ VALOHAI = StepType(
     },
     description="an execution on Valohai",
 )
+SPARK = StepType(
+    "spark",
+    "airflow_mlplatform.operators.spark:SparkApplicationOperator",
+    {
+        "application": Field(
+            "application",
+            "path",
+            required=True,
+            templated=True,
+            description="main file: .py, .R or .jar (a path here, or a local:// or other URI in the image)",
+        ),
+        "application_type": Field(
+            "application_type",
+            choices=("Python", "Scala", "Java", "R"),
+            description="default: from the extension",
+        ),
+        "main_class": Field("main_class", templated=True, description="main class of a Scala or Java jar"),
+        "arguments": Field("arguments", "list", templated=True, description="the application's arguments"),
+        "parameters": _PARAMS,
+        "executor_compute": Field("executor_compute", description="compute profile of the executors"),
+        "executors": Field("executors", "int", description="number of executors (Kubernetes)"),
+        "spark_conf": Field(
+            "spark_conf",
+            "dict",
+            templated=True,
+            strings=True,
+            description="Spark properties (win over the profile's)",
+        ),
+        "include_dag_params": _GLOBALS,
+        "env": _ENV,
+        "namespace": Field("namespace", templated=True, description="Kubernetes namespace"),
+        "kubernetes_conn_id": _K8S_CONN,
+        "deferrable": _DEFERRABLE,
+        "ttl_seconds": Field("ttl_seconds", "int", description="timeToLiveSeconds of the finished object"),
+        "cwd": _CWD,
+    },
+    compute=True,
+    compute_overrides=True,
+    description="a Spark application: a SparkApplication on Kubernetes, or spark-submit in the worker",
+)
 BASH = StepType(
     "bash",
     "airflow.providers.standard.operators.bash:BashOperator",
@@ -237,7 +277,9 @@ PYTHON = StepType(
     description="a Python function in the worker (a returned dict's keys are its outputs)",
 )
 
-STEP_TYPES: dict[str, StepType] = {t.name: t for t in (NOTEBOOK, R, TFJOB, RAPIDS, VALOHAI, BASH, PYTHON)}
+STEP_TYPES: dict[str, StepType] = {
+    t.name: t for t in (NOTEBOOK, R, TFJOB, RAPIDS, SPARK, VALOHAI, BASH, PYTHON)
+}
 
 COMMON_FIELDS: dict[str, str] = {
     "id": "step id, unique in the workflow (also the task id)",
@@ -246,7 +288,7 @@ COMMON_FIELDS: dict[str, str] = {
     "depends_on": "step ids that must finish first (besides those inferred from references)",
     "outputs": "names of the values the step records (referenced as steps.ID.outputs.NAME)",
     "group": "task group id",
-    "compute": "compute profile name (notebook, r, tfjob, rapids); notebook and r also take "
+    "compute": "compute profile name (notebook, r, tfjob, rapids, spark); notebook, r and spark also take "
     "{profile: NAME, FIELD: VALUE...} to override single fields",
     "retries": "number of retries",
     "retry_delay": "seconds (or 30s, 5m, 1h) between retries",
