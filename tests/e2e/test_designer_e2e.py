@@ -18,6 +18,8 @@ from e2e.airflow_server import AirflowServer
 from e2e.browser import artifacts_dir, chromium, drag_to, login
 
 DAG_ID = "designer_e2e_pipeline"
+# generous: the api-server builds the plugin app on its first request, and CI machines are shared
+TIMEOUT_MS = 90_000
 NOTEBOOKS = ("prepare", "train", "evaluate")
 # where each dropped notebook lands, relative to the canvas's top-left corner
 DROP_AT = {"prepare": (170, 90), "train": (500, 330), "evaluate": (800, 90)}
@@ -46,9 +48,9 @@ def _wire(page, source: str, target: str) -> None:
 def _wait_validated(page, *, valid: bool) -> None:
     status = page.locator("[data-testid=validation-status]")
     if valid:
-        status.filter(has_text=re.compile(r"^valid$")).wait_for(timeout=30_000)
+        status.filter(has_text=re.compile(r"^valid$")).wait_for()
     else:
-        status.filter(has_text=re.compile(r"problem")).wait_for(timeout=30_000)
+        status.filter(has_text=re.compile(r"problem")).wait_for()
 
 
 def build_in_browser(server: AirflowServer) -> float:
@@ -56,6 +58,7 @@ def build_in_browser(server: AirflowServer) -> float:
     started = time.monotonic()
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
@@ -64,8 +67,8 @@ def build_in_browser(server: AirflowServer) -> float:
             # Airflow's navigation has the designer; the host page renders our react_apps bundle
             page.get_by_role("link", name="Workflow designer").click()
             page.wait_for_url(re.compile(r"/plugin/workflow-designer"))
-            page.locator("[data-testid=toolbar]").wait_for(timeout=60_000)
-            page.locator("[data-testid='catalog-notebooks/train.ipynb']").wait_for(timeout=60_000)
+            page.locator("[data-testid=toolbar]").wait_for()
+            page.locator("[data-testid='catalog-notebooks/train.ipynb']").wait_for()
 
             # drag three notebooks from the catalog onto the canvas: steps with file and parameters set
             canvas = page.locator("[data-testid=canvas]")
@@ -78,7 +81,7 @@ def build_in_browser(server: AirflowServer) -> float:
                     "[data-testid=canvas]",
                     target_position={"x": x, "y": y},
                 )
-                page.locator(f"[data-testid=node-{name}]").wait_for(timeout=10_000)
+                page.locator(f"[data-testid=node-{name}]").wait_for()
             assert page.locator(
                 "[data-testid=in-train-C]"
             ).is_visible()  # pre-filled from the parameters cell
@@ -147,7 +150,7 @@ def build_in_browser(server: AirflowServer) -> float:
             assert path.endswith("notebooks/train.ipynb")
             notebook.fill("")
             _wait_validated(page, valid=False)
-            page.locator("[data-testid=node-errors-train]").wait_for(timeout=30_000)
+            page.locator("[data-testid=node-errors-train]").wait_for()
             message = page.locator("[data-testid=field-notebook-error]").first.inner_text()
             assert "notebook" in message
             assert page.locator("[data-testid=save]").is_disabled()
@@ -175,8 +178,8 @@ def build_in_browser(server: AirflowServer) -> float:
             page.locator("[data-testid=save]").click()
             page.locator("[data-testid=save-name]").fill(f"{DAG_ID}.yaml")
             page.locator("[data-testid=save-confirm]").click()
-            page.locator("[data-testid=notice]").filter(has_text="Saved").wait_for(timeout=30_000)
-            page.locator("[data-testid=run-links]").wait_for(timeout=30_000)
+            page.locator("[data-testid=notice]").filter(has_text="Saved").wait_for()
+            page.locator("[data-testid=run-links]").wait_for()
             assert DAG_ID in (page.locator("[data-testid=grid-link]").get_attribute("href") or "")
             _shot(page, "saved")
         except Exception:
@@ -218,16 +221,17 @@ def test_build_wire_validate_save_and_run(designer_server: AirflowServer, design
 def test_viewer_is_read_only_and_iframe_page_renders(designer_server: AirflowServer):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         login(page, designer_server.url, "viewer", designer_server.passwords["viewer"])
         page.goto(f"{designer_server.url}/plugin/workflow-designer")
-        page.get_by_text("may read but not edit DAGs").wait_for(timeout=60_000)
+        page.get_by_text("may read but not edit DAGs").wait_for()
         assert page.locator("[data-testid=save]").count() == 0
 
         # the external_views page (own React) on the same API
         page.goto(f"{designer_server.url}/mlplatform/designer/")
-        page.locator("[data-testid=toolbar]").wait_for(timeout=60_000)
+        page.locator("[data-testid=toolbar]").wait_for()
         page.locator("[data-testid=tab-steps]").click()
         for step_type in ("notebook", "r", "bash", "python"):
             page.locator(f"[data-testid=palette-{step_type}]").wait_for()
