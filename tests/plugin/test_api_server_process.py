@@ -42,14 +42,18 @@ def api_server(auth_env, designer_dirs, tmp_path):
         deadline = time.monotonic() + 240
         while True:
             if proc.poll() is not None:
-                raise AssertionError("api-server exited:\n" + (tmp_path / "api-server.log").read_text()[-3000:])
+                raise AssertionError(
+                    "api-server exited:\n" + (tmp_path / "api-server.log").read_text()[-3000:]
+                )
             try:
                 if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("api-server not up in 240 s:\n" + (tmp_path / "api-server.log").read_text()[-3000:])
+                raise AssertionError(
+                    "api-server not up in 240 s:\n" + (tmp_path / "api-server.log").read_text()[-3000:]
+                )
             time.sleep(0.5)
         yield url
     finally:
