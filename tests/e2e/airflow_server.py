@@ -70,7 +70,7 @@ def _wait_healthy(server: AirflowServer, timeout: float) -> None:
 
 @contextlib.contextmanager
 def airflow_api_server(
-    home: Path, *, workflows_folder: Path, extra_env: dict[str, str] | None = None, timeout: float = 180
+    home: Path, *, workflows_folder: Path, extra_env: dict[str, str] | None = None, timeout: float = 420
 ) -> Iterator[AirflowServer]:
     """Start ``airflow api-server`` (one worker) and stop it (its whole process group) afterwards.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from e2e.airflow_server import AirflowServer
-from e2e.browser import artifacts_dir, chromium, drag_to, login
+from e2e.browser import REPO, artifacts_dir, chromium, drag_to, login
 
 DAG_ID = "designer_e2e_pipeline"
 # generous: the api-server builds the plugin app on its first request, and CI machines are shared
@@ -208,8 +208,8 @@ def test_build_wire_validate_save_and_run(designer_server: AirflowServer, design
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
 
-    loader = "from pathlib import Path\n\nfrom airflow_mlplatform.workflow import load_workflows\n\n"
-    loader += 'load_workflows(Path(__file__).parent / "workflows", globals())\n'
+    # the project's own loader, next to the designer's workflows folder
+    loader = (REPO / "example_dags" / "workflows_loader.py").read_text()
     result = run_dag(loader, DAG_ID, name="designer_e2e/loader.py", run_conf={"C": 0.5})
     assert result.task_states() == {"prepare": "success", "train": "success", "evaluate": "success"}
     train = result.xcom("train")

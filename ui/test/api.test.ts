@@ -18,7 +18,8 @@ describe("API client", () => {
       return new Response(JSON.stringify({ valid: false, errors: [] }), { status: 200 });
     }) as unknown as typeof fetch;
     const api = createApi("http://h/mlplatform/api/", fake);
-    await api.validate({ version: 1, id: "x", steps: [] });
+    await api.validate({ version: 1, id: "x", steps: [] }, "sub/wf.yaml");
+    expect(JSON.parse(String(calls[0]?.init.body))).toEqual({ document: { version: 1, id: "x", steps: [] }, path: "sub/wf.yaml" });
     expect(calls[0]?.url).toBe("http://h/mlplatform/api/designer/validate");
     expect((calls[0]?.init.headers as Record<string, string>)["Content-Type"]).toBe("application/json");
     const failure = await api.save("sub/my wf.yaml", { version: 1, id: "x", steps: [] }, { etag: '"abc"', draft: false }).catch((e: unknown) => e);
