@@ -64,7 +64,7 @@ def map_errors(errors: list[WorkflowError], src: Any | None, *, with_position: b
     data = src.data if src is not None else None
     out = []
     for e in errors:
-        path = where.get((e.line, e.column), ()) if e.line is not None else ()
+        path = where.get((e.line, e.column), ()) if e.line is not None and e.column is not None else ()
         step, fld = _describe(path, data)
         if fld is None and step is not None and (m := _NEEDS_FIELD.search(e.message)):
             fld = m.group(1)  # a missing required field: point at the field the form must fill
