@@ -3,7 +3,8 @@ N cells (code, printed output and a PNG image each), through Airflow's api-serve
 its real auth manager.
 
 Printed: the first render (nbconvert), the cached page (same file: served from the render
-cache), and nbconvert alone on the same notebook (baseline), medians; page and notebook sizes.
+cache), and the renderer alone (nbconvert, no HTTP, no auth) on the same notebook as the
+baseline, medians; page and notebook sizes.
 
 Usage: ``python benchmarks/bench_output_viewer.py [--cells 200] [--image-kb 20] [--runs 5]``.
 """
@@ -81,8 +82,8 @@ def main() -> int:
           f"({len(text) / 1e6:.1f} MB ipynb, {len(r.text) / 1e6:.1f} MB page), median of {args.runs}")  # fmt: skip
     print(f"  first render through the API: {med(first) * 1000:8.1f} ms")
     print(f"  cached page through the API:  {med(cached) * 1000:8.1f} ms")
-    print(f"  nbconvert alone (baseline):   {med(alone) * 1000:8.1f} ms")
-    print(f"  ratio first render / nbconvert alone: {med(first) / med(alone):.2f}")
+    print(f"  render alone, no HTTP (base): {med(alone) * 1000:8.1f} ms")
+    print(f"  ratio first render / render alone: {med(first) / med(alone):.2f}")
     return 0
 
 
