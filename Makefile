@@ -1,27 +1,33 @@
 # airflow-mlplatform: set-up, the quickstart pipeline, tests, checks, benchmarks.
-#   make setup       system packages (R, IRkernel, pandoc, Java 17), .venv with the provider and every extra,
-#                    the Scala (Apache Toree) kernel over pyspark's bundled Spark
+#   make setup       system packages (R, IRkernel, pandoc, Java 17, PostgreSQL, node, chromium), .venv
+#                    with the provider and every extra, the Scala (Apache Toree) kernel over pyspark's
+#                    bundled Spark, and the workflow designer's front end (ui/ -> plugin/static/)
+#   make ui          build the designer's front end only (npm ci + vite)
 #   make quickstart  run the quickstart ML pipeline end to end (SQLite, all local)
 #   make test        the test suite (what CI runs), the deployment tier included
 #   make test-deployment  only the tier on real Airflow processes (PostgreSQL, LocalExecutor)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git postgresql openjdk-17-jre-headless
+APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pandoc git postgresql openjdk-17-jre-headless chromium
+# the designer's front end is built with node + npm; Debian's packages unless node is there already
+NODE_APT_PACKAGES := nodejs npm
+NPM := npm
 
-.PHONY: setup system-packages venv scala-kernel quickstart quickstart-workflow test test-deployment lint bench clean
+.PHONY: setup system-packages venv scala-kernel ui ui-test quickstart quickstart-workflow test test-deployment lint bench clean
 
-setup: system-packages venv scala-kernel
+setup: system-packages venv scala-kernel ui
 
 system-packages:
 	@if command -v apt-get >/dev/null 2>&1; then \
 	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then missing="$$missing $(NODE_APT_PACKAGES)"; fi; \
 	  if [ -n "$$missing" ]; then \
 	    echo "apt-get install $$missing"; \
 	    $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	  fi; \
-	else echo "no apt-get: install R, IRkernel, rmarkdown, jsonlite, pandoc, PostgreSQL and a Java 17 runtime yourself"; fi
+	else echo "no apt-get: install R, IRkernel, rmarkdown, jsonlite, pandoc, PostgreSQL, a Java 17 runtime, node + npm and chromium yourself"; fi
 
 venv:
 	[ -x $(PY) ] || python3 -m venv $(VENV)
@@ -35,13 +41,23 @@ scala-kernel:
 	$(VENV)/bin/jupyter toree install --sys-prefix --spark_home="$$spark_home" \
 	  --spark_opts='--master local[2] --conf spark.ui.enabled=false --conf spark.driver.host=127.0.0.1' >/dev/null
 
+# The workflow designer's front end: ui/ (TypeScript + React) -> src/airflow_mlplatform/plugin/static/
+# (gitignored; shipped in the wheel). `npm ci` installs exactly package-lock.json.
+ui:
+	$(NPM) --prefix ui ci --no-audit --no-fund --loglevel=error
+	$(NPM) --prefix ui run build
+
+ui-test:
+	$(NPM) --prefix ui test
+
 quickstart:
 	$(PY) scripts/quickstart.py
 
 quickstart-workflow:
 	$(PY) scripts/quickstart.py --workflow
 
-test:
+# the front end's unit tests (vitest), then the Python suite (its e2e tests drive the built designer)
+test: ui-test
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-deployment:
@@ -51,6 +67,7 @@ lint:
 	$(VENV)/bin/ruff check src tests benchmarks example_dags scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks example_dags scripts
 	$(VENV)/bin/mypy
+	$(NPM) --prefix ui run typecheck
 
 bench:
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -17,7 +17,7 @@ import { useServerCheck } from "./hooks/useServerCheck";
 import { useUndoKeys } from "./hooks/useUndoKeys";
 import { stepFromCatalogFile } from "./logic/catalog";
 import { addStep, documentForSave, removeSteps, emptyDocument, findStep, setPositions, uniqueStepId } from "./logic/document";
-import { editorReducer, initialEditor, isDirty, type OpenFile } from "./logic/editor";
+import { editorReducer, initialEditor, isDirty } from "./logic/editor";
 import { mapErrors } from "./logic/errors";
 import type { GraphEdge } from "./logic/graph";
 import { canRedo, canUndo } from "./logic/history";
@@ -64,6 +64,8 @@ export function Editor({ boot, embedded }: { boot: Boot; embedded: boolean }): R
   const [hints, setHints] = useState<Hints["steps"]>({});
   const [busy, setBusy] = useState(false);
   const root = useRef<HTMLDivElement>(null);
+  /** The ETags of drafts saved in this session, so saving the same draft again is an update. */
+  const draftEtags = useRef<Record<string, string>>({});
 
   const readOnly = !me.can_edit;
   const writable = workflows.writable && (state.file?.writable ?? true);
@@ -74,7 +76,7 @@ export function Editor({ boot, embedded }: { boot: Boot; embedded: boolean }): R
   }, [api]);
   useEffect(loadCatalog, [loadCatalog]);
 
-  const validation = useServerCheck(doc, (d, signal) => api.validate(documentForSave(d), signal), 400);
+  const validation = useServerCheck(doc, (d, signal) => api.validate(documentForSave(d), state.file?.path ?? null, signal), 400);
   const preview = useServerCheck(doc, (d, signal) => api.preview(documentForSave(d), state.file?.path ?? null, signal), 500, previewOpen);
   const errors = useMemo(() => mapErrors(validation.result?.errors ?? [], doc), [validation.result, doc]);
 
@@ -202,11 +204,16 @@ export function Editor({ boot, embedded }: { boot: Boot; embedded: boolean }): R
   const save = async (path: string, draft: boolean, etag: string | null): Promise<void> => {
     setBusy(true);
     try {
-      const result = await api.save(path, documentForSave(doc), { etag, draft });
-      const file: OpenFile = { path: result.path, etag: result.etag, writable: true, draft };
-      dispatch({ type: "saved", file });
+      const result = await api.save(path, documentForSave(doc), { etag: draft ? (draftEtags.current[path] ?? etag) : etag, draft });
+      if (draft) draftEtags.current[result.path] = result.etag;
       setPending(null);
-      setNotice({ kind: "success", text: `Saved ${result.path}${draft ? " (draft: the loader skips it)" : ""}` });
+      if (draft && state.file && !state.file.draft) {
+        // the opened file stays what Save writes (with its own ETag); the draft is a side copy
+        setNotice({ kind: "success", text: `Draft saved as ${result.path} (the loader skips it); ${state.file.path} is unchanged` });
+      } else {
+        dispatch({ type: "saved", file: { path: result.path, etag: result.etag, writable: true, draft } });
+        setNotice({ kind: "success", text: `Saved ${result.path}${draft ? " (draft: the loader skips it)" : ""}` });
+      }
       refreshWorkflows();
       if (draft) setRunInfo(null);
       else pollRunInfo(result.path, 24);

@@ -51,7 +51,7 @@ export interface Api {
   catalog(): Promise<Catalog>;
   workflows(): Promise<WorkflowList>;
   open(path: string): Promise<OpenedWorkflow>;
-  validate(document: WorkflowDocument, signal?: AbortSignal): Promise<ValidationResult>;
+  validate(document: WorkflowDocument, path: string | null, signal?: AbortSignal): Promise<ValidationResult>;
   preview(document: WorkflowDocument, path: string | null, signal?: AbortSignal): Promise<Preview>;
   save(path: string, document: WorkflowDocument, options: { etag: string | null; draft: boolean }): Promise<SaveResult>;
   runInfo(path: string): Promise<RunInfo>;
@@ -100,7 +100,7 @@ export function createApi(base: string, fetchImpl: typeof fetch = (...args) => f
       const { body, headers } = await request<OpenedWorkflow>(`designer/workflows/${encodePath(path)}`);
       return { ...body, etag: body.etag ?? headers.get("ETag") ?? "" };
     },
-    validate: (document, signal) => post<ValidationResult>("designer/validate", { document }, signal),
+    validate: (document, path, signal) => post<ValidationResult>("designer/validate", path ? { document, path } : { document }, signal),
     preview: (document, path, signal) => post<Preview>("designer/preview", path ? { document, path } : { document }, signal),
     save: async (path, document, { etag, draft }) =>
       (

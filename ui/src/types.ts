@@ -58,6 +58,10 @@ export interface CatalogFile {
   kind: "notebook" | "r" | "rmd" | string;
   step_type: string;
   parameters: CatalogParameter[];
+  /** Values the file records (runtime `record("name", ...)`), when the server finds them. */
+  outputs?: string[];
+  /** The path as a workflow in the workflows folder writes it, when the server gives it. */
+  ref?: string;
   mtime?: number;
 }
 

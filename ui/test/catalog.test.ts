@@ -22,6 +22,7 @@ describe("catalog", () => {
     expect(relativePath("/a/b", "/a/b/c.R")).toBe("c.R");
     expect(relativePath("/x/y/", "/z/n.ipynb")).toBe("../../z/n.ipynb");
     expect(catalogFilePath(train, "/opt/airflow/dags/workflows")).toBe("../notebooks/train.ipynb");
+    expect(catalogFilePath({ ...train, ref: "../../nb/train.ipynb" }, "/x")).toBe("../../nb/train.ipynb");
   });
 
   it("a dropped notebook becomes a step with its file and parameters pre-filled", () => {
@@ -35,6 +36,11 @@ describe("catalog", () => {
     });
     doc = addStep(doc, step, { x: 1, y: 2 });
     expect(stepFromCatalogFile(train, stepTypes, doc, "/opt/airflow/dags/workflows").id).toBe("train_2");
+  });
+
+  it("pre-fills the outputs the file records, when the catalog knows them", () => {
+    const step = stepFromCatalogFile({ ...train, outputs: ["accuracy", "model_path"] }, stepTypes, emptyDocument(), "/opt/airflow/dags/workflows");
+    expect(step.outputs).toEqual(["accuracy", "model_path"]);
   });
 
   it("an R script fills the r step's `script`", () => {

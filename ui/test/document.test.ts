@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { documentForSave, removeSteps, renameStep, setPositions, setStepParameter, uniqueStepId } from "../src/logic/document";
 import { autoLayout, NODE_WIDTH } from "../src/logic/layout";
-import { listParams, parseDefault, removeParam, renameParam, setParam } from "../src/logic/params";
+import { convertDefault, listParams, parseDefault, removeParam, renameParam, setParam } from "../src/logic/params";
 import { quickstart } from "./fixtures";
 
 describe("document edits", () => {
@@ -73,5 +73,8 @@ describe("global parameters", () => {
     expect(parseDefault("array", '["a"]')).toEqual(["a"]);
     expect(() => parseDefault("integer", "x")).toThrow("an integer");
     expect(() => parseDefault("object", "[]")).toThrow("a JSON object");
+    expect(convertDefault("number", "0.5")).toBe(0.5);
+    expect(convertDefault("number", "")).toBe(0);
+    expect(convertDefault("boolean", "x")).toBe(false);
   });
 });

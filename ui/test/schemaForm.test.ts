@@ -31,7 +31,7 @@ describe("schema -> form fields", () => {
     expect(field(fields, "cell_timeout").kind).toBe("number");
     expect(field(fields, "compute").kind).toBe("profile");
     expect(field(fields, "timeout").kind).toBe("duration");
-    expect(field(fields, "outputs").kind).toBe("stringOrList");
+    expect(field(fields, "outputs")).toMatchObject({ kind: "stringOrList", common: false });
     expect(field(fields, "retries")).toMatchObject({ kind: "integer", common: true });
     expect(field(fields, "env").kind).toBe("json");
     const firstCommon = fields.findIndex((f) => f.common);
@@ -94,6 +94,14 @@ describe("schema -> form fields", () => {
     });
     expect(formatFieldValue(field(fields, "compute"), { profile: "cpu", image: "x" })).toBe("cpu");
     expect(formatFieldValue(field(fields, "outputs"), ["a", "b"])).toBe("a, b");
+  });
+
+  it("the document's own form keeps its id and skips what has its own editor", () => {
+    const doc: StepType = { type: "document", description: "", outputs_ports: false, file_kinds: [], schema: documentSchema };
+    const names = fieldsForStepType(doc, new Set(), documentSchema, new Set(["version", "steps", "params", "layout"])).map((f) => f.name);
+    expect(names[0]).toBe("id");
+    expect(names).toEqual(expect.arrayContaining(["description", "schedule", "start_date", "tags"]));
+    expect(names).not.toContain("steps");
   });
 
   it("new steps get their required fields' defaults", () => {

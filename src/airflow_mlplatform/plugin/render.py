@@ -8,6 +8,7 @@ sandboxed, opaque origin that can make no requests), so nothing in it can act as
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -45,9 +46,38 @@ def _get_exporter() -> Any:
     global _exporter
     if _exporter is None:
         from nbconvert import HTMLExporter
+        from nbconvert.exporters.templateexporter import TemplateExporter
+        from nbconvert.filters.highlight import Highlight2HTML
+        from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
-        _exporter = HTMLExporter(template_name="lab")
+        class _FastHTMLExporter(HTMLExporter):
+            """HTMLExporter without its final BeautifulSoup pass over the whole page (alt texts and
+            tabindex for accessibility), which takes most of the time on a notebook with many
+            images; the alt texts are set in :func:`_add_alt_texts` instead."""
+
+            def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> Any:
+                langinfo = nb.metadata.get("language_info", {})
+                lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+                highlight = self.filters.get(
+                    "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)
+                )
+                resources = self._init_resources(resources)
+                data_type = WidgetsDataTypeFilter(
+                    notebook_metadata=self._nb_metadata, parent=self, resources=resources
+                )
+                self.register_filter("highlight_code", highlight)
+                self.register_filter("filter_data_type", data_type)
+                return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+        _exporter = _FastHTMLExporter(template_name="lab")
     return _exporter
+
+
+_IMG_NO_ALT = re.compile(r"<img(?![^>]*\balt=)")
+
+
+def _add_alt_texts(html_text: str) -> str:
+    return _IMG_NO_ALT.sub('<img alt="No description has been provided for this image"', html_text)
 
 
 def mark_failed_cells(nb: Any) -> int:
@@ -95,6 +125,7 @@ def notebook_body(text: str, *, key: str = "") -> str:
     failed = mark_failed_cells(nb)
     with _exporter_lock:
         body, _resources = _get_exporter().from_notebook_node(nb)
+    body = _add_alt_texts(body)
     if failed:
         body = body.replace("<body", "<body data-failed-cells='" + str(failed) + "'", 1)
     if key:

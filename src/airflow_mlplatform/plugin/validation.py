@@ -1,11 +1,13 @@
 """Validate a designer document with the workflow validator and say where each error is as
 step id + field path (the validator speaks file:line:column).
 
-The document (JSON from the browser) is written out as indented JSON text, which the
-workflow reader parses like any YAML file, remembering the line and column of every key and
-value. Each error's line:column is then looked up in those marks to find the path it points
-at: ``("steps", 2, "parameters", "C")`` becomes step ``train`` (the id of step 2), field
-``parameters.C``.
+The validator reads a :class:`~airflow_mlplatform.workflow.source.Source`: the document's
+values plus the (line, column) of every key and value. For a saved file those are real
+positions; for a document from the browser (already JSON values) each key and value gets a
+unique pseudo position instead (node number, 1 for values and 2 for keys), which skips
+writing and re-parsing text. Either way each error's line:column is looked up in those marks
+to find the path it points at: ``("steps", 2, "parameters", "C")`` becomes step ``train``
+(the id of step 2), field ``parameters.C``.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def map_errors(errors: list[WorkflowError], src: Any | None, *, with_position: b
     data = src.data if src is not None else None
     out = []
     for e in errors:
-        path = where.get((e.line, e.column), ()) if e.line is not None else ()
+        path = where.get((e.line, e.column), ()) if e.line is not None and e.column is not None else ()
         step, fld = _describe(path, data)
         if fld is None and step is not None and (m := _NEEDS_FIELD.search(e.message)):
             fld = m.group(1)  # a missing required field: point at the field the form must fill
@@ -98,11 +100,45 @@ def check_text(text: str, *, file: str, base_dir: Path) -> tuple[Any | None, lis
         return None, [e], src
 
 
+def document_source(document: Any, *, file: str = "<designer>") -> Any:
+    """A Source for JSON values: the values as they are, pseudo marks for every key and value.
+
+    :param document: the workflow document as JSON values.
+    :param file: the name used in errors.
+    """
+    from airflow_mlplatform.workflow.source import Source
+
+    src = Source(file=file, text="", data=document)
+    counter = 0
+
+    def walk(value: Any, path: tuple[Any, ...]) -> None:
+        nonlocal counter
+        counter += 1
+        src.value_marks[path] = (counter, 1)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                src.key_marks[(*path, k)] = (counter + 1, 2)
+                walk(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*path, i))
+
+    walk(document, ())
+    return src
+
+
 def validate_document(document: Any, *, base_dir: Path) -> tuple[Any | None, list[dict[str, Any]]]:
     """Validate a document from the designer; returns (workflow or None, mapped errors).
 
     :param document: the workflow document as JSON values.
     :param base_dir: the folder its relative file paths start from (where it is or will be saved).
     """
-    wf, errors, src = check_text(document_text(document), file="<designer>", base_dir=base_dir)
-    return wf, map_errors(errors, src, with_position=False)
+    from airflow_mlplatform.workflow.validate import check_source
+
+    src = document_source(document)
+    try:
+        return check_source(src, base_dir=base_dir), []
+    except WorkflowValidationError as e:
+        return None, map_errors(list(e.errors), src, with_position=False)
+    except WorkflowError as e:
+        return None, map_errors([e], src, with_position=False)

@@ -557,22 +557,24 @@ def _check_ref(
     by_id: dict[str, tuple[int, StepSpec]],
     wf: Workflow,
 ) -> None:
-    at = _ref_mark(c, path, r)
+    def at() -> Path_:  # found only for an error: the search walks the document's marks
+        return _ref_mark(c, path, r)
+
     if isinstance(r, refs.ParamRef):
         if r.name not in wf.params:
             known = ", ".join(wf.params) or "none"
-            c.err(at, f"reference to unknown parameter {r.name!r}; defined parameters: {known}")
+            c.err(at(), f"reference to unknown parameter {r.name!r}; defined parameters: {known}")
         return
     if r.step == s.id:
-        c.err(at, f"step {s.id!r} refers to its own output {r.name!r}")
+        c.err(at(), f"step {s.id!r} refers to its own output {r.name!r}")
     elif r.step not in by_id:
-        c.err(at, f"reference to unknown step {r.step!r}; steps are: {', '.join(by_id)}")
+        c.err(at(), f"reference to unknown step {r.step!r}; steps are: {', '.join(by_id)}")
     else:
         target = by_id[r.step][1]
         if r.name != "return_value" and r.name not in target.outputs:
             declared = ", ".join(target.outputs) or "none"
             c.err(
-                at,
+                at(),
                 f"step {r.step!r} has no output {r.name!r}; declared outputs: {declared} (and return_value)",
             )
 

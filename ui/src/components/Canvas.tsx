@@ -152,8 +152,6 @@ export function Canvas(props: CanvasProps): ReactElement {
         onPaneClick={() => onSelect(null)}
         deleteKeyCode={["Delete", "Backspace"]}
         nodesConnectable={!readOnly}
-        fitView
-        fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
         minZoom={0.2}
         proOptions={{ hideAttribution: false }}
       >

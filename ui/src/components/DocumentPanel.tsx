@@ -5,13 +5,14 @@ import { fieldsForStepType } from "../logic/schemaForm";
 import type { Json, WorkflowDocument } from "../types";
 import { FieldInput } from "./FieldInput";
 
+/** Edited elsewhere: the steps on the canvas, params in their tab. */
 const OWN_EDITORS = new Set(["version", "steps", "params", "layout"]);
 
 export function DocumentPanel({ doc, onChange }: { doc: WorkflowDocument; onChange(doc: WorkflowDocument, key?: string): void }): ReactElement {
   const { palette, errors, profiles, readOnly } = useDesigner();
   const fields = useMemo(() => {
     const pseudo = { type: "document", description: "", outputs_ports: false, file_kinds: [], schema: palette.document_schema };
-    return fieldsForStepType(pseudo, new Set(), palette.document_schema).filter((f) => !OWN_EDITORS.has(f.name));
+    return fieldsForStepType(pseudo, new Set(), palette.document_schema, OWN_EDITORS);
   }, [palette]);
   const set = (name: string, value: Json | undefined): void => {
     const next: WorkflowDocument = { ...doc };

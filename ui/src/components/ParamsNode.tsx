@@ -1,9 +1,11 @@
 // The global parameters on the canvas: one source port each, wired like a step output.
 import { Handle, type NodeProps, Position } from "@xyflow/react";
 import { memo, type ReactElement } from "react";
+import { usePortsChanged } from "../hooks/usePortsChanged";
 import { paramHandle } from "../logic/graph";
 
-function ParamsNodeView({ data }: NodeProps & { data: { params: string[] } }): ReactElement {
+function ParamsNodeView({ id, data }: NodeProps & { data: { params: string[] } }): ReactElement {
+  usePortsChanged(id, data.params);
   return (
     <div className="mlp-node mlp-node--params" data-testid="node-params">
       <div className="mlp-node__header">

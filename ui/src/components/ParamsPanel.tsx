@@ -4,6 +4,7 @@ import { type ReactElement, useEffect, useState } from "react";
 import { useDesigner } from "../context";
 import { paramErrors } from "../logic/errors";
 import {
+  convertDefault,
   formatDefault,
   type GlobalParam,
   listParams,
@@ -68,7 +69,13 @@ function ParamRow({ param, doc, onChange }: { param: GlobalParam } & ParamsPanel
           aria-label="Parameter type"
           value={param.type}
           disabled={readOnly}
-          onChange={(e) => commitDefault(e.target.value === "boolean" ? "false" : text, e.target.value as ParamType)}
+          onChange={(e) => {
+            const type = e.target.value as ParamType;
+            const value = convertDefault(type, text);
+            setProblem(null);
+            setText(formatDefault(value));
+            onChange(setParam(doc, { ...param, type, default: value }));
+          }}
         >
           {PARAM_TYPES.map((t) => (
             <option key={t}>{t}</option>

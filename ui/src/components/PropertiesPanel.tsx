@@ -67,8 +67,8 @@ export function PropertiesPanel({ doc, step, onChange, onSelect, onDelete }: Pro
           onKeyDown={(e) => e.key === "Enter" && commitId()}
           data-testid="step-id"
         />
-        <button type="button" className="mlp-btn mlp-btn--small" disabled={readOnly} onClick={() => onDelete(step.id)} title="Delete step (Del)">
-          🗑
+        <button type="button" className="mlp-btn mlp-btn--small" disabled={readOnly} onClick={() => onDelete(step.id)} title="Delete step (Del)" data-testid="delete-step">
+          Delete
         </button>
       </div>
       {idProblem ? <div className="mlp-error">{idProblem}</div> : null}

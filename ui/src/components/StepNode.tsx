@@ -4,6 +4,7 @@
 import { Handle, type NodeProps, Position } from "@xyflow/react";
 import { memo, type ReactElement } from "react";
 import { useDesigner } from "../context";
+import { usePortsChanged } from "../hooks/usePortsChanged";
 import { fileField } from "../logic/catalog";
 import { fieldErrors } from "../logic/errors";
 import { inHandle, NEW_INPUT, outHandle, type StepNodeData } from "../logic/graph";
@@ -16,9 +17,10 @@ function short(value: Json | undefined): string {
   return text.length > 24 ? `${text.slice(0, 23)}…` : text;
 }
 
-function StepNodeView({ data, selected }: NodeProps & { data: StepNodeData }): ReactElement {
+function StepNodeView({ id, data, selected }: NodeProps & { data: StepNodeData }): ReactElement {
   const { errors, hints, stepType } = useDesigner();
   const { step, inputs, outputs } = data;
+  usePortsChanged(id, [...inputs.map((n) => `in:${n}`), ...outputs.map((n) => `out:${n}`)]);
   const stepErrors = errors.steps[step.id];
   const hint = hints[step.id];
   const type = stepType(step.type);

@@ -29,7 +29,7 @@ export function joinPath(root: string, path: string): string {
 
 /** The file's path as a workflow in `workflowsFolder` writes it (relative to the workflow file). */
 export function catalogFilePath(file: CatalogFile, workflowsFolder: string): string {
-  return relativePath(workflowsFolder, joinPath(file.root, file.path));
+  return file.ref ?? relativePath(workflowsFolder, joinPath(file.root, file.path));
 }
 
 /** A new step for a dropped catalog file: the file set and its own parameters pre-filled with their defaults. */
@@ -48,6 +48,7 @@ export function stepFromCatalogFile(
   const parameters: Record<string, Json> = {};
   for (const param of file.parameters) parameters[param.name] = param.default ?? null;
   if (file.parameters.length > 0) step.parameters = parameters;
+  if (file.outputs && file.outputs.length > 0) step.outputs = [...file.outputs];
   return step;
 }
 

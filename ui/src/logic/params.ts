@@ -106,6 +106,16 @@ export function parseDefault(type: ParamType, text: string): Json {
   }
 }
 
+/** The default after a type change: the old one if it reads as the new type, else an empty value of it. */
+export function convertDefault(type: ParamType, text: string): Json {
+  try {
+    return parseDefault(type, text);
+  } catch {
+    const empty: Record<ParamType, Json> = { string: "", integer: 0, number: 0, boolean: false, array: [], object: {}, null: null };
+    return empty[type];
+  }
+}
+
 export function formatDefault(value: Json): string {
   if (value === null) return "";
   return typeof value === "string" ? value : JSON.stringify(value);

@@ -16,6 +16,9 @@ export interface FieldSpec {
   common: boolean;
 }
 
+/** Common to every step type, yet shown with the type's own fields: they shape the graph. */
+export const PROMINENT_FIELDS = new Set(["outputs"]);
+
 /** Fields with their own editors (header, parameters table, edges), not generic form rows. */
 export const SPECIAL_FIELDS = new Set(["id", "type", "parameters", "depends_on"]);
 
@@ -69,11 +72,11 @@ export function commonFieldNames(stepTypes: StepType[]): Set<string> {
 }
 
 /** The form rows of one step type: its own required fields, its own optional ones, then the common ones. */
-export function fieldsForStepType(stepType: StepType, common: Set<string>, root?: JsonSchema): FieldSpec[] {
+export function fieldsForStepType(stepType: StepType, common: Set<string>, root?: JsonSchema, skip: Set<string> = SPECIAL_FIELDS): FieldSpec[] {
   const schema = resolveSchema(stepType.schema, root);
   const required = new Set(schema.required ?? []);
   const fields = Object.entries(schema.properties ?? {})
-    .filter(([name]) => !SPECIAL_FIELDS.has(name))
+    .filter(([name]) => !skip.has(name))
     .map(([name, raw]): FieldSpec => {
       const prop = resolveSchema(raw, root);
       const options = prop.enum ?? [];
@@ -85,7 +88,7 @@ export function fieldsForStepType(stepType: StepType, common: Set<string>, root?
         description: prop.description ?? "",
         default: prop.default,
         options,
-        common: common.has(name) && !required.has(name),
+        common: common.has(name) && !required.has(name) && !PROMINENT_FIELDS.has(name),
       };
     });
   const rank = (f: FieldSpec): number => (f.required ? 0 : f.common ? 2 : 1);
