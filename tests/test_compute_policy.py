@@ -55,7 +55,9 @@ def profiles_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("field", sorted(HOSTILE))
 def test_sensitive_fields_are_not_overridable_by_default(profiles_file, field):
-    with pytest.raises(ComputeProfileError, match=rf"'restricted' does not let DAG authors override '{field}'"):
+    with pytest.raises(
+        ComputeProfileError, match=rf"'restricted' does not let DAG authors override '{field}'"
+    ):
         compute.resolve_compute("restricted", {field: HOSTILE[field]})
 
 
@@ -77,13 +79,15 @@ def test_bounds_and_image_prefixes(profiles_file):
     # volumes are listed, host paths are not
     assert compute.resolve_compute("bounded", {"volumes": [{"name": "s", "emptyDir": {}}]})
     with pytest.raises(ComputeProfileError, match=r"'bounded' does not let DAG authors mount host paths"):
-        compute.resolve_compute("bounded", {"volumes": [{"name": "r", "hostPath": {"path": "/run/containerd"}}]})
+        compute.resolve_compute(
+            "bounded", {"volumes": [{"name": "r", "hostPath": {"path": "/run/containerd"}}]}
+        )
 
 
 def test_workflow_step_override_is_refused_at_validation(profiles_file, tmp_path):
+    from airflow_mlplatform.exceptions import WorkflowValidationError
     from airflow_mlplatform.workflow.source import read_source
     from airflow_mlplatform.workflow.validate import check_source
-    from airflow_mlplatform.exceptions import WorkflowValidationError
 
     (tmp_path / "n.ipynb").write_text("{}")
     text = (
@@ -108,7 +112,10 @@ def test_workflow_step_override_is_refused_at_validation(profiles_file, tmp_path
         ("tolerations: [42]", r"tolerations\[0\] is 42"),
         ("volumes: [{hostPath: {path: /}}]", r"volumes\[0\].*needs 'name'"),
         ("security_context: {container: {runAsUser: 0}}", "runAsUser: 0 while runAsNonRoot is true"),
-        ("security_context: {container: {privileged: true}}", "privileged: true with allowPrivilegeEscalation"),
+        (
+            "security_context: {container: {privileged: true}}",
+            "privileged: true with allowPrivilegeEscalation",
+        ),
         ("security_context: superuser", "preset 'superuser' is unknown"),
         ("overridable: {fields: [backend]}", "cannot be overridden"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -28,10 +29,27 @@ def test_bad_names_are_clear_errors(name):
         runtime.record(name, 1)
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes", math.inf, {"nested": math.nan}])
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
 def test_non_json_values_are_clear_errors(value):
     with pytest.raises(RecordError, match="must be JSON-serializable"):
         runtime.record("v", value)
+
+
+@pytest.mark.parametrize(
+    ("value", "written"), [(math.inf, None), ({"nested": [1.0, math.nan]}, {"nested": [1.0, None]})]
+)
+def test_non_finite_floats_are_recorded_as_null_with_a_warning(value, written, capsys):
+    assert runtime.record("v", value) is value
+    out, err = capsys.readouterr()
+    assert json.loads(out.split(" ", 1)[1]) == {"name": "v", "value": written}
+    assert "'v' holds NaN or infinity" in err
+
+
+def test_a_value_over_the_limit_says_to_write_a_file():
+    with pytest.raises(
+        RecordError, match=r"over the limit of 1048576; write it to a file under output_dir\(\)"
+    ):
+        runtime.record("big", "x" * (runtime.MAX_VALUE_BYTES + 1))
 
 
 def test_numpy_values_get_a_hint():

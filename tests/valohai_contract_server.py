@@ -86,6 +86,9 @@ class ContractServer:
         self.lock = threading.RLock()
         self.requests: list[RequestRecord] = []
         self.faults: list[dict[str, Any]] = []
+        #: error bodies echo what was sent (the Authorization header, the request body), as some
+        #: servers and proxies do: the client must mask them before raising
+        self.echo_errors = False
         self.steps: dict[str, StepConfig] = {}
         self.projects = {PROJECT_ID: {"id": PROJECT_ID, "name": PROJECT_NAME}}
         self.project_steps: set[str] | None = None
@@ -506,6 +509,8 @@ def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
                     if fault["retry_after"] is not None:
                         headers["Retry-After"] = str(fault["retry_after"])
                     return 429, {"detail": "Request was throttled."}, headers
+                if server.echo_errors:
+                    return int(fault["kind"]), {"detail": f"Service unavailable for request {body!r}"}, {}
                 return int(fault["kind"]), {"detail": "Service unavailable."}, {}
             if path.startswith("/_control/"):
                 status, payload = server.control(method, path, body)
@@ -515,7 +520,11 @@ def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
                 return (200, content, {}) if content is not None else (404, {"detail": "Not found."}, {})
             auth = self.headers.get("Authorization") or ""
             if auth != f"Token {server.token}":
-                return 401, {"detail": "Invalid token."}, {}
+                return (
+                    401,
+                    {"detail": f"Invalid token: {auth}" if server.echo_errors else "Invalid token."},
+                    {},
+                )
             status, payload = server.handle(method, path, query, body)
             return status, payload, {}
 

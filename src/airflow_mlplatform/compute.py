@@ -283,7 +283,9 @@ def build_profile(name: str, data: Mapping[str, Any], *, where: str) -> ComputeP
     )
     check_kubernetes_fields(values, where=f"{where}: profile {name!r}")
     if "security_context" in values:
-        values["security_context"] = _security_context(values["security_context"], where=f"{where}: profile {name!r}")
+        values["security_context"] = _security_context(
+            values["security_context"], where=f"{where}: profile {name!r}"
+        )
     if values.get("spark") is None:
         values.pop("spark", None)
     else:
@@ -297,7 +299,9 @@ def build_profile(name: str, data: Mapping[str, Any], *, where: str) -> ComputeP
         )
     profile = ComputeProfile(name=name, **values)
     check_security_combination(
-        profile.pod_security_context(), profile.container_security_context(), where=f"{where}: profile {name!r}"
+        profile.pod_security_context(),
+        profile.container_security_context(),
+        where=f"{where}: profile {name!r}",
     )
     return profile
 

@@ -23,14 +23,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from airflow_mlplatform.exceptions import ComputeOverrideError, InvalidQuantityError, ProfilesFileError
 
 #: Fields a DAG author may override when the profile does not say otherwise.
 # ``spark`` (the session's master and conf) changes nothing a job's own code could not change.
-DEFAULT_OVERRIDABLE = ("image", "requests", "limits", "gpus", "env", "image_pull_policy", "working_dir", "spark")
+DEFAULT_OVERRIDABLE = (
+    "image",
+    "requests",
+    "limits",
+    "gpus",
+    "env",
+    "image_pull_policy",
+    "working_dir",
+    "spark",
+)
 #: Never overridable (the profile's identity and its policy).
 NEVER_OVERRIDABLE = ("backend", "overridable")
 #: Pseudo-field: allows ``hostPath`` volumes in an overridden ``volumes``.
@@ -205,8 +214,10 @@ class OverridePolicy:
                         f"{v.get('name')!r} has hostPath); the profile must list {HOST_PATH!r} in "
                         "overridable.fields"
                     )
-        if "image" in overrides and self.images and not any(
-            str(overrides["image"]).startswith(p) for p in self.images
+        if (
+            "image" in overrides
+            and self.images
+            and not any(str(overrides["image"]).startswith(p) for p in self.images)
         ):
             raise ComputeOverrideError(
                 f"compute profile {profile!r} allows images starting with {', '.join(self.images)} only; "

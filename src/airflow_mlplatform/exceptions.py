@@ -78,7 +78,7 @@ class NotebookStoppedError(NotebookExecutionError, JobStoppedError):
     """A notebook run was stopped: the task was killed, or a cell ran past ``cell_timeout``."""
 
 
-class JobKilledError(JobFailedError):
+class JobKilledError(JobStoppedError):
     """The task was killed (``on_kill``) while its job's object was being created; what was created is deleted."""
 
 

@@ -98,7 +98,11 @@ def build_record(
     status: str = "success",
     error: str | None = None,
 ) -> dict[str, Any]:
-    """Assemble an execution record (a JSON-serializable dict).
+    """Assemble an execution record (a JSON-serializable dict), ready to store.
+
+    Non-finite floats in parameters, values and metrics are stored as null (a warning names the
+    key), and every secret Airflow's masker knows (connection passwords, values registered with
+    ``mask_secret``, values under sensitive keys such as ``token``) is stored as ``***``.
 
     :param task: dag_id, task_id, run_id, map_index, try_number.
     :param code: what ran (path, sha256, git commit, ...).
@@ -115,6 +119,10 @@ def build_record(
     :param status: ``success``, ``failed`` or ``killed`` (stopped: killed or timed out).
     :param error: the error message of a failed job.
     """
+    from airflow_mlplatform.masking import redact
+    from airflow_mlplatform.values import finite_items
+
+    warned: set[str] = set()
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "status": status,
@@ -122,9 +130,12 @@ def build_record(
         "code": dict(code),
         "data": {"inputs": dict(inputs or {})},
         "environment": dict(environment),
-        "parameters": dict(parameters),
-        "values": dict(values),
-        "metrics": {"summary": dict(metrics), "series": [dict(r) for r in metric_rows]},
+        "parameters": finite_items(parameters, what="parameter", warned=warned),
+        "values": finite_items(values, what="recorded value", warned=warned),
+        "metrics": {
+            "summary": finite_items(metrics, what="metric", warned=warned),
+            "series": [finite_items(r, what="metric", warned=warned) for r in metric_rows],
+        },
         "outputs": dict(outputs),
         "timings": {
             "started": started.isoformat(),
@@ -135,7 +146,7 @@ def build_record(
     }
     if error is not None:
         record["error"] = error
-    return json.loads(json.dumps(record, default=str))
+    return redact(json.loads(json.dumps(record, default=str, allow_nan=False)))
 
 
 def task_identity(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow_mlplatform import execution_record as er
 from airflow_mlplatform.storage import OutputFolder
-from airflow_mlplatform.values import JobOutputs, push_outputs
+from airflow_mlplatform.values import JobOutputs, check_values, push_outputs, record_for_xcom
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,14 @@ def run_recorded(
 ) -> dict[str, Any]:
     """Run ``job`` and follow the value contract, on success and on failure.
 
-    On success: pushes ``metrics`` and ``execution_record`` and returns the values (the
+    On success: checks the values (names, sizes; non-finite floats become null), pushes
+    ``metrics`` and ``execution_record``, stores the record and returns the values (the
     operator returns them, so they become ``return_value`` and, with ``multiple_outputs``,
-    one XCom each). On failure (any exception, timeouts included): the record, with
-    ``status: failed`` and the error, is stored and pushed, then the error propagates; a job
-    that was stopped (killed, timed out) gets ``status: killed`` (see :func:`outcome`).
+    one XCom each). On failure (any exception, timeouts included, and a failure to check the
+    values, push the XComs or store the record): the record, with ``status: failed`` and the
+    error, is stored and pushed, then the error propagates; a job that was stopped (killed,
+    timed out) gets ``status: killed`` (see :func:`outcome`). A success record never stays
+    behind a task that fails.
 
     :param context: the task's Airflow context.
     :param job: does the work and returns a :class:`JobRun`.
@@ -112,16 +115,14 @@ def run_recorded(
     """
     started = er.utcnow()
     result: JobRun | None = None
-    error: BaseException | None = None
-    try:
-        result = job()
-    except BaseException as e:  # AirflowTaskTimeout derives from BaseException
-        error = e
-        raise
-    finally:
+    checked = False
+
+    def record_of(error: BaseException | None) -> dict[str, Any]:
         status, message = outcome(error, context)
         if result is not None:
             job_outputs = result.outputs
+            if not checked:  # values refused by the checks are not stored
+                job_outputs = JobOutputs(values={}, metric_rows=job_outputs.metric_rows)
         else:
             job_outputs = JobOutputs()
             if partial is not None:
@@ -130,10 +131,13 @@ def run_recorded(
         if result is not None and result.ran_on:
             where = dict(result.ran_on)
         elif ran_on is not None:
-            where = dict(ran_on())
+            try:
+                where = dict(ran_on())
+            except Exception:
+                where = er.where()
         else:
             where = er.where()
-        record = er.build_record(
+        return er.build_record(
             task=er.task_identity(context),
             code=code,
             environment={
@@ -153,17 +157,50 @@ def run_recorded(
             status=status,
             error=message,
         )
+
+    def fail(error: BaseException, *, stored: bool) -> None:
+        """Store and push the failed record (best effort when the failure was storing it)."""
+        record = record_of(error)
         try:
             store_record(folder, record)
-            if after_store is not None:
-                after_store()
+        except Exception:
+            if not stored:
+                raise
+            log.exception("could not store the failed execution record")
         finally:
             folder.cleanup()
-        for key, uri in record["outputs"].items():
-            log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
-        if error is not None:
-            context["ti"].xcom_push(key="execution_record", value=record)
-    assert result is not None
-    return push_outputs(
-        context, values=result.outputs.values, metrics=result.outputs.metrics, execution_record=record
-    )
+        log.info("Record: %s", record["outputs"]["record"])
+        try:
+            context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
+        except Exception:
+            log.exception("could not push the failed execution record")
+
+    try:
+        result = job()
+        # every check of the values before any success record exists: a task never fails after it
+        values = check_values(result.outputs.values)
+        checked = True
+    except BaseException as e:  # AirflowTaskTimeout derives from BaseException
+        fail(e, stored=False)
+        raise
+    record = record_of(None)
+    try:
+        pushed = push_outputs(context, values=values, metrics=result.outputs.metrics, execution_record=record)
+        store_record(folder, record)
+        if after_store is not None:
+            after_store()
+    except BaseException as e:
+        fail(e, stored=True)
+        raise
+    folder.cleanup()
+    if values:
+        log.info("Recorded values: %s", ", ".join(sorted(values)))
+    if result.outputs.metrics:
+        log.info("Metrics (last values): %s", ", ".join(sorted(result.outputs.metrics)))
+    for key, uri in record["outputs"].items():
+        log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
+    return pushed
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]

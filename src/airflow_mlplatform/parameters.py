@@ -1,4 +1,12 @@
-"""Job parameters: DAG-level params are the global ones, an operator's are local and win."""
+"""Job parameters: DAG-level params are the global ones, an operator's are local and win.
+
+Non-finite floats: a parameter may be NaN or +-Infinity (papermill injects ``float('nan')``);
+the job receives it as its language's NaN/Inf (Python's ``float('nan')``, JSON ``NaN`` in
+``MLPLATFORM_PARAMETERS``). Airflow sends a task's rendered template fields to its API server as
+strict JSON, where such a float is refused ("Out of range float values are not JSON
+compliant") before ``execute()`` runs; :class:`FiniteRenderedParameters` shows them there as
+the strings ``nan``/``inf``/``-inf`` and hands the real floats to the job.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,72 @@ from airflow_mlplatform.exceptions import ParameterError
 def _plain(value: Any) -> Any:
     """Resolve Airflow Param objects to their values."""
     return getattr(value, "value", value) if type(value).__name__ == "Param" else value
+
+
+class NonFinite:
+    """A NaN/Infinity parameter while it sits in a rendered template field.
+
+    Airflow's rendered-field serializer calls ``serialize()`` on objects that have one, so the
+    UI shows ``nan``/``inf``; :func:`merge_parameters` turns it back into the float.
+
+    :param value: the float.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def serialize(self) -> str:
+        """The text shown in the rendered template fields."""
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"float({str(self.value)!r})"
+
+
+def wrap_non_finite(value: Any) -> Any:
+    """``value`` with NaN/Infinity floats wrapped in :class:`NonFinite` (dicts and lists walked).
+
+    :param value: a rendered value.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return NonFinite(value)
+    if isinstance(value, dict):
+        return {k: wrap_non_finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [wrap_non_finite(v) for v in value]
+    return value
+
+
+def unwrap_non_finite(value: Any) -> Any:
+    """The inverse of :func:`wrap_non_finite`.
+
+    :param value: a value that may hold :class:`NonFinite`.
+    """
+    if isinstance(value, NonFinite):
+        return value.value
+    if isinstance(value, dict):
+        return {k: unwrap_non_finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_non_finite(v) for v in value]
+    return value
+
+
+class FiniteRenderedParameters:
+    """Operator mixin: after rendering, non-finite floats in ``parameters`` travel as
+    :class:`NonFinite`, so Airflow can store the rendered fields; the job still gets the floats."""
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Render as Airflow does, then wrap NaN/Infinity in ``parameters``.
+
+        :param context: the task's Airflow context.
+        :param jinja_env: the Jinja environment.
+        """
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        params = getattr(self, "parameters", None)
+        if isinstance(params, (dict, list)):
+            self.parameters = wrap_non_finite(params)
 
 
 def dag_params(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,5 +135,5 @@ def merge_parameters(
     if local:
         if not isinstance(local, Mapping):
             raise ParameterError(f"parameters must be a dict of name to value, got {type(local).__name__}")
-        merged.update(local)
+        merged.update(unwrap_non_finite(dict(local)))
     return check_json(merged)

@@ -22,7 +22,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=\-]")
 
 
 def _safe(part: object) -> str:
-    return _UNSAFE.sub("_", str(part))
+    """One path segment: unsafe characters become ``_``; ``.``/``..`` (or empty) never stay as they are."""
+    safe = _UNSAFE.sub("_", str(part))
+    return safe if safe.strip(".") else "_" * max(len(safe), 1)
 
 
 def is_local(location: str) -> bool:

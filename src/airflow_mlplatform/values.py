@@ -4,17 +4,80 @@ A job reports named values with ``record(name, value)`` (one marked line on stdo
 scrapbook's ``glue``, and metrics as JSON-object lines on stdout. Every operator turns
 them into the same XComs: ``return_value`` (dict of values), one key per value,
 ``metrics`` (last value per key) and ``execution_record``.
+
+Rules (the same for every task type):
+
+- A record line is found wherever it starts in the stream, also glued after a partial line
+  (``print("epoch 1/3", end="")`` then ``record(...)``).
+- Non-finite floats (NaN, Infinity) in recorded values and metrics are stored as null, with a
+  warning naming the key, in XCom and in the execution record alike (parameters reach the job
+  as the language's NaN/Inf; the record stores them as null too).
+- Size: a recorded value over :data:`MAX_VALUE_BYTES` (as JSON), more than :data:`MAX_VALUES`
+  names, or more than :data:`MAX_TOTAL_BYTES` of values in all is a :class:`RecordError` telling
+  the user to write a file under ``output_dir()`` and record its path. The ``execution_record``
+  XCom keeps the last :data:`MAX_XCOM_SERIES` metric rows; the record file keeps the whole series.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlplatform.exceptions import RecordError
-from airflow_mlplatform.runtime import RECORD_PREFIX, check_name
+from airflow_mlplatform.runtime import MAX_VALUE_BYTES, RECORD_PREFIX, check_name
+
+log = logging.getLogger(__name__)
+
+#: Most recorded names per task (each becomes an XCom row).
+MAX_VALUES = 1000
+#: Most bytes of recorded values per task, as JSON.
+MAX_TOTAL_BYTES = 4 * MAX_VALUE_BYTES
+#: Metric rows kept in the ``execution_record`` XCom (the record file keeps all).
+MAX_XCOM_SERIES = 1000
+#: Longest stdout line kept for parsing (a longer one is skipped, record prefixes still found).
+MAX_LINE_CHARS = 4 * MAX_VALUE_BYTES
+_TOO_BIG_HINT = "write it to a file under output_dir() and record the file's path (output_uri(name)) instead"
+
+
+def finite(value: Any, *, what: str, warned: set[str] | None = None) -> Any:
+    """``value`` with every NaN/Infinity float replaced by None, warning once per ``what``.
+
+    :param value: a JSON-like value (dicts and lists are walked).
+    :param what: what holds it, for the warning (``recorded value 'acc'``).
+    :param warned: names already warned about (so a long series warns once per key).
+    """
+    found: list[str] = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            found.append(str(v))
+            return None
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x) for x in v]
+        return v
+
+    out = walk(value)
+    if found and (warned is None or what not in warned):
+        if warned is not None:
+            warned.add(what)
+        log.warning("%s holds %s: stored as null (non-finite floats are not JSON)", what, found[0])
+    return out
+
+
+def finite_items(values: Mapping[str, Any], *, what: str, warned: set[str] | None = None) -> dict[str, Any]:
+    """Each item through :func:`finite`, the warning naming the key.
+
+    :param values: name to value.
+    :param what: the noun for the warning (``recorded value``, ``metric``, ``parameter``).
+    :param warned: names already warned about.
+    """
+    return {k: finite(v, what=f"{what} {k!r}", warned=warned) for k, v in values.items()}
 
 
 @dataclass
@@ -45,58 +108,98 @@ class JobOutputs:
 class StreamParser:
     """Incremental parser of a job's stdout; feed it chunks as they arrive.
 
-    Lines split across chunks are joined; a partial last line is parsed on ``close()``.
-    Feeding never raises (readers in threads must keep draining pipes); a bad record is
-    raised by ``close()``.
+    Linear in the output: chunks of a long line are kept in a list and joined once, a line
+    longer than :data:`MAX_LINE_CHARS` is dropped as it grows (only a record prefix in it is
+    kept). A partial last line is parsed on ``close()``. Feeding never raises (readers in threads
+    must keep draining pipes); a bad record is raised by ``close()``.
     """
 
     def __init__(self) -> None:
         self.outputs = JobOutputs()
         self.errors: list[RecordError] = []
-        self._pending = ""
+        self._parts: list[str] = []
+        self._size = 0
+        self._overflow = False  # the current line grew past MAX_LINE_CHARS: not a metrics row
+        self._warned: set[str] = set()
 
     def feed(self, text: str) -> None:
         """Parse every complete line in ``text`` (plus what was pending).
 
         :param text: a chunk of stdout.
         """
-        data = self._pending + text
-        *lines, self._pending = data.split("\n")
-        for line in lines:
-            self.feed_line(line)
+        start = 0
+        while (end := text.find("\n", start)) >= 0:
+            if self._parts:
+                self._parts.append(text[start:end])
+                line, overflow = "".join(self._parts), self._overflow
+                self._parts, self._size, self._overflow = [], 0, False
+                self._line(line, overflow)
+            else:
+                self._line(text[start:end], False)
+            start = end + 1
+        if start < len(text):
+            self._parts.append(text[start:])
+            self._size += len(text) - start
+            if self._size > MAX_LINE_CHARS:
+                self._trim()
+
+    def _trim(self) -> None:
+        """Drop the head of an over-long partial line, keeping a record that starts in it."""
+        pending = "".join(self._parts)
+        at = pending.find(RECORD_PREFIX)
+        if at >= 0 and len(pending) - at <= MAX_LINE_CHARS:
+            keep = pending[at:]
+        elif at >= 0:
+            self.errors.append(
+                RecordError(f"a record line is longer than {MAX_LINE_CHARS} characters; {_TOO_BIG_HINT}")
+            )
+            keep = pending[-(len(RECORD_PREFIX) - 1) :]
+        else:
+            keep = pending[-(len(RECORD_PREFIX) - 1) :]
+        self._parts, self._size, self._overflow = [keep], len(keep), True
 
     def feed_line(self, line: str) -> None:
         """Parse one line of stdout.
 
         :param line: the line, with or without its newline.
         """
+        self._line(line, False)
+
+    def _line(self, line: str, overflow: bool) -> None:
+        at = line.find(RECORD_PREFIX)
+        if at >= 0:  # wherever it starts: a partial line may precede it
+            self._record(line[at + len(RECORD_PREFIX) :])
+            return
+        if overflow:
+            return
         line = line.strip()
-        if not line:
-            return
-        if line.startswith(RECORD_PREFIX):
-            item = _loads(line[len(RECORD_PREFIX) :])
-            if isinstance(item, dict) and "name" in item:
-                try:
-                    name = check_name(item["name"])
-                except RecordError as e:  # keep reading: the job must not block on a full pipe
-                    self.errors.append(e)
-                    return
-                self.outputs.values[name] = item.get("value")
-            return
-        if line[0] == "{" and line[-1] == "}":
+        if line and line[0] == "{" and line[-1] == "}":
             row = _loads(line)
             if isinstance(row, dict) and row:
-                self.outputs.metric_rows.append(row)
+                self.outputs.metric_rows.append(finite_items(row, what="metric", warned=self._warned))
+
+    def _record(self, text: str) -> None:
+        item = _loads(text)
+        if isinstance(item, dict) and "name" in item:
+            try:  # keep reading: the job must not block on a full pipe
+                name = check_name(item["name"])
+                value = finite(item.get("value"), what=f"recorded value {name!r}")
+                check_size(name, value)
+            except RecordError as e:
+                self.errors.append(e)
+                return
+            self.outputs.values[name] = value
 
     def close(self) -> JobOutputs:
         """Parse the last partial line and return everything read.
 
-        :raises RecordError: a value was recorded under a reserved or malformed name (the
-            parser kept reading past it, so the job was never blocked).
+        :raises RecordError: a value was recorded under a reserved or malformed name, or is too
+            large (the parser kept reading past it, so the job was never blocked).
         """
-        if self._pending:
-            self.feed_line(self._pending)
-            self._pending = ""
+        if self._parts:
+            line, overflow = "".join(self._parts), self._overflow
+            self._parts, self._size, self._overflow = [], 0, False
+            self._line(line, overflow)
         if self.errors:
             raise self.errors[0]
         return self.outputs
@@ -131,19 +234,72 @@ def summarize_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def check_size(name: str, value: Any) -> int:
+    """The JSON size of ``value``; raise when it is over :data:`MAX_VALUE_BYTES`.
+
+    :param name: the value's name, for the message.
+    :param value: a JSON-serializable value.
+    """
+    try:
+        size = len(json.dumps(value, allow_nan=False, ensure_ascii=False).encode())
+    except (TypeError, ValueError) as e:
+        raise RecordError(f"recorded value {name!r} is not JSON-serializable: {e}") from e
+    if size > MAX_VALUE_BYTES:
+        raise RecordError(
+            f"recorded value {name!r} is {size} bytes as JSON, over the limit of {MAX_VALUE_BYTES} "
+            f"(values travel through Airflow's metadata DB); {_TOO_BIG_HINT}"
+        )
+    return size
+
+
 def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check every name and value against the contract before anything is pushed.
+    """Check every name and value against the contract before anything is pushed or recorded.
+
+    Non-finite floats become null (with a warning naming the key).
 
     :param values: named values a job reported.
-    :raises RecordError: for a reserved or malformed name or a non-JSON value.
+    :raises RecordError: for a reserved or malformed name, a non-JSON value, a value over
+        :data:`MAX_VALUE_BYTES`, more than :data:`MAX_VALUES` names or :data:`MAX_TOTAL_BYTES` in all.
     """
+    if len(values) > MAX_VALUES:
+        raise RecordError(
+            f"{len(values)} values were recorded; at most {MAX_VALUES} names per task (each is an XCom "
+            "row): record one dict of them, or write them to a file under output_dir() and record its path"
+        )
+    out: dict[str, Any] = {}
+    total = 0
     for name, value in values.items():
         check_name(name)
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise RecordError(f"recorded value {name!r} is not JSON-serializable: {e}") from e
-    return dict(values)
+        out[name] = finite(value, what=f"recorded value {name!r}")
+        total += check_size(name, out[name])
+    if total > MAX_TOTAL_BYTES:
+        raise RecordError(
+            f"the recorded values are {total} bytes as JSON in all, over the limit of {MAX_TOTAL_BYTES}; "
+            f"{_TOO_BIG_HINT}"
+        )
+    return out
+
+
+def record_for_xcom(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The execution record as pushed to XCom: the metric series cut to its last
+    :data:`MAX_XCOM_SERIES` rows (the record file keeps the whole series).
+
+    :param record: the execution record.
+    """
+    out = dict(record)
+    metrics = out.get("metrics")
+    if isinstance(metrics, Mapping) and len(metrics.get("series") or []) > MAX_XCOM_SERIES:
+        series = list(metrics["series"])
+        out["metrics"] = {
+            **metrics,
+            "series": series[-MAX_XCOM_SERIES:],
+            "series_truncated": {
+                "total_rows": len(series),
+                "kept_rows": MAX_XCOM_SERIES,
+                "full_series_in": (out.get("outputs") or {}).get("record"),
+            },
+        }
+    return out
 
 
 def push_outputs(
@@ -170,7 +326,7 @@ def push_outputs(
     if not getattr(getattr(ti, "task", None), "multiple_outputs", False):
         for name, value in checked.items():
             ti.xcom_push(key=name, value=value)
-    ti.xcom_push(key="metrics", value=dict(metrics))
+    ti.xcom_push(key="metrics", value=finite_items(metrics, what="metric"))
     if execution_record is not None:
-        ti.xcom_push(key="execution_record", value=dict(execution_record))
+        ti.xcom_push(key="execution_record", value=record_for_xcom(execution_record))
     return checked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import textwrap
 from pathlib import Path
 
@@ -100,6 +101,12 @@ def test_failures_keep_the_notebook_and_name_the_cell(run_dag, dags_folder):
     write_notebook(
         nbdir / "sleepy.ipynb", ["import os, time\nprint('kernel pid', os.getpid())\ntime.sleep(300)"]
     )
+    # a user marking the task failed: Airflow sends SIGTERM to the task process (the kernel's parent)
+    write_notebook(
+        nbdir / "marked_failed.ipynb",
+        ["import os, signal, time\nos.kill(os.getppid(), signal.SIGTERM)\ntime.sleep(120)"],
+    )
+    write_notebook(nbdir / "oom.ipynb", ["import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
     src = DAG_HEADER + textwrap.dedent(
         """
         with DAG("nb_failures", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
@@ -108,15 +115,25 @@ def test_failures_keep_the_notebook_and_name_the_cell(run_dag, dags_folder):
             NotebookOperator(task_id="sleepy", notebook="failing_nbs/sleepy.ipynb",
                              execution_timeout=datetime.timedelta(seconds=8))
             NotebookOperator(task_id="missing", notebook="failing_nbs/nope.ipynb")
+            NotebookOperator(task_id="marked_failed", notebook="failing_nbs/marked_failed.ipynb")
+            NotebookOperator(task_id="oom", notebook="failing_nbs/oom.ipynb")
         """
     )
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    result = run_dag(src, "nb_failures")
+    previous = signal.getsignal(signal.SIGTERM)
+    # the task runner installs its own SIGTERM handler (on_kill) while a task runs
+    signal.signal(signal.SIGTERM, lambda *_: pytest.fail("SIGTERM reached the test process"))
+    try:
+        result = run_dag(src, "nb_failures")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert result.task_states() == {
         "boom": "failed",
         "reserved": "failed",
         "sleepy": "failed",
         "missing": "failed",
+        "marked_failed": "failed",
+        "oom": "failed",
     }
 
     record = result.xcom("boom", "execution_record")
@@ -128,8 +145,18 @@ def test_failures_keep_the_notebook_and_name_the_cell(run_dag, dags_folder):
     reserved_nb = Path(result.xcom("reserved", "execution_record")["outputs"]["notebook"]).read_text()
     assert "cannot record a value named 'metrics'" in reserved_nb
 
+    assert record["error"].startswith("cell 2 of ")  # papermill's "Executing Cell 2"
+
     sleepy = result.xcom("sleepy", "execution_record")
-    assert sleepy["status"] == "failed" and sleepy["timings"]["duration_s"] < 120
+    assert sleepy["status"] == "killed" and sleepy["timings"]["duration_s"] < 120
+    assert sleepy["error"] == "stopped: the task ran longer than its execution_timeout (8 s)"
+    killed = result.xcom("marked_failed", "execution_record")
+    assert killed["status"] == "killed"
+    assert killed["error"].startswith("stopped: the task was killed: Airflow asked it to stop (SIGTERM")
+    died = result.xcom("oom", "execution_record")
+    assert died["status"] == "failed"
+    assert died["error"].startswith("the kernel died on its own while running cell 1 of ")
+    assert "killed by SIGKILL" in died["error"] and "OOM killer" in died["error"]
     # bad input fails before anything runs: no output folder, no record
     with pytest.raises(KeyError):
         result.xcom("missing", "execution_record")

@@ -67,6 +67,8 @@ def test_profile_choice_reaches_every_replica(profiles):
 
 
 def test_an_allowed_empty_context_is_used_as_given_not_replaced(profiles):
-    manifest = _manifest(_op(compute="tf-custom", replicas={"Worker": {"count": 1, "container_security_context": {}}}))
+    manifest = _manifest(
+        _op(compute="tf-custom", replicas={"Worker": {"count": 1, "container_security_context": {}}})
+    )
     container = manifest["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
     assert container["securityContext"] == {}

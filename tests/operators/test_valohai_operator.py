@@ -360,6 +360,35 @@ def test_lost_contact_stops_the_execution_only_when_no_retry_will_reattach(serve
     assert server.status_of(server.executions[ex["id"]]) == expected
 
 
+def test_values_and_lint_errors_fail_before_anything_is_submitted(server, run_dag, dags_folder, capfd):
+    yaml_file = dags_folder / "valohai_checks" / "valohai.yaml"
+    yaml_file.parent.mkdir(exist_ok=True)
+    yaml_file.write_text(
+        "- step:\n    name: train\n    image: python:3.12\n    command: python train.py\n"
+        "    parameters:\n      - name: epochs\n        type: integer\n        min: 1\n        max: 100\n"
+        "- step:\n    name: stubborn\n    image: python:3.12\n    command: python train.py\n"
+        "    stop-condition: stop me if you can\n"
+    )
+    src = f"""
+import pendulum
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.valohai import ValohaiSubmitExecutionOperator
+
+with DAG("valohai_checks", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    ValohaiSubmitExecutionOperator(task_id="too_many_epochs", project="acme/demo", step="train",
+                                   parameters={{"epochs": "{{{{ 500 }}}}"}}, valohai_yaml={str(yaml_file)!r})
+    ValohaiSubmitExecutionOperator(task_id="bad_stop_condition", project="acme/demo", step="stubborn",
+                                   valohai_yaml={str(yaml_file)!r})
+"""
+    result = run_dag(src, "valohai_checks")
+    assert result.task_states() == {"too_many_epochs": "failed", "bad_stop_condition": "failed"}
+    captured = capfd.readouterr()
+    log = captured.out + captured.err
+    assert "parameter 'epochs' = '500' breaks its definition (type integer, min 1, max 100" in log
+    assert "`stop-condition` is not a valid expression" in log
+    assert server.api_requests() == []  # nothing reached Valohai, not even a project lookup
+
+
 def test_trigger_and_sync_wait_log_status_changes_and_a_heartbeat_at_info(server, capsys):
     from datetime import datetime
 

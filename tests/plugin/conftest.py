@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 PASSWORDS = {"admin": "admin-pw", "viewer": "viewer-pw"}
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +29,8 @@ def auth_env(airflow_db: Path) -> dict[str, str]:
     pw = home / "simple_auth_passwords.json"
     pw.write_text(json.dumps(PASSWORDS))
     env = {
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        # the simple auth manager, with per-DAG denials a test can ask for (scoped_auth.py)
+        "AIRFLOW__CORE__AUTH_MANAGER": "scoped_auth.DagScopedSimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",

@@ -81,14 +81,62 @@ def _wait_for_reports(tmp_path: Path, n: int) -> dict[str, dict]:
 
 
 def test_cluster_spec_and_tf_config():
-    ports = free_ports(5)
-    assert len(set(ports)) == 5
+    ports = free_ports(6)
+    assert len(set(ports)) == 6
     cluster = cluster_spec({"Worker": 2, "Chief": 1, "PS": 2, "Evaluator": 1}, ports)
-    assert list(cluster) == ["chief", "ps", "worker"]  # the evaluator is not part of the cluster
-    assert sum(len(v) for v in cluster.values()) == 5
+    assert list(cluster) == ["chief", "evaluator", "ps", "worker"]  # as Kubeflow: every type, sorted
+    assert sum(len(v) for v in cluster.values()) == 6
     config = json.loads(tf_config(cluster, "Worker", 1))
     assert config["task"] == {"type": "worker", "index": 1}
     assert config["cluster"] == cluster
+
+
+# Kubeflow training-operator pkg/controller.v1/tensorflow/pod_test.go "should generate desired
+# cluster spec": the same replicas give the same document, byte for byte (host names aside).
+KUBEFLOW_CASES = [
+    ({"Worker": 1}, None),  # NewTFJobWithNamespace(1, 0): a single replica gets no TF_CONFIG
+    (
+        {"Worker": 1, "PS": 1},
+        '{"cluster":{"ps":["test-tfjob-ps-0.ns2.svc:2222"],"worker":["test-tfjob-worker-0.ns2.svc:2222"]},'
+        '"task":{"type":"worker","index":0},"environment":"cloud"}',
+    ),
+    (
+        {"Worker": 1, "PS": 1, "Evaluator": 1},  # NewTFJobWithEvaluatorAndNamespace(1, 1, 1)
+        '{"cluster":{"evaluator":["test-tfjob-evaluator-0.ns3.svc:2222"],"ps":["test-tfjob-ps-0.ns3.svc:2222"],'
+        '"worker":["test-tfjob-worker-0.ns3.svc:2222"]},"task":{"type":"worker","index":0},"environment":"cloud"}',
+    ),
+]
+
+
+@pytest.mark.parametrize(("counts", "expected"), KUBEFLOW_CASES)
+def test_tf_config_is_the_document_kubeflows_controller_injects(counts, expected):
+    from airflow_mlplatform.runners.tf_local import is_distributed
+
+    assert is_distributed(counts) is (expected is not None)
+    if expected is None:
+        return
+    ns = "ns3" if "Evaluator" in counts else "ns2"
+    cluster = {
+        rtype.lower(): [f"test-tfjob-{rtype.lower()}-{i}.{ns}.svc:2222" for i in range(n)]
+        for rtype, n in reversed(list(counts.items()))  # order given does not matter
+    }
+    assert tf_config(cluster, "Worker", 0) == expected
+    # and the local backend's cluster has the same shape, with local addresses
+    local = cluster_spec(counts, free_ports(sum(counts.values())))
+    assert list(local) == list(json.loads(expected)["cluster"])
+    assert all(a.startswith("127.0.0.1:") for v in local.values() for a in v)
+
+
+def test_a_single_replica_runs_without_tf_config_as_in_kubeflow(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"stale": true}')  # the worker's own is not passed on
+    script = tmp_path / "single.py"
+    script.write_text("import os\nprint('TF_CONFIG' in os.environ, flush=True)\n")
+    lines: list[str] = []
+    job = LocalTFJob(
+        [sys.executable, str(script)], {"Worker": 1}, log_dir=tmp_path / "logs", on_leader_line=lines.append
+    )
+    job.run(timeout=60)
+    assert lines == ["False"]
 
 
 def test_every_replica_gets_its_tf_config_and_the_leader_is_streamed(tmp_path):
@@ -99,9 +147,9 @@ def test_every_replica_gets_its_tf_config_and_the_leader_is_streamed(tmp_path):
     assert set(reports) == {"chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"}
     cluster = reports["chief-0"]["tf_config"]["cluster"]
     assert cluster == job.cluster
-    assert set(cluster) == {"chief", "worker", "ps"}
+    assert list(cluster) == ["chief", "evaluator", "ps", "worker"]  # the evaluator too, as in Kubeflow
     addresses = [a for v in cluster.values() for a in v]
-    assert len(addresses) == 4 and len(set(addresses)) == 4
+    assert len(addresses) == 5 and len(set(addresses)) == 5
     for name, report in reports.items():
         rtype, index = name.split("-")
         assert report["tf_config"]["task"] == {"type": rtype, "index": int(index)}

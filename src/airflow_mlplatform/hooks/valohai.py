@@ -102,6 +102,9 @@ def settings_from_connection(conn: Any, conn_id: str) -> ValohaiSettings:
         raise ConfigurationError(
             f"connection {conn_id!r} has no API token: put the Valohai API token in its password field"
         )
+    from airflow_mlplatform.masking import mask_secret
+
+    mask_secret(token)  # as Airflow does for connections it hands out: never in a log or record
     extra = conn.extra_dejson or {}
     project = extra.get("project") or extra.get("extra__valohai__project") or None
     return ValohaiSettings(api_url=f"{host}/api/v0/", token=token, project=project)
@@ -381,7 +384,10 @@ class ValohaiHook(BaseHook):
             body = content.decode("utf-8", "replace")
         if status < 400:
             return body
-        detail = api_error_detail(body)
+        from airflow_mlplatform.masking import redact_text
+
+        # an error body may echo what was sent (the token, a parameter): masked before it is raised
+        detail = redact_text(api_error_detail(body), self._settings.token if self._settings else None)
         where = f"{method} {path}" + (f" ({what})" if what else "")
         if status in (401, 403):
             raise ValohaiAuthError(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlplatform.config import default_deferrable
+from airflow_mlplatform.parameters import FiniteRenderedParameters
 
 __all__ = ["PodJobMixin", "PodPlan", "default_deferrable"]
 
@@ -33,6 +34,7 @@ class PodPlan:
     :param startup_timeout: seconds the pod may stay Pending.
     :param provider_env: the provider's own variables (``MLPLATFORM_*``): they win over ``env``
         and the profile's env (the one environment rule of every job kind).
+    :param ship: how the job's file gets to the pod (a ``job_files.ShipPlan``), or None.
     """
 
     command: list[str]
@@ -47,9 +49,10 @@ class PodPlan:
     delete_policy: str = "always"
     startup_timeout: float = 600
     provider_env: dict[str, str] = field(default_factory=dict)
+    ship: Any = None
 
 
-class PodJobMixin:
+class PodJobMixin(FiniteRenderedParameters):
     """Run a :class:`PodPlan` in a pod of the operator's compute profile.
 
     The operator provides ``compute``, ``compute_overrides``, ``kubernetes_conn_id``,
@@ -141,6 +144,15 @@ class PodJobMixin:
 
     def _execute_in_pod(self, context: Any, profile: Any) -> dict[str, Any]:
         plan = self._pod_plan(context, profile)
+        if plan.ship is not None and plan.ship.mode != "image":  # before the pod exists
+            shipped = plan.ship.copy()
+            self.log.info(
+                "shipped %s to the pod: %d file(s), %d bytes, in %s",
+                plan.ship.source,
+                shipped["files"],
+                shipped["bytes"],
+                shipped["to"],
+            )
         runner = self._pod_runner(profile, plan)
         if self.deferrable:
             runner.defer(self, context, method_name="execute_complete")

@@ -64,6 +64,9 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         which Airflow logs at ERROR level; the log has papermill's cell progress lines anyway).
     :param env: extra environment variables for the kernel (templated).
     :param cwd: working folder of the kernel; default: the notebook's folder.
+    :param ship: in a pod, where the notebook comes from: ``file`` (default: copied to the pod
+        through the try's output folder), ``folder`` (its whole folder, at most ``[mlplatform]
+        ship_max_bytes``) or ``image`` (in the image at the same path as in the worker).
     """
 
     template_fields: Sequence[str] = (
@@ -99,8 +102,11 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         report_mode: bool = False,
         prepare_only: bool = False,
         progress_bar: bool = False,
+        ship: str = "file",
         **kwargs: Any,
     ) -> None:
+        from airflow_mlplatform.job_files import check_mode
+
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.notebook = notebook
@@ -122,6 +128,7 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         self.report_mode = report_mode
         self.prepare_only = prepare_only
         self.progress_bar = progress_bar
+        self.ship = check_mode(ship)
 
     def _papermill_options(self, context: Any, parameters: dict[str, Any]) -> dict[str, Any]:
         """Spec fields shared by the worker and the pod: papermill's options, the names of the
@@ -232,6 +239,7 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         import json
 
         from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform.job_files import ShipPlan
         from airflow_mlplatform.runners.notebook import NotebookSpec, prepare
         from airflow_mlplatform.runners.notebook_job import SPEC_ENV
         from airflow_mlplatform.spark_settings import spark_env
@@ -239,6 +247,7 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         notebook, parameters, folder = self._job_inputs(context, self.notebook)
         options = self._papermill_options(context, parameters)
         output_notebook = options.pop("output_notebook")
+        ship = ShipPlan(source=notebook, location=folder.location, mode=self.ship)
         name = Path(notebook).name
         # the kernel lives in the image: check everything else before a pod exists
         prepared = prepare(
@@ -253,7 +262,8 @@ class NotebookOperator(PodJobMixin, BaseOperator):
         )
         spec = {
             **options,
-            "notebook": notebook,
+            "notebook": ship.target,
+            "job_dir": ship.job_dir,
             "output_location": folder.location,
             "output_uri": output_notebook,
             "parameters": parameters,
@@ -273,9 +283,11 @@ class NotebookOperator(PodJobMixin, BaseOperator):
                 "notebook": notebook,
                 "sha256": er.file_sha256(notebook),
                 "git_commit": er.git_commit(notebook),
+                "shipped": self.ship,
             },
             outputs={"notebook": output_notebook or folder.uri(name)},
             environment={"kernel": prepared.kernel_name, "language": prepared.language},
+            ship=ship,
         )
 
     def on_kill(self) -> None:

@@ -40,6 +40,9 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
     :param env: extra environment variables (templated).
     :param cwd: working folder; default: the script's folder.
     :param rscript: the Rscript executable.
+    :param ship: in a pod, where the script comes from: ``file`` (default: copied to the pod
+        through the try's output folder), ``folder`` (its whole folder, at most ``[mlplatform]
+        ship_max_bytes``) or ``image`` (in the image at the same path as in the worker).
     """
 
     template_fields: Sequence[str] = (
@@ -68,8 +71,11 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         rscript: str = "Rscript",
+        ship: str = "file",
         **kwargs: Any,
     ) -> None:
+        from airflow_mlplatform.job_files import check_mode
+
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.script = script
@@ -85,6 +91,7 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
         self.env = env
         self.cwd = cwd
         self.rscript = rscript
+        self.ship = check_mode(ship)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Run the R job in the worker and push values, metrics and the execution record.
@@ -139,11 +146,13 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
 
     def _pod_plan(self, context: Any, profile: Any) -> PodPlan:
         """The R job as a pod job; the script and parameters are checked here first."""
+        import dataclasses
         import json
 
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
         from airflow_mlplatform.exceptions import ConfigurationError
+        from airflow_mlplatform.job_files import ShipPlan
         from airflow_mlplatform.runners.r_job import RJobSpec, inline_env, prepare, r_command
         from airflow_mlplatform.runtime import OUTPUT_DIR_ENV, OUTPUT_URI_ENV
 
@@ -172,17 +181,24 @@ class RStudioJobOperator(PodJobMixin, BaseOperator):
             OUTPUT_URI_ENV: folder.location,
         }
         name = Path(script).with_suffix(".html").name if spec.is_document else None
+        ship = ShipPlan(source=script, location=folder.location, mode=self.ship)
         return PodPlan(
-            command=r_command(spec, inline=True),
+            command=r_command(dataclasses.replace(spec, script=ship.target), inline=True),
             env={str(k): str(v) for k, v in (self.env or {}).items()},
             provider_env=provider_env,
             folder=folder,
             parameters=spec.parameters,
-            code={"script": script, "sha256": er.file_sha256(script), "git_commit": er.git_commit(script)},
+            code={
+                "script": script,
+                "sha256": er.file_sha256(script),
+                "git_commit": er.git_commit(script),
+                "shipped": self.ship,
+            },
             outputs={"report": folder.uri(name)}
             if name and self.output_format in ("default", "html_document")
             else {},
             environment={"language": "R"},
+            ship=ship,
         )
 
     def on_kill(self) -> None:

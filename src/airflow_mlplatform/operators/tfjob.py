@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.config import default_deferrable
+from airflow_mlplatform.parameters import FiniteRenderedParameters
 
 BACKENDS = ("kubeflow", "local")
 #: Environment variable holding the job's parameters as one JSON object.
 PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
 
 
-class TFJobOperator(BaseOperator):
+class TFJobOperator(FiniteRenderedParameters, BaseOperator):
     """Run a TensorFlow training command on several replicas, each with its ``TF_CONFIG``.
 
     ``replicas`` maps a replica type (``Chief``, ``Worker``, ``PS``, ``Evaluator``) to a count,

@@ -23,6 +23,7 @@ from airflow_mlplatform.exceptions import (
     ValohaiError,
     ValohaiExecutionFailedError,
 )
+from airflow_mlplatform.valohai_checks import check_submission
 from airflow_mlplatform.valohai_payloads import (
     SUCCESS,
     execution_payload,
@@ -30,7 +31,6 @@ from airflow_mlplatform.valohai_payloads import (
     output_values,
     task_tags,
     try_tag,
-    validate_step,
 )
 
 #: XCom key of ``{"id", "counter", "url"}`` of the execution a task submitted (pushed before waiting).
@@ -90,8 +90,10 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
         default_deferrable``, read when the task runs).
     :param fetch_repository: ask Valohai to fetch the repository first (for a just-pushed commit).
     :param valohai_yaml: path of the repository's valohai.yaml; when given, an unknown step,
-        parameter or input is an error before anything is submitted, and DAG params that the
-        step does not declare are left out.
+        parameter or input, a parameter value its definition refuses (type, min/max,
+        choices, multiple) and an error from valohai-yaml's linter on the submitted step
+        are errors before anything is submitted (lint warnings are logged), and DAG params
+        that the step does not declare are left out.
     :param include_dag_params: pass DAG params as global parameters.
     :param timeout: seconds to wait for the execution before stopping it and failing
         (default: the task's ``execution_timeout``, else no limit).
@@ -188,7 +190,7 @@ class ValohaiSubmitExecutionOperator(BaseOperator):
                 raise ConfigurationError(
                     f"valohai_yaml {self.valohai_yaml!r} does not exist; pass the file's path"
                 )
-            declared = validate_step(path.read_text(), step=self.step, parameters=local, inputs=inputs)
+            declared = check_submission(path.read_text(), step=self.step, parameters=local, inputs=inputs, global_parameters=globals_, environment=self.environment, image=self.image)  # fmt: skip
             globals_ = {k: v for k, v in globals_.items() if k in declared}
         return check_json({**globals_, **local}), inputs
 

@@ -165,7 +165,11 @@ def list_workflows(user: Reader) -> dict[str, Any]:
             items.append(
                 {"path": p.relative_to(base).as_posix(), "dag_id": _dag_id_of(p), "draft": is_draft(p)}
             )
-    return {"folder": folder.resolve().as_posix(), "writable": documents.folder_writable(folder), "workflows": items}
+    return {
+        "folder": folder.resolve().as_posix(),
+        "writable": documents.folder_writable(folder),
+        "workflows": items,
+    }
 
 
 @router.get("/workflows/{path:path}/run-info")

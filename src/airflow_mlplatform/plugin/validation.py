@@ -30,11 +30,12 @@ _NEEDS_FIELD = re.compile(r"needs field '([A-Za-z_][A-Za-z0-9_]*)'")
 
 
 def _locations(src: Any) -> dict[tuple[int, int], tuple[Any, ...]]:
+    # a mapping's value starts where its first key does: the value (the whole step) wins
     where: dict[tuple[int, int], tuple[Any, ...]] = {}
-    for marks in (src.value_marks, src.key_marks):
-        for path, mark in marks.items():
-            if len(path) >= len(where.get(mark, ())):
-                where[mark] = path
+    for path, mark in src.key_marks.items():
+        where[mark] = path
+    for path, mark in src.value_marks.items():
+        where[mark] = path
     return where
 
 

@@ -58,14 +58,30 @@ def describe_exit(returncode: int | None) -> str:
     return f"exited with status {returncode}"
 
 
+def _is_coroutine(func: Any) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(func)
+
+
 @lru_cache(maxsize=1)
 def _manager_class() -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class OwnedKernelManager(AsyncKernelManager):
-        """AsyncKernelManager that asks ``on_interrupt`` before each interrupt."""
+        """AsyncKernelManager that asks ``on_interrupt`` before each interrupt and keeps the
+        clients it hands out (nbclient leaves a client's channels open on a kernel manager it
+        does not own: they are stopped with the kernel)."""
 
         on_interrupt: Callable[[], bool] | None = None
+        handed_out: list[Any] | None = None
+
+        def client(self, *args: Any, **kwargs: Any) -> Any:
+            kc = super().client(*args, **kwargs)
+            if self.handed_out is None:
+                self.handed_out = []
+            self.handed_out.append(kc)
+            return kc
 
         async def interrupt_kernel(self) -> None:  # type: ignore[override]
             if self.on_interrupt is not None and not self.on_interrupt():
@@ -167,6 +183,9 @@ class OwnedKernel:
         from jupyter_core.utils import run_sync
 
         self.returncode(wait=0)
+        for kc in km.handed_out or []:
+            with contextlib.suppress(Exception):
+                run_sync(kc.stop_channels)() if _is_coroutine(kc.stop_channels) else kc.stop_channels()
         try:
             run_sync(km.shutdown_kernel)(now=True)
         except Exception:  # the kernel may already be gone; make sure of it

@@ -59,6 +59,15 @@ def main() -> int:
     # pod's log merges both streams), so keep only its progress lines.
     logging.getLogger("papermill").addFilter(lambda record: record.funcName != "log_output_message")
     spec = json.loads(os.environ[SPEC_ENV])
+    shipped = None
+    if spec.get("job_dir") and not storage.is_local(spec["job_dir"]):  # shipped through object storage
+        import tempfile
+
+        from airflow_mlplatform.job_files import fetch
+
+        shipped = tempfile.TemporaryDirectory(prefix="mlplatform-job-")
+        local = fetch(spec["job_dir"], Path(shipped.name))
+        spec["notebook"] = str(local / Path(spec["notebook"]).name)
     folder = storage.OutputFolder(spec["output_location"])
     name = Path(spec["notebook"]).name
     output_path = str(folder.path / name)
@@ -90,6 +99,8 @@ def main() -> int:
         if spec.get("output_uri") and spec["output_uri"] != folder.uri(name) and Path(output_path).exists():
             storage.copy_file(output_path, spec["output_uri"])
         folder.cleanup()
+        if shipped is not None:
+            shipped.cleanup()
     return status
 
 

@@ -1,7 +1,9 @@
 """Run a distributed TensorFlow job's replicas as local processes (TFJobOperator, backend ``local``).
 
-Each replica is one subprocess of the same command with its own ``TF_CONFIG`` (the document
-the Kubeflow training operator would inject), on free ports of 127.0.0.1. The leader's
+Each replica is one subprocess of the same command with its own ``TF_CONFIG``, the very
+document the Kubeflow training operator injects (its controller's ``genTFConfigJSONStr``:
+every replica type in the cluster, the evaluator included, keys sorted, compact JSON; and no
+TF_CONFIG at all for a job of a single replica), with addresses on free ports of 127.0.0.1. The leader's
 (Chief's, else Worker 0's) output is streamed to a callback (the task log and the value
 parser); every replica's output also goes to its own log file, and the last lines of a
 failing replica are put in the error.
@@ -30,7 +32,7 @@ from typing import IO, Any
 
 from airflow_mlplatform.exceptions import JobFailedError, ReplicaSpecError
 
-#: Replica types in the order they are started; Evaluator is not part of the cluster spec.
+#: Replica types in the order they are started (every one is part of the cluster spec).
 ORDER = ("Chief", "Master", "PS", "Worker", "Evaluator")
 TRAINING_TYPES = ("Chief", "Master", "Worker")
 TAIL_LINES = 40
@@ -54,31 +56,45 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 def cluster_spec(
     counts: Mapping[str, int], ports: Sequence[int], host: str = "127.0.0.1"
 ) -> dict[str, list[str]]:
-    """The ``cluster`` part of TF_CONFIG: lower-case task type to ``host:port`` addresses.
+    """The ``cluster`` part of TF_CONFIG: lower-case task type to ``host:port`` addresses, as
+    Kubeflow's ``genClusterSpec`` builds it: every replica type, the evaluator included.
 
     :param counts: replica type (``Chief``, ``Worker``...) to count.
-    :param ports: one port per replica of the cluster (Evaluators excluded), in :data:`ORDER`.
+    :param ports: one port per replica, in :data:`ORDER`.
     :param host: the address every replica listens on.
     """
     cluster: dict[str, list[str]] = {}
     it = iter(ports)
     for rtype in ORDER:
-        if rtype == "Evaluator" or not counts.get(rtype):
+        if not counts.get(rtype):
             continue
         cluster[rtype.lower()] = [f"{host}:{next(it)}" for _ in range(counts[rtype])]
-    return cluster
+    return dict(sorted(cluster.items()))
+
+
+def is_distributed(counts: Mapping[str, int]) -> bool:
+    """Whether Kubeflow sets TF_CONFIG for this job: not for a single replica in all
+    (its controller's ``isDistributed``: Chief, Evaluator, Master, PS and Worker counted).
+
+    :param counts: replica type to count.
+    """
+    return sum(int(counts.get(rtype) or 0) for rtype in ORDER) != 1
 
 
 def tf_config(cluster: Mapping[str, list[str]], rtype: str, index: int) -> str:
-    """The TF_CONFIG JSON of one replica.
+    """The TF_CONFIG JSON of one replica, byte for byte as Kubeflow's controller marshals it:
+    ``{"cluster":{...},"task":{"type":"worker","index":0},"environment":"cloud"}``.
 
     :param cluster: from :func:`cluster_spec`.
     :param rtype: replica type (any case).
     :param index: the replica's index within its type.
     """
-    return json.dumps(
-        {"cluster": dict(cluster), "task": {"type": rtype.lower(), "index": index}, "environment": "cloud"}
-    )
+    document = {
+        "cluster": dict(sorted(cluster.items())),
+        "task": {"type": rtype.lower(), "index": index},
+        "environment": "cloud",
+    }
+    return json.dumps(document, separators=(",", ":"))
 
 
 @dataclass
@@ -141,10 +157,10 @@ class LocalTFJob:
     # -- start ---------------------------------------------------------------------------
     def start(self) -> None:
         """Pick free ports and start every replica (each in its own process group)."""
-        n_ports = sum(c for t, c in self.counts.items() if t != "Evaluator")
-        self.cluster = cluster_spec(self.counts, free_ports(n_ports))
+        self.cluster = cluster_spec(self.counts, free_ports(sum(self.counts.values())))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         base_env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        base_env.pop("TF_CONFIG", None)  # only what Kubeflow would inject
         try:
             for rtype in ORDER:
                 for index in range(self.counts.get(rtype, 0)):
@@ -157,7 +173,9 @@ class LocalTFJob:
         with self._lock:
             if self._stopping:
                 raise JobFailedError("the TensorFlow job was stopped while its replicas were starting")
-            env = {**base_env, "TF_CONFIG": tf_config(self.cluster, rtype, index)}
+            env = dict(base_env)
+            if is_distributed(self.counts):
+                env["TF_CONFIG"] = tf_config(self.cluster, rtype, index)
             log_path = self.log_dir / f"{rtype.lower()}-{index}.log"
             proc = subprocess.Popen(
                 self.command,

@@ -41,6 +41,8 @@ RECORD_PREFIX = "::mlplatform::record"
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,249}$")
 #: XCom keys the provider writes itself; a recorded value cannot use them.
 RESERVED_NAMES = frozenset({"return_value", "metrics", "execution_record"})
+#: Largest recorded value (bytes of JSON); larger data goes to a file under ``output_dir()``.
+MAX_VALUE_BYTES = 1024 * 1024
 #: Environment variable holding the directory where a job writes its output files.
 OUTPUT_DIR_ENV = "MLPLATFORM_OUTPUT_DIR"
 #: Environment variable holding the URI of this try's output folder (shared storage).
@@ -101,15 +103,39 @@ def _dumps(value: Any, what: str) -> str:
         ) from e
 
 
+def _finite(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, True
+    if isinstance(value, dict):
+        pairs = [(k, _finite(v)) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, any(f for _, (_, f) in pairs)
+    if isinstance(value, (list, tuple)):
+        items = [_finite(v) for v in value]
+        return [v for v, _ in items], any(f for _, f in items)
+    return value, False
+
+
 def record(name: str, value: Any) -> Any:
     """Record a named value; Airflow pushes it to XCom under ``name`` and in ``return_value``.
 
+    NaN and infinity are recorded as null (with a warning on stderr), as in metrics.
+
     :param name: the value's name (becomes an XCom key).
-    :param value: any JSON-serializable value; large data travels as a URI.
+    :param value: any JSON-serializable value of at most 1 MB as JSON; larger data is written
+        to a file under ``output_dir()`` and its path (``output_uri(name)``) recorded instead.
     :return: ``value`` unchanged, so ``x = record("x", compute())`` reads naturally.
     """
     check_name(name)
-    payload = _dumps({"name": name, "value": value}, f"value {name!r}")
+    clean, changed = _finite(value)
+    if changed:
+        sys.stderr.write(f"mlplatform: recorded value {name!r} holds NaN or infinity: recorded as null\n")
+    payload = _dumps({"name": name, "value": clean}, f"value {name!r}")
+    if len(payload.encode()) > MAX_VALUE_BYTES:
+        raise RecordError(
+            f"cannot record value {name!r}: {len(payload.encode())} bytes as JSON, over the limit of "
+            f"{MAX_VALUE_BYTES}; write it to a file under output_dir() and record the file's path "
+            "(output_uri(name)) instead"
+        )
     sys.stdout.write(f"{RECORD_PREFIX} {payload}\n")
     sys.stdout.flush()
     return value

@@ -135,8 +135,10 @@ def build_container(
         container["resources"] = _resources(pod["resources"])
     if pod.get("volume_mounts"):
         container["volumeMounts"] = [dict(m) for m in pod["volume_mounts"]]
+    # restricted unless the pod fields (from the profile) say otherwise; a given context is used as given
+    given = pod.get("container_security_context")
     container["securityContext"] = copy.deepcopy(
-        dict(pod.get("container_security_context") or RESTRICTED_CONTAINER_SECURITY)
+        dict(RESTRICTED_CONTAINER_SECURITY if given is None else given)
     )
     if pod.get("image_pull_policy"):
         container["imagePullPolicy"] = pod["image_pull_policy"]
@@ -177,7 +179,8 @@ def build_pod_template(
         spec["serviceAccountName"] = pod["service_account"]
     if pod.get("volumes"):
         spec["volumes"] = [dict(v) for v in pod["volumes"]]
-    spec["securityContext"] = copy.deepcopy(dict(pod.get("pod_security_context") or RESTRICTED_POD_SECURITY))
+    given_pod = pod.get("pod_security_context")
+    spec["securityContext"] = copy.deepcopy(dict(RESTRICTED_POD_SECURITY if given_pod is None else given_pod))
     metadata: dict[str, Any] = {"labels": {**(pod.get("labels") or {}), **(labels or {})}}
     merged_annotations = {**(pod.get("annotations") or {}), **(annotations or {})}
     if merged_annotations:

@@ -126,7 +126,11 @@ class ValohaiExecutionTrigger(BaseTrigger):
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            yield TriggerEvent({"status": "error", "message": str(e), "execution_id": self.execution_id})
+            from airflow_mlplatform.masking import redact_text
+
+            yield TriggerEvent(
+                {"status": "error", "message": redact_text(str(e)), "execution_id": self.execution_id}
+            )
 
     async def on_kill(self) -> None:
         """The user killed the deferred task: stop the execution (bounded by the hook's timeouts).

@@ -56,7 +56,15 @@ def validate_files(paths: Iterable[str | Path]) -> list[WorkflowError]:
             errors.extend(e.errors)
         except WorkflowError as e:
             errors.append(e)
+        except Exception as e:  # RecursionError, MemoryError...: one bad file never hides the others
+            errors.append(_unexpected(p, e))
     return errors
+
+
+def _unexpected(path: str | Path, e: BaseException) -> WorkflowError:
+    """A WorkflowError for a failure the checks did not foresee, naming the file."""
+    log.debug("unexpected failure reading %s", path, exc_info=e)
+    return WorkflowError(f"cannot load this workflow: {type(e).__name__}: {e}"[:2000], file=str(path))
 
 
 def load_workflow(path: str | Path) -> Any:
@@ -99,6 +107,9 @@ def load_workflows(
         except WorkflowError as e:
             errors.append(e)
             continue
+        except Exception as e:  # isolate every failure per file (RecursionError, MemoryError...)
+            errors.append(_unexpected(path, e))
+            continue
         if dag.dag_id in dags:
             errors.append(
                 WorkflowError(f"workflow id {dag.dag_id!r} is used by another file too", file=str(path))
@@ -120,9 +131,15 @@ def export_dag(dag: Any) -> str:
 
     :param dag: a DAG (or serialized DAG) built from a workflow, or generated from one.
     """
-    from airflow_mlplatform.workflow.embed import extract_workflow
+    from airflow_mlplatform.workflow.embed import MAX_EMBED_CHARS, TOO_LARGE, extract_workflow
 
-    found = extract_workflow(getattr(dag, "doc_md", None))
+    doc_md = getattr(dag, "doc_md", None)
+    found = extract_workflow(doc_md)
+    if found is None and TOO_LARGE in (doc_md or ""):
+        raise WorkflowError(
+            f"DAG {getattr(dag, 'dag_id', dag)!r} was built from a workflow file too large to embed in "
+            f"its doc_md (over {MAX_EMBED_CHARS} characters); export the workflow file itself"
+        )
     if found is None:
         raise WorkflowError(
             f"DAG {getattr(dag, 'dag_id', dag)!r} was not built from a workflow file "

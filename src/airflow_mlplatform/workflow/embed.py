@@ -12,6 +12,10 @@ from __future__ import annotations
 import re
 
 MARKER = "<!-- mlplatform-workflow"
+#: Largest source kept in ``doc_md`` (characters); a larger one is named, not embedded (the
+#: serialized DAG and the UI stay small), and ``export`` then needs the file itself.
+MAX_EMBED_CHARS = 256 * 1024
+TOO_LARGE = "<!-- mlplatform-workflow-not-embedded"
 _BLOCK_RE = re.compile(
     r"<!-- mlplatform-workflow (?P<name>.+?) -->\n(?P<fence>`{3,})(?:yaml|json)\n(?P<text>.*)\n(?P=fence)\n?\Z",
     re.S,
@@ -25,11 +29,16 @@ def workflow_doc_md(text: str, *, name: str, description: str | None = None) -> 
     :param name: the workflow file's name (kept for export).
     :param description: the workflow's description, shown first.
     """
+    head = f"{description}\n\n" if description else ""
+    if len(text) > MAX_EMBED_CHARS:
+        return (
+            f"{head}{TOO_LARGE} {name} -->\nThe workflow source ({len(text)} characters) is larger than "
+            f"{MAX_EMBED_CHARS} and is not embedded; see the workflow file {name}.\n"
+        )
     fence = "```"
     while fence in text:
         fence += "`"
     lang = "json" if name.endswith(".json") else "yaml"
-    head = f"{description}\n\n" if description else ""
     body = text if text.endswith("\n") else text + "\n"
     return f"{head}{MARKER} {name} -->\n{fence}{lang}\n{body}{fence}\n"
 

@@ -49,6 +49,8 @@ DAG_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Most steps in one workflow.
+MAX_STEPS = 10_000
 
 
 class _Checker:
@@ -58,6 +60,7 @@ class _Checker:
         self.src = src
         self.base_dir = base_dir
         self.errors: list[WorkflowError] = []
+        self.ref_paths: dict[Path_, list[Path_]] | None = None
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         self.errors.append(self.src.error(path, message, key=key))
@@ -116,6 +119,13 @@ class _Checker:
         if isinstance(value, list):
             return [self.convert((*path, i), v, templated=templated, what=what) for i, v in enumerate(value)]
         return value
+
+
+def _non_negative(c: _Checker, path: Path_, value: int, what: str) -> bool:
+    if value < 0:
+        c.err(path, f"{what} must be 0 or more, got {value}")
+        return False
+    return True
 
 
 def _describe(value: Any) -> str:
@@ -178,6 +188,7 @@ def _read_params(c: _Checker, data: Any) -> dict[str, ParamSpec]:
             )
         if "enum" in spec and "default" in spec and default not in (spec["enum"] or []):
             c.err((*path, "default"), f"default of parameter {name!r} is not one of its enum values")
+        _param_bounds(c, path, name, spec)
         desc = spec.get("description")
         if desc is not None and not isinstance(desc, str):
             c.err((*path, "description"), "description must be a string")
@@ -218,7 +229,7 @@ def _read_default_args(c: _Checker, data: Any) -> dict[str, Any]:
         path: Path_ = ("default_args", k)
         if k == "owner" and c.typed(path, v, "str", "owner"):
             out["owner"] = v
-        elif k == "retries" and c.typed(path, v, "int", "retries"):
+        elif k == "retries" and c.typed(path, v, "int", "retries") and _non_negative(c, path, v, k):
             out["retries"] = v
         elif k in ("retry_delay", "timeout"):
             d = c.duration(path, v, k)
@@ -369,7 +380,7 @@ def _read_common(c: _Checker, path: Path_, data: dict[str, Any], step: StepSpec,
             step.task_kwargs["doc_md"] = v
         elif k == "compute":
             _read_compute(c, p, v, step, st)
-        elif k == "retries" and c.typed(p, v, "int", "retries"):
+        elif k == "retries" and c.typed(p, v, "int", "retries") and _non_negative(c, p, v, k):
             step.task_kwargs["retries"] = v
         elif k in ("retry_delay", "timeout"):
             d = c.duration(p, v, k)
@@ -444,12 +455,26 @@ def _check_graph(c: _Checker, steps: list[tuple[int, StepSpec]], wf: Workflow) -
 
 def _ref_mark(c: _Checker, path: Path_, r: refs.StepOutput | refs.ParamRef) -> Path_:
     """The path of the string value under ``path`` that holds reference ``r``."""
-    for p in c.src.value_marks:
-        if p[: len(path)] == path:
-            v = _get(c.src.data, p)
-            if isinstance(v, str) and any(refs.parse_ref(m.group(1)) == r for m in refs.REF_RE.finditer(v)):
-                return p
+    for p in _string_paths(c, path):
+        v = _get(c.src.data, p)
+        if isinstance(v, str) and any(refs.parse_ref(m.group(1)) == r for m in refs.REF_RE.finditer(v)):
+            return p
     return path
+
+
+def _string_paths(c: _Checker, path: Path_) -> list[Path_]:
+    """The marked paths under step ``path`` holding a reference, indexed once per document (so
+    marking every reference is linear in the file, not steps x values)."""
+    index = c.ref_paths
+    if index is None:
+        index = {}
+        for p in c.src.value_marks:
+            if len(p) >= 2 and p[0] == "steps":
+                v = _get(c.src.data, p)
+                if isinstance(v, str) and "${{" in v:
+                    index.setdefault(p[:2], []).append(p)
+        c.ref_paths = index
+    return [p for p in index.get(path[:2], []) if p[: len(path)] == path]
 
 
 def _check_ref(
@@ -490,26 +515,32 @@ def _get(data: Any, path: Path_) -> Any:
 
 
 def _topological(c: _Checker, steps: list[StepSpec], index: dict[str, int]) -> list[StepSpec]:
+    """Steps ordered upstream first (an iterative depth-first walk: no recursion limit)."""
     by_id = {s.id: s for s in steps}
     order: list[StepSpec] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(s: StepSpec, trail: list[str]) -> None:
-        if state.get(s.id) == 2:
-            return
-        if state.get(s.id) == 1:
-            cycle = [*trail[trail.index(s.id) :], s.id]
-            c.err(("steps", index[s.id], "id"), "dependency cycle: " + " -> ".join(cycle))
-            return
-        state[s.id] = 1
-        for u in s.upstream:
-            if u in by_id:
-                visit(by_id[u], [*trail, s.id])
-        state[s.id] = 2
-        order.append(s)
-
-    for s in steps:
-        visit(s, [])
+    state: dict[str, int] = {}  # 1 on the current trail, 2 done
+    for root in steps:
+        if state.get(root.id):
+            continue
+        trail: list[str] = [root.id]
+        stack = [iter(root.upstream)]
+        state[root.id] = 1
+        while stack:
+            u = next(stack[-1], None)
+            if u is None:
+                stack.pop()
+                done = trail.pop()
+                state[done] = 2
+                order.append(by_id[done])
+            elif u not in by_id or state.get(u) == 2:
+                continue
+            elif state.get(u) == 1:
+                cycle = [*trail[trail.index(u) :], u]
+                c.err(("steps", index[u], "id"), "dependency cycle: " + " -> ".join(cycle))
+            else:
+                state[u] = 1
+                trail.append(u)
+                stack.append(iter(by_id[u].upstream))
     return order
 
 
@@ -519,7 +550,7 @@ def _read_top(c: _Checker, data: dict[str, Any], wf: Workflow) -> None:
     if version != FORMAT_VERSION:
         c.err(("version",) if "version" in data else (),
               f"version must be {FORMAT_VERSION} (the workflow format version), got {_describe(version)}")  # fmt: skip
-    if not isinstance(wf.id, str) or not DAG_ID_RE.match(wf.id):
+    if not isinstance(wf.id, str) or not DAG_ID_RE.match(wf.id) or not wf.id.strip("."):
         c.err(("id",) if "id" in data else (),
               f"id (the DAG id) must be letters, digits, _ . and -, got {_describe(data.get('id'))}")  # fmt: skip
     if "description" in data and c.typed(("description",), data["description"], "str", "description"):
@@ -527,8 +558,9 @@ def _read_top(c: _Checker, data: dict[str, Any], wf: Workflow) -> None:
     sched = data.get("schedule")
     if sched is not None and not (
         isinstance(sched, str)
-        and (sched in SCHEDULE_PRESETS or (not sched.startswith("@") and len(sched.split()) in (5, 6)))
-    ):
+        and (sched in SCHEDULE_PRESETS or (not sched.startswith("@") and len(sched.split()) in (5, 6)
+                                           and _cron_ok(sched)))
+    ):  # fmt: skip
         c.err(("schedule",), f"schedule must be null, a cron expression or one of {', '.join(SCHEDULE_PRESETS)}; "
                              f"got {_describe(sched)}")  # fmt: skip
     else:
@@ -544,6 +576,49 @@ def _read_top(c: _Checker, data: dict[str, Any], wf: Workflow) -> None:
     tags = data.get("tags", [])
     if c.typed(("tags",), tags, "list", "tags"):
         wf.tags = [str(t) for t in tags]
+
+
+def _cron_ok(expr: str) -> bool:
+    """Whether ``expr`` is a cron expression Airflow's timetable accepts (minute 0-59, hour 0-23...)."""
+    from croniter import croniter
+
+    return bool(croniter.is_valid(expr))
+
+
+def _param_bounds(c: _Checker, path: Path_, name: str, spec: dict[str, Any]) -> None:
+    """A parameter's default must satisfy its own minimum/maximum/minLength/maxLength/pattern."""
+    if "default" not in spec or spec["default"] is None:
+        return
+    default = spec["default"]
+    number = isinstance(default, (int, float)) and not isinstance(default, bool)
+    for key, ok in (
+        ("minimum", lambda b: not number or default >= b),
+        ("maximum", lambda b: not number or default <= b),
+        ("minLength", lambda b: not isinstance(default, str) or len(default) >= b),
+        ("maxLength", lambda b: not isinstance(default, str) or len(default) <= b),
+    ):
+        bound = spec.get(key)
+        if bound is None:
+            continue
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            c.err((*path, key), f"{key} of parameter {name!r} must be a number, got {_describe(bound)}")
+        elif not ok(bound):
+            c.err(
+                (*path, "default"),
+                f"default {default!r} of parameter {name!r} violates its own {key} {bound}",
+            )
+    pattern = spec.get("pattern")
+    if isinstance(pattern, str) and isinstance(default, str):
+        try:
+            matched = re.search(pattern, default) is not None
+        except re.error as e:
+            c.err((*path, "pattern"), f"pattern of parameter {name!r} is not a regular expression: {e}")
+        else:
+            if not matched:
+                c.err(
+                    (*path, "default"),
+                    f"default {default!r} of parameter {name!r} does not match its pattern",
+                )
 
 
 def _date(c: _Checker, v: Any) -> datetime.datetime | None:
@@ -586,6 +661,14 @@ def check_source(src: Source, *, base_dir: str | Path | None = None) -> Workflow
     if not isinstance(raw_steps, list) or not raw_steps:
         c.err(("steps",) if "steps" in data else (), "steps must be a non-empty list of steps")
         raw_steps = []
+    if len(raw_steps) > MAX_STEPS:
+        raise WorkflowValidationError(
+            [
+                src.error(
+                    ("steps",), f"{len(raw_steps)} steps; a workflow holds at most {MAX_STEPS} (split it)"
+                )
+            ]
+        )
     steps = [(i, s) for i, raw in enumerate(raw_steps) if (s := _read_step(c, i, raw, wf.params)) is not None]
     _check_duplicates(c, raw_steps)
     wf.steps = _check_graph(c, steps, wf)
