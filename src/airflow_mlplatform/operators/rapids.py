@@ -457,9 +457,15 @@ class RapidsDaskOperator(BaseOperator):
         :param parameters: the job's parameters.
         :param reattached: whether the DaskJob was adopted from an earlier try.
         """
+        from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.kube_job import KubeJob
         from airflow_mlplatform.specs import daskjob
 
+        script = script or self._check() or ""
+        if parameters is None:
+            parameters = merge_parameters(
+                context, self.parameters, include_dag_params=self.include_dag_params
+            )
         job = KubeJob.existing(
             daskjob.DASKJOB_KIND,
             name=str(event["name"]),
@@ -470,8 +476,8 @@ class RapidsDaskOperator(BaseOperator):
         return self._record_daskjob(
             context,
             job,
-            script or "",
-            parameters or {},
+            script,
+            parameters,
             lambda: job.complete(event, reattached=reattached),
         )
 
