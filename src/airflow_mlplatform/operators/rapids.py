@@ -423,6 +423,15 @@ class RapidsDaskOperator(BaseOperator):
                 ran_on={
                     **er.where(),
                     **(session.info.as_dict() if session.info else {"cluster": self.cluster}),
+                    **(
+                        {
+                            "namespace": kube_cluster.job.namespace,
+                            "daskcluster": kube_cluster.name,
+                            "reattached": kube_cluster.reattached,
+                        }
+                        if kube_cluster is not None
+                        else {}
+                    ),
                 },
                 status="success" if error is None else "failed",
                 error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
