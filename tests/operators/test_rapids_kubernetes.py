@@ -234,3 +234,27 @@ def test_a_script_runs_as_a_daskjob_runner_pod(dask_bed, tmp_path, fail):
         assert record["where"]["cluster"] == "DaskJob" and record["where"]["n_workers"] == 1
     assert dask_bed.call(dask_bed.emulator.objects, DASKJOBS, None) == []  # deleted
     assert _settled(dask_bed)
+
+
+def test_a_script_daskjob_can_wait_in_the_triggerer(dask_bed, tmp_path, run_dag):
+    script = tmp_path / "job.py"
+    script.write_text(JOB_SCRIPT)
+    source = f"""
+import pendulum
+from airflow.sdk import DAG
+from airflow_mlplatform.compute import build_profile
+from airflow_mlplatform.operators.rapids import RapidsDaskOperator
+
+PROFILE = build_profile("dask-cpu", {{"backend": "kubernetes", "image": "dask", "namespace": "default"}}, where="t")
+with DAG("daskjob_deferred", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+    RapidsDaskOperator(
+        task_id="sum", script={str(script)!r}, cluster="kubernetes", compute=PROFILE, n_workers=1,
+        parameters={{"n": 10}}, deferrable=True,
+    )
+"""
+    result = run_dag(source, "daskjob_deferred")
+    assert result.task_states() == {"sum": "success"}
+    assert result.xcom("sum") == {"total": 45, "libraries": "pandas/numpy"}
+    where = result.xcom("sum", "execution_record")["where"]
+    assert where["cluster"] == "DaskJob" and where["deferred"] is True
+    assert dask_bed.call(dask_bed.emulator.objects, DASKJOBS, None) == []  # deleted

@@ -359,10 +359,9 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
         """
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
-        from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.dask_cluster import DaskSession
-        from airflow_mlplatform.values import JobOutputs, StreamParser
+        from airflow_mlplatform.values import StreamParser, push_outputs
 
         script = self._check()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
@@ -382,7 +381,7 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
                 )
             hook.check()  # unreachable scheduler or gateway, bad credentials: a clear error before anything else
         folder = storage.OutputFolder(storage.task_output_location(context))
-        session = DaskSession(
+        session: Any = DaskSession(
             self.cluster,
             n_workers=self.n_workers,
             threads_per_worker=self.threads_per_worker,
@@ -392,42 +391,59 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
             log=self.log,
         )
         self._session = session
-
-        def ran_on() -> dict[str, Any]:
-            where = session.info.as_dict() if session.info else {"cluster": self.cluster}
-            if kube_cluster is not None:
-                where.update(namespace=kube_cluster.job.namespace, daskcluster=kube_cluster.name)
-                where["reattached"] = kube_cluster.reattached
-            return {**er.where(), **where}
-
-        def run() -> JobRun:
-            returned: dict[str, Any] = {}
-            try:
-                client = session.open()
-                assert session.info is not None
-                if script is not None:
-                    self._run_script(script, client, session.info, parameters, folder, parser)
-                else:
-                    returned = self._run_callable(client, session.info, parameters, folder, parser)
-            finally:
-                session.close()
-                self._session = None
+        started = er.utcnow()
+        returned: dict[str, Any] = {}
+        error: BaseException | None = None
+        try:
+            client = session.open()
+            assert session.info is not None
+            if script is not None:
+                self._run_script(script, client, session.info, parameters, folder, parser)
+            else:
+                returned = self._run_callable(client, session.info, parameters, folder, parser)
+        except BaseException as e:  # AirflowTaskTimeout is a BaseException
+            error = e
+            raise
+        finally:
+            session.close()
+            self._session = None
             outputs = parser.close()
-            return JobRun(
-                outputs=JobOutputs({**outputs.values, **returned}, outputs.metric_rows), ran_on=ran_on()
+            values = {**outputs.values, **returned}
+            rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
+            record = er.build_record(
+                task=er.task_identity(context),
+                code=self._code(script),
+                environment={**er.python_environment(), **_versions()},
+                parameters=parameters,
+                values=values if error is None else {},
+                metric_rows=rows,
+                metrics=outputs.metrics,
+                outputs={"record": folder.uri(er.RECORD_FILE)},
+                started=started,
+                ended=er.utcnow(),
+                ran_on={
+                    **er.where(),
+                    **(session.info.as_dict() if session.info else {"cluster": self.cluster}),
+                    **(
+                        {
+                            "namespace": kube_cluster.job.namespace,
+                            "daskcluster": kube_cluster.name,
+                            "reattached": kube_cluster.reattached,
+                        }
+                        if kube_cluster is not None
+                        else {}
+                    ),
+                },
+                status="success" if error is None else "failed",
+                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
             )
-
-        return run_recorded(
-            context,
-            job=run,
-            folder=folder,
-            parameters=parameters,
-            code=self._code(script),
-            environment=_versions(),
-            outputs={},
-            ran_on=ran_on,
-            partial=lambda: JobOutputs(metric_rows=list(parser.outputs.metric_rows)),
-        )
+            (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+            folder.publish()
+            folder.cleanup()
+            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
+            if error is not None:
+                context["ti"].xcom_push(key="execution_record", value=record)
+        return push_outputs(context, values=values, metrics=outputs.metrics, execution_record=record)
 
     def _execute_daskjob(self, context: Any, script: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """The script in a DaskJob's runner pod, waited for here or (deferrable) in the triggerer."""
@@ -458,9 +474,15 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
         :param parameters: the job's parameters.
         :param reattached: whether the DaskJob was adopted from an earlier try.
         """
+        from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.kube_job import KubeJob
         from airflow_mlplatform.specs import daskjob
 
+        script = script or self._check() or ""
+        if parameters is None:
+            parameters = merge_parameters(
+                context, self.parameters, include_dag_params=self.include_dag_params
+            )
         job = KubeJob.existing(
             daskjob.DASKJOB_KIND,
             name=str(event["name"]),
@@ -471,8 +493,8 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
         return self._record_daskjob(
             context,
             job,
-            script or "",
-            parameters or {},
+            script,
+            parameters,
             lambda: job.complete(event, reattached=reattached),
         )
 
