@@ -359,9 +359,10 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
         """
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
+        from airflow_mlplatform.jobs import outcome
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.dask_cluster import DaskSession
-        from airflow_mlplatform.values import StreamParser, push_outputs
+        from airflow_mlplatform.values import StreamParser, check_values, push_outputs, record_for_xcom
 
         script = self._check()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
@@ -409,6 +410,12 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
             self._session = None
             outputs = parser.close()
             values = {**outputs.values, **returned}
+            if error is None:
+                try:  # the contract's checks before any success record exists
+                    values = check_values(values)
+                except BaseException as e:
+                    error = e
+            status, message = outcome(error, context)
             rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
             record = er.build_record(
                 task=er.task_identity(context),
@@ -434,15 +441,17 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
                         else {}
                     ),
                 },
-                status="success" if error is None else "failed",
-                error=None if error is None else (str(error).splitlines() or [type(error).__name__])[0],
+                status=status,
+                error=message,
             )
             (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
             folder.publish()
             folder.cleanup()
             self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
             if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record)
+                context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
+        if error is not None:  # a value refused by the checks: the failed record is stored
+            raise error
         return push_outputs(context, values=values, metrics=outputs.metrics, execution_record=record)
 
     def _execute_daskjob(self, context: Any, script: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
