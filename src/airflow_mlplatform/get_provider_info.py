@@ -88,10 +88,6 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Kubernetes (compute profiles, pods)",
                 "python-modules": ["airflow_mlplatform.triggers.kubernetes"],
             },
-            {
-                "integration-name": "TensorFlow (Kubeflow training operator)",
-                "python-modules": ["airflow_mlplatform.triggers.tfjob"],
-            },
         ],
         "sensors": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.sensors.valohai"]},
