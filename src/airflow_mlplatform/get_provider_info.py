@@ -160,7 +160,7 @@ def get_provider_info() -> dict[str, Any]:
                             "Comma-separated absolute folders that notebook, script and folder paths "
                             "in workflow files may point into (symlinks resolved). Default: the folder "
                             "tree the workflow file belongs to (the DAGs folder when the file is in it, "
-                            "else the git work tree holding it, else the file's own folder)."
+                            "else the git work tree holding it, else the parent of the file's folder)."
                         ),
                         "version_added": "0.1.0",
                         "type": "string",
