@@ -88,10 +88,6 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Kubernetes (compute profiles, pods)",
                 "python-modules": ["airflow_mlplatform.triggers.kubernetes"],
             },
-            {
-                "integration-name": "TensorFlow (Kubeflow training operator)",
-                "python-modules": ["airflow_mlplatform.triggers.tfjob"],
-            },
         ],
         "sensors": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.sensors.valohai"]},
@@ -164,7 +160,7 @@ def get_provider_info() -> dict[str, Any]:
                             "Comma-separated absolute folders that notebook, script and folder paths "
                             "in workflow files may point into (symlinks resolved). Default: the folder "
                             "tree the workflow file belongs to (the DAGs folder when the file is in it, "
-                            "else the git work tree holding it, else the file's own folder)."
+                            "else the git work tree holding it, else the parent of the file's folder)."
                         ),
                         "version_added": "0.1.0",
                         "type": "string",

@@ -368,7 +368,7 @@ def _config_list(key: str) -> list[str]:
 
 def _tree_of(folder: Path) -> Path:
     """The configured DAGs folder when ``folder`` is inside it, else the git work tree holding
-    it, else ``folder`` itself."""
+    it, else ``folder``'s parent."""
     try:
         from airflow.sdk import conf
 
@@ -380,7 +380,7 @@ def _tree_of(folder: Path) -> Path:
     for parent in (folder, *folder.parents):
         if (parent / ".git").exists():
             return parent
-    return folder
+    return folder.parent  # a workflows/ folder beside notebooks/, scripts/
 
 
 def allowed_roots(file: Path, base_dir: Path) -> list[Path]:
@@ -388,7 +388,7 @@ def allowed_roots(file: Path, base_dir: Path) -> list[Path]:
 
     ``[mlplatform] workflow_allowed_roots`` (comma-separated absolute folders) when set; else the
     folder tree the workflow file belongs to: the DAGs folder when the file is inside it, else the
-    git work tree holding it, else the file's own folder.
+    git work tree holding it, else the parent of the file's folder.
 
     :param file: the workflow file.
     :param base_dir: the folder relative paths start from.
