@@ -11,7 +11,7 @@ import tomllib
 
 from airflow_mlplatform import __version__
 from airflow_mlplatform.get_provider_info import PACKAGE_NAME, get_provider_info
-from conftest import REPO
+from repo_paths import REPO
 
 
 def _import(path: str):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from e2e.airflow_server import AirflowServer, airflow_api_server
+from repo_paths import REPO
 
 STATIC = REPO / "src" / "airflow_mlplatform" / "plugin" / "static"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 
 pytestmark = [
     pytest.mark.r,

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 

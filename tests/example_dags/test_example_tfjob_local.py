@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 
 pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
 

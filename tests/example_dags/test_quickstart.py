@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import REPO
+from repo_paths import REPO
 
 
 def test_quickstart_pipeline_runs_end_to_end(run_dag, dags_folder):

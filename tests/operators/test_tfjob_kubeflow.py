@@ -292,7 +292,7 @@ def test_a_cut_log_stream_is_resumed_without_losing_or_repeating_lines(tfjob_bed
 def test_real_multiworker_training_through_the_kubeflow_backend(tfjob_bed):
     """The example training script, 2 Workers, TF_CONFIG as the (fake) training operator injects it."""
     pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
-    from conftest import REPO
+    from repo_paths import REPO
 
     class TI(_TI):
         run_id = "manual__real_tf"

@@ -16,7 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-PASSWORDS = {"admin": "admin-pw", "viewer": "viewer-pw"}
+from plugin_users import PASSWORDS
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import PASSWORDS
+from plugin_users import PASSWORDS
 
 pytestmark = pytest.mark.slow
 

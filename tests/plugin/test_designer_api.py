@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 
 API = "/mlplatform/api/designer"
 

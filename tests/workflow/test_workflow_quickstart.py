@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import REPO
+from repo_paths import REPO
 
 
 def test_quickstart_workflow_runs_end_to_end(run_dag, dags_folder):
