@@ -37,8 +37,11 @@ def test_a_successful_notebook_task_log_reads_cleanly(run_dag, dags_folder, capl
     ]
     lines = [r.getMessage() for r in records]
     text = "\n".join(lines)
-    # nothing at ERROR level (Airflow shows stderr at ERROR: the kernel's stderr is ours to log)
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], text
+    # nothing at ERROR level from the task (Airflow shows stderr at ERROR: the kernel's stderr is
+    # ours to log); dag.test() also parses the other DAG files other tests left in the dags folder,
+    # and the DAG processor's errors about those are not this task's log
+    task_side = [r for r in caplog.records if not r.name.startswith("airflow.dag_processing")]
+    assert not [r for r in task_side if r.levelno >= logging.ERROR], text
     assert "Kernel is running over TCP without encryption" not in stderr + text
     assert "NotebookNode" not in text
     # no warning for a DAG-level param the notebook does not declare: the design injects them
