@@ -53,6 +53,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://kubernetes.io/docs/concepts/workloads/pods/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Apache Spark (spark-submit, Kubeflow Spark operator)",
+                "external-doc-url": "https://spark.apache.org/docs/3.5.5/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -72,6 +77,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Kubernetes (compute profiles, pods)",
                 "python-modules": ["airflow_mlplatform.operators.pod"],
+            },
+            {
+                "integration-name": "Apache Spark (spark-submit, Kubeflow Spark operator)",
+                "python-modules": ["airflow_mlplatform.operators.spark"],
             },
         ],
         "hooks": [

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from airflow_mlplatform.exceptions import KernelDiedError, NotebookExecutionError
+from airflow_mlplatform.exceptions import NotebookExecutionError, NotebookStoppedError
 from airflow_mlplatform.runners.notebook import (
     NotebookRunner,
     NotebookSpec,
@@ -91,7 +91,7 @@ def test_kill_takes_the_pyspark_sessions_jvm_down_with_the_kernel(tmp_path):
         runner.kill()
         thread.join(60)
         assert not thread.is_alive()
-        assert errors and isinstance(errors[0], KernelDiedError)
+        assert errors and isinstance(errors[0], NotebookStoppedError)  # killed, not died on its own
         wait_for_marked(mark, gone=True, timeout=30)
         assert jvm
     finally:

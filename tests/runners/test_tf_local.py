@@ -31,6 +31,11 @@ mode = os.environ.get("MODE", "ok")
 if t["type"] in ("ps", "evaluator"):
     time.sleep(600)  # parameter servers never end by themselves
 if mode == "fail" and name == "worker-1":
+    # fail once every replica has reported (bounded), so the test sees them all started
+    total = sum(len(v) for v in cfg["cluster"].values())
+    until = time.time() + 30
+    while len([n for n in os.listdir(out) if n.endswith(".json")]) < total and time.time() < until:
+        time.sleep(0.05)
     print("boom: out of memory", flush=True)
     sys.exit(3)
 if mode in ("fail", "hang"):
