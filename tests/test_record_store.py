@@ -6,47 +6,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from airflow_mlplatform import execution_record as er
-from airflow_mlplatform.jobs import store_record
 from airflow_mlplatform.record_store import StoredRecord, iter_records
-from airflow_mlplatform.storage import OutputFolder, output_location
+from airflow_mlplatform.storage import output_location
 from memory_fs import memory_filesystem  # noqa: F401
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def write(base: str, *, dag: str, run: str, task: str, try_: int = 1, map_index: int = -1, hour: int = 0,
-          version: int = 1) -> str:  # fmt: skip
-    """Store one real record (build_record + store_record) under ``base``; returns its folder."""
-    location = output_location(
-        dag_id=dag, run_id=run, task_id=task, map_index=map_index, try_number=try_, base=base
-    )
-    folder = OutputFolder(location)
-    started = T0 + timedelta(hours=hour)
-    record = er.build_record(
-        task={"dag_id": dag, "task_id": task, "run_id": run, "map_index": map_index, "try_number": try_},
-        code={"path": "train.ipynb", "sha256": "ab" * 32},
-        environment={},
-        parameters={"C": hour},
-        values={},
-        metric_rows=[{"accuracy": 0.5}],
-        metrics={"accuracy": 0.5},
-        outputs={"record": folder.uri(er.RECORD_FILE)},
-        started=started,
-        ended=started + timedelta(seconds=3),
-        ran_on={"backend": "local"},
-    )
-    if version == 2:
-        record["schema_version"] = 2
-        record["usage"] = {"cpu_seconds": 1.0}
-    store_record(folder, record)
-    folder.cleanup()
-    return location
+from stored_records import T0, write
 
 
 def _populate(base: str) -> None:
