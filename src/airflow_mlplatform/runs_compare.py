@@ -4,7 +4,8 @@
 :class:`Comparison`: one row per run (its latest try; one row per mapped index), with the
 parameters, the final metrics, the code sha, the duration and where it ran, and the metric
 series for the charts. ``mlplatform runs compare``, its HTML report and the Experiments view
-in Airflow's UI all show this one model. Pure functions; stdlib only.
+in Airflow's UI all show this one model. Pure functions (stdlib only), and :func:`load`, which
+reads the records through :mod:`airflow_mlplatform.record_store`.
 """
 
 from __future__ import annotations
@@ -297,6 +298,23 @@ def compare(
     parameters = sorted({p for r in rows for p in r.parameters})
     metrics = sorted({m for r in rows for m in r.metrics})
     return Comparison(dag_id=dag_id, task_id=task_id, rows=rows, parameters=parameters, metrics=metrics)
+
+
+def load(
+    *, dag_id: str, task_id: str, last: int | None = None, base: str | None = None, series: bool = True
+) -> Comparison:
+    """The comparison of a task's runs stored under ``base``.
+
+    :param dag_id: the DAG.
+    :param task_id: the task.
+    :param last: only the ``last`` most recent runs.
+    :param base: where records are stored (default ``[mlplatform] output_base``).
+    :param series: read the metric series (for the charts).
+    """
+    from airflow_mlplatform.record_store import iter_records
+
+    records = iter_records(base=base, dag_id=dag_id, task_id=task_id)
+    return compare(records, dag_id=dag_id, task_id=task_id, last=last, series=series)
 
 
 def text_table(comparison: Comparison, *, diff: bool = False, width: int = 24) -> str:
