@@ -33,7 +33,7 @@ class RunRow:
     :param run_id: the DAG run.
     :param try_number: the try shown (the latest stored one).
     :param map_index: the mapped index (-1 when not mapped).
-    :param started: start time (ISO 8601).
+    :param started: start time (UTC, ``YYYY-MM-DDTHH:MM:SSZ``).
     :param status: ``success``, ``failed`` or ``killed``.
     :param duration_s: how long the try ran.
     :param code: the code's sha256 (or git commit) when the record has one.
@@ -222,6 +222,19 @@ def series_of(rows: Iterable[Any]) -> dict[str, list[list[float]]]:
     return out
 
 
+def _utc_seconds(value: Any) -> str:
+    """An ISO time as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds); other text as it is."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value or "")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _section(parent: Mapping[str, Any], key: str, kind: type) -> Any:
     """``parent[key]`` when it is a ``kind``, else an empty one (a partial record)."""
     value = parent.get(key)
@@ -250,7 +263,7 @@ def row_of(stored: Any, *, series: bool = True) -> RunRow:
         run_id=str(task["run_id"]),
         try_number=int(task.get("try_number") or 1),
         map_index=_map_index(task),
-        started=str(timings.get("started", "")),
+        started=_utc_seconds(timings.get("started")),
         status=str(record.get("status", "")),
         duration_s=float(duration) if is_number(duration) else None,
         code=code_of(_section(record, "code", dict)),

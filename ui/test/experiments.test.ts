@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/api";
 import { experimentsUrl, fetchExperiments } from "../src/experiments/api";
-import { BOX, MAX_LINES, formatCell, formatNumber, numericParameters, scale, scatterDots, seriesLines, seriesNames } from "../src/experiments/charts";
+import { BOX, MAX_LINES, formatCell, formatNumber, numericParameters, scale, scatterDots, scatterMetrics, seriesLines, seriesNames } from "../src/experiments/charts";
 import { errorMessage } from "../src/experiments/ExperimentsApp";
 import type { ExperimentRow } from "../src/experiments/types";
 
@@ -38,6 +38,8 @@ describe("Experiments charts", () => {
   it("puts one dot per run with a numeric parameter and metric, higher metric higher up", () => {
     const rows = [row("a", { C: 0.1, p: "l2" }, { acc: 0.8 }), row("b", { C: 10, p: "l1" }, { acc: 0.9 }), row("c", { C: "x" }, { acc: 0.7 })];
     expect(numericParameters(["C", "p"], rows)).toEqual(["C"]);
+    expect(numericParameters(["seed"], [row("a", { seed: 7 }, {}), row("b", { seed: 7 }, {})])).toEqual([]); // never changed
+    expect(scatterMetrics(["acc", "epoch", "step", "loss"])).toEqual(["acc", "loss"]);
     const { dots, bounds } = scatterDots(rows, "C", "acc");
     expect(bounds).toEqual({ x0: 0.1, x1: 10, y0: 0.8, y1: 0.9 });
     expect(dots.map((d) => d.row)).toEqual([0, 1]);

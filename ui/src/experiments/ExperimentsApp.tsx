@@ -3,7 +3,7 @@
 import { type ReactElement, useEffect, useState } from "react";
 import { ApiError, apiBase } from "../api";
 import { fetchExperiments, type ExperimentsQuery } from "./api";
-import { numericParameters, seriesNames } from "./charts";
+import { numericParameters, scatterMetrics, seriesNames } from "./charts";
 import { RunsTable } from "./RunsTable";
 import { ScatterChart } from "./ScatterChart";
 import { SeriesChart } from "./SeriesChart";
@@ -84,7 +84,7 @@ function Comparison({ data }: { data: Experiments }): ReactElement {
       <RunsTable data={data} />
       <h3>Parameters against final metrics</h3>
       <div className="mlp-exp__charts">
-        {params.flatMap((p) => data.metrics.map((m) => <ScatterChart key={`${p}/${m}`} rows={data.rows} parameter={p} metric={m} />))}
+        {params.flatMap((p) => scatterMetrics(data.metrics).map((m) => <ScatterChart key={`${p}/${m}`} rows={data.rows} parameter={p} metric={m} />))}
       </div>
       <h3>Metric series</h3>
       <div className="mlp-exp__charts">

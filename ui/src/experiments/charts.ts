@@ -8,7 +8,7 @@ export interface Box {
   pad: number;
 }
 
-export const BOX: Box = { width: 320, height: 200, pad: 36 };
+export const BOX: Box = { width: 320, height: 200, pad: 46 };
 export const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 /** The series charts draw the most recent runs only (as the HTML report). */
 export const MAX_LINES = 50;
@@ -65,9 +65,17 @@ export function boundsOf(points: Point[]): Bounds | null {
   return { x0, x1, y0, y1 };
 }
 
-/** The parameters with a number in at least one run: the scatter plots' x axes. */
+/** Keys of a metrics line that count steps (the series' x axis), not metrics to plot. */
+export const STEP_KEYS = ["step", "epoch", "iteration"];
+
+/** The parameters with at least two different numbers across the runs: the scatter plots' x axes. */
 export function numericParameters(parameters: string[], rows: ExperimentRow[]): string[] {
-  return parameters.filter((p) => rows.some((r) => isNumber(r.parameters[p])));
+  return parameters.filter((p) => new Set(rows.map((r) => r.parameters[p]).filter(isNumber)).size > 1);
+}
+
+/** The final metrics the scatter plots show (not the step counters). */
+export function scatterMetrics(metrics: string[]): string[] {
+  return metrics.filter((m) => !STEP_KEYS.includes(m));
 }
 
 export interface Dot {
