@@ -1,35 +1,16 @@
-// The Experiments react_apps bundle (a tab on task pages): one IIFE file on the host page's React.
+// The Experiments react_apps bundle (a tab on task pages): the designer bundle's settings (one IIFE
+// file on the host page's React), another entry and file name.
 import { resolve } from "node:path";
-import { defineConfig } from "vite";
+import { mergeConfig } from "vite";
+import designer from "./vite.plugin.config";
 
-const outDir = resolve(__dirname, "../src/airflow_mlplatform/plugin/static");
-
-export default defineConfig({
-  esbuild: { jsx: "automatic", legalComments: "none" },
-  define: { "process.env.NODE_ENV": JSON.stringify("production") },
+export default mergeConfig(designer, {
   build: {
-    outDir,
-    emptyOutDir: false,
-    target: "es2020",
-    cssCodeSplit: false,
-    sourcemap: false,
     lib: {
       entry: resolve(__dirname, "src/entries/experiments.tsx"),
       name: "MLPlatformExperiments",
-      formats: ["iife"],
       fileName: () => "experiments.js",
       cssFileName: "experiments",
-    },
-    rollupOptions: {
-      external: ["react", "react-dom", "react/jsx-runtime", "react-dom/client"],
-      output: {
-        globals: {
-          react: "React",
-          "react-dom": "ReactDOM",
-          "react-dom/client": "ReactDOM",
-          "react/jsx-runtime": "ReactJSXRuntime",
-        },
-      },
     },
   },
 });
