@@ -66,16 +66,19 @@ class RunRow:
             return self.parameters.get(column[len(PARAM_PREFIX) :])
         if column.startswith(METRIC_PREFIX):
             return self.metrics.get(column[len(METRIC_PREFIX) :])
-        return {
-            "run": self.run_id,
-            "try": self.try_number,
-            "map_index": self.map_index,
-            "started": self.started,
-            "status": self.status,
-            "duration_s": self.duration_s,
-            "code": self.code,
-            "where": self.where,
-        }[column]
+        return getattr(self, _ATTRIBUTES[column])
+
+
+_ATTRIBUTES = {
+    "run": "run_id",
+    "try": "try_number",
+    "map_index": "map_index",
+    "started": "started",
+    "status": "status",
+    "duration_s": "duration_s",
+    "code": "code",
+    "where": "where",
+}
 
 
 @dataclass(frozen=True)
