@@ -1,6 +1,7 @@
 """The ``mlplatform`` command: a small dispatcher of sub-command groups.
 
-``mlplatform workflow validate|generate|export|schema`` (see :mod:`airflow_mlplatform.workflow.cli`).
+``mlplatform workflow validate|generate|export|schema`` (see :mod:`airflow_mlplatform.workflow.cli`),
+``mlplatform runs compare`` (see :mod:`airflow_mlplatform.runs_cli`).
 Other groups register themselves in :data:`GROUPS`.
 """
 
@@ -13,6 +14,10 @@ from collections.abc import Callable, Sequence
 # group name -> (help, function that adds the group's sub-commands to its parser)
 GROUPS: dict[str, tuple[str, str]] = {
     "workflow": ("validate, generate and export workflow files", "airflow_mlplatform.workflow.cli:register"),
+    "runs": (
+        "compare the runs of a task from their execution records",
+        "airflow_mlplatform.runs_cli:register",
+    ),
 }
 
 
