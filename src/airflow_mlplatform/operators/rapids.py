@@ -307,7 +307,7 @@ class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
                 f"task {self.task_id!r}: cluster='kubernetes' needs compute= naming a profile with an image "
                 "(the image of the scheduler and workers: dask + distributed, RAPIDS for GPU workers)"
             )
-        worker_pod = pod_fields_from_profile(profile)
+        worker_pod = pod_fields_from_profile(profile, kueue_pods=True)  # no Kueue integration for Dask kinds
         scheduler_pod = {
             k: v for k, v in worker_pod.items() if k not in ("resources", "node_selector", "tolerations")
         }

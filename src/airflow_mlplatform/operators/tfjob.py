@@ -296,6 +296,7 @@ class TFJobOperator(FiniteRenderedParameters, BaseOperator):
             restart_policy=options["restart_policy"],
             scheduler_name=self.scheduler_name,
             success_policy=options["success_policy"],
+            kueue_queue=profile.kueue_queue if profile is not None else None,
         )
         hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
         if namespace is None:
