@@ -6,6 +6,8 @@ the Kubernetes test bed, its create answered 429 once) with Airflow's StatsD set
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
 import pytest
@@ -70,22 +72,6 @@ def test_the_quickstart_and_a_pod_job_send_their_metrics_to_statsd(
     assert not any("0.5" in t or "decay" in t for t in statsd.raw)  # the pod job's parameters
 
 
-def test_a_reattach_and_a_kill_are_counted(k8s_kinds):
-    from test_kube_job_lifecycle import _job
-
-    first = _job("daskcluster", "manual__metrics_adopt", try_number=1)
-    obj, _ = first.start()
-    first.wait_started(obj)
-    with statsd_listener() as statsd:
-        second = _job("daskcluster", "manual__metrics_adopt", try_number=2)
-        _, reattached = second.start()
-        assert reattached
-        second.kill()
-        assert statsd.wait_for("mlplatform.job.deleted_on_stop", kind="DaskCluster", reason="killed")
-    assert len(statsd.lines("mlplatform.job.reattached", kind="DaskCluster")) == 1
-    assert not statsd.lines("mlplatform.job.started")
-
-
 def test_a_broken_metrics_backend_never_fails_a_job(monkeypatch):
     def broken():
         raise RuntimeError("no backend")
@@ -101,3 +87,14 @@ def test_a_broken_metrics_backend_never_fails_a_job(monkeypatch):
 )
 def test_tag_values_are_statsd_safe(value, expected):
     assert metrics.clean_tags({"tenant": value}) == {"tenant": expected}
+
+
+def test_docs_table_and_grafana_dashboard_use_exactly_the_metric_names():
+    text = (REPO / "docs" / "monitoring.md").read_text()
+    documented = set(re.findall(r"^\| `(mlplatform\.[a-z_.]+)` \|", text, re.M))
+    assert documented == set(metrics.METRICS)
+    dashboard = json.loads((REPO / "docs" / "grafana-mlplatform-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = set(re.findall(r"airflow_(mlplatform_[a-z_]+)", " ".join(exprs)))
+    exported = {n.replace(".", "_") for n in metrics.METRICS}
+    assert used <= exported and {"mlplatform_job_start_latency", "mlplatform_api_retries"} <= used

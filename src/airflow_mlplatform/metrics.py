@@ -32,10 +32,10 @@ METRICS: dict[str, tuple[str, str, str]] = {
         "kind, profile, tenant, outcome",
         "tries that failed or were killed",
     ),
-    "mlplatform.job.started": ("counter", "kind, profile, tenant", "remote jobs created (not adopted)"),
+    "mlplatform.job.started": ("counter", "kind, tenant", "remote jobs created (not adopted)"),
     "mlplatform.job.reattached": (
         "counter",
-        "kind, profile, tenant",
+        "kind, tenant",
         "remote jobs of an earlier try adopted instead of started again",
     ),
     "mlplatform.job.deleted_on_stop": (

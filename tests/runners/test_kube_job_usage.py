@@ -1,7 +1,8 @@
 """What the one job lifecycle notes for the record's ``usage`` section, on the test bed.
 
 Every kind's sync run and deferred run check their notes in test_kube_job_lifecycle.py
-(:func:`check_usage`); here: a job stopped while it runs.
+(:func:`check_usage`); here: a job stopped while it runs, and the metrics of a re-attach and a
+kill received by a StatsD listener (tests/test_metrics.py has the DAG runs).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime, timezone
 from test_kube_job_lifecycle import ROLES, _job, bed  # noqa: F401
 
 from airflow_mlplatform import usage
+from statsd_listener import statsd_listener
 
 
 def test_a_cluster_killed_while_running_is_billed_until_the_kill_and_says_deleted(bed):  # noqa: F811
@@ -33,3 +35,17 @@ def test_a_cluster_killed_while_running_is_billed_until_the_kill_and_says_delete
     assert section["running"] is not None and section["running_s"] is not None and section["killed"] is True
     assert section["finished"] is not None  # billed until the try ended
     assert {r["role"]: r["count"] for r in section["replicas"]} == ROLES["daskcluster"]
+
+
+def test_a_reattach_and_a_kill_are_counted_in_statsd(bed):  # noqa: F811
+    first = _job("daskcluster", "manual__metrics_adopt", try_number=1)
+    obj, _ = first.start()
+    first.wait_started(obj)
+    with statsd_listener() as statsd:
+        second = _job("daskcluster", "manual__metrics_adopt", try_number=2)
+        _, reattached = second.start()
+        assert reattached
+        second.kill()
+        assert statsd.wait_for("mlplatform.job.deleted_on_stop", kind="DaskCluster", reason="killed")
+    assert len(statsd.lines("mlplatform.job.reattached", kind="DaskCluster")) == 1
+    assert not statsd.lines("mlplatform.job.started")
