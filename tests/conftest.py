@@ -48,6 +48,22 @@ def dags_folder(airflow_db: Path) -> Path:
     return DAGS_FOLDER
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_dags_folder() -> None:
+    """Each test module starts with an empty dags folder.
+
+    ``dag.test()`` parses every file in the dags folder before it runs, so the files that earlier
+    modules left there made each run slower as the suite went on (and filled the logs with their
+    import errors). Autouse module fixtures run before the module's own ones, so a module fixture
+    that puts files there keeps them for the whole module.
+    """
+    for entry in DAGS_FOLDER.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def run_dag(dags_folder: Path):
     """Run a DAG file for real with ``dag.test()``; returns a ``testing.DagResult``.
