@@ -1,6 +1,7 @@
 """The ``mlplatform`` command: a small dispatcher of sub-command groups.
 
 ``mlplatform workflow validate|generate|export|schema`` (see :mod:`airflow_mlplatform.workflow.cli`),
+``mlplatform runs compare`` (see :mod:`airflow_mlplatform.runs_cli`),
 ``mlplatform usage`` (see :mod:`airflow_mlplatform.usage_report`).
 Other groups register themselves in :data:`GROUPS`.
 """
@@ -14,6 +15,10 @@ from collections.abc import Callable, Sequence
 # group name -> (help, function that adds the group's sub-commands to its parser)
 GROUPS: dict[str, tuple[str, str]] = {
     "workflow": ("validate, generate and export workflow files", "airflow_mlplatform.workflow.cli:register"),
+    "runs": (
+        "compare the runs of a task from their execution records",
+        "airflow_mlplatform.runs_cli:register",
+    ),
     "usage": (
         "core-hours, GPU-hours, memory GiB-hours, runs, failures and cost per tenant",
         "airflow_mlplatform.usage_report:register",

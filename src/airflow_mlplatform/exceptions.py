@@ -23,6 +23,10 @@ class RecordError(MLPlatformError, ValueError):
     """A recorded value or its name breaks the value contract."""
 
 
+class NoRecordsError(MLPlatformError, LookupError):
+    """No stored execution record matches what was asked for (``mlplatform runs compare``)."""
+
+
 class NotebookError(MLPlatformError):
     """Base for problems with a notebook given to NotebookOperator."""
 

@@ -1,0 +1,89 @@
+"""``mlplatform runs compare DAG_ID TASK_ID [--last N] [--diff] [--html FILE] [--base URI]``:
+the runs of one task side by side, read from the execution records under ``output_base``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from airflow_mlplatform.exceptions import MLPlatformError, NoRecordsError
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--last must be a whole number of runs >= 1, got {text!r}")
+    return value
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``runs`` sub-commands to ``parser``.
+
+    :param parser: the ``runs`` group's parser.
+    """
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = sub.add_parser(
+        "compare",
+        help="one row per run of a task: parameters, final metrics, code sha, duration, where it ran",
+    )
+    p.add_argument("dag_id", metavar="DAG_ID")
+    p.add_argument("task_id", metavar="TASK_ID")
+    p.add_argument("--last", type=_positive, metavar="N", help="only the N most recent runs")
+    p.add_argument("--diff", action="store_true", help="only the columns whose values differ")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument(
+        "--base", metavar="URI", help="where records are stored (default: [mlplatform] output_base)"
+    )
+    p.set_defaults(func=cmd_compare)
+
+
+def load(
+    *, dag_id: str, task_id: str, last: int | None = None, base: str | None = None, series: bool = True
+) -> Any:
+    """The :class:`~airflow_mlplatform.runs_compare.Comparison` of a task's stored runs.
+
+    :param dag_id: the DAG.
+    :param task_id: the task.
+    :param last: only the ``last`` most recent runs.
+    :param base: where records are stored (default ``[mlplatform] output_base``).
+    :param series: read the metric series (for the charts).
+    """
+    from airflow_mlplatform.record_store import iter_records
+    from airflow_mlplatform.runs_compare import compare
+
+    records = iter_records(base=base, dag_id=dag_id, task_id=task_id)
+    return compare(records, dag_id=dag_id, task_id=task_id, last=last, series=series)
+
+
+def cmd_compare(args: Any) -> int:
+    """``mlplatform runs compare``."""
+    from airflow_mlplatform.runs_compare import text_table
+    from airflow_mlplatform.runs_report import report_html
+
+    try:
+        comparison = load(
+            dag_id=args.dag_id, task_id=args.task_id, last=args.last, base=args.base, series=bool(args.html)
+        )
+        if not comparison.rows:
+            where = args.base or "[mlplatform] output_base"
+            raise NoRecordsError(
+                f"no execution records of task {args.task_id!r} in DAG {args.dag_id!r} under {where}: "
+                "check the ids (as in Airflow) and that output_base is the one the workers write to"
+            )
+    except MLPlatformError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(text_table(comparison, diff=args.diff))
+    if args.html:
+        try:
+            args.html.write_text(report_html(comparison, diff=args.diff), encoding="utf-8")
+        except OSError as e:
+            print(f"error: cannot write the HTML report to {args.html}: {e}", file=sys.stderr)
+            return 1
+        print(f"HTML report: {args.html}", file=sys.stderr)
+    return 0
