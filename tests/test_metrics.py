@@ -70,6 +70,22 @@ def test_the_quickstart_and_a_pod_job_send_their_metrics_to_statsd(
     assert {x.name.removeprefix("airflow.") for x in ours} <= set(metrics.METRICS)
     assert set().union(*(x.tags for x in ours)) <= TAG_KEYS
     assert not any("0.5" in t or "decay" in t for t in statsd.raw)  # the pod job's parameters
+    # the records of the same runs say what they used (read back through the date index)
+    from airflow_mlplatform import record_store
+
+    used = {
+        (s.record["task"]["dag_id"], s.record["task"]["task_id"]): s.record
+        for s in record_store.iter_summaries()
+    }
+    for task in ("train", "check"):  # sync, then deferred (the trigger's times)
+        pod_usage = used[("example_pod_job", task)]["usage"]
+        assert (pod_usage["kind"], pod_usage["tenant"], pod_usage["profile"]) == ("Pod", "tests", "cpu-small")
+        assert pod_usage["totals"]["cpu"] == 0.1 and pod_usage["namespace"] == "default"
+        assert pod_usage["pending_s"] >= 0 and pod_usage["running_s"] > 0, pod_usage
+        assert pod_usage["billable_s"] == pod_usage["running_s"] and pod_usage["status"] == "success"
+    notebook = used[("quickstart_ml_pipeline", "train")]["usage"]
+    assert (notebook["kind"], notebook["backend"], notebook["totals"]["cpu"]) == ("worker", "local", 1.0)
+    assert notebook["billable_s"] == notebook["duration_s"] > 0 and notebook["worker"]
 
 
 def test_a_broken_metrics_backend_never_fails_a_job(monkeypatch):

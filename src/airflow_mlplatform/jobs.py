@@ -46,6 +46,22 @@ def store_record(folder: OutputFolder, record: Mapping[str, Any]) -> None:
     """
     (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
     folder.publish()
+    index_record(folder, record)
+
+
+def index_record(folder: OutputFolder, record: Mapping[str, Any]) -> None:
+    """Add the stored record to its store's date index (``record_index``); never fails the task.
+
+    :param folder: the try's output folder (``{base}/{dag}/{run}/{task}/try-{n}``).
+    :param record: the execution record.
+    """
+    from airflow_mlplatform import record_index
+
+    base = folder.location.rstrip("/").rsplit("/", 4)[0]
+    try:
+        record_index.add(base, folder.uri(er.RECORD_FILE), record)
+    except Exception:
+        log.warning("could not add the execution record to the usage index of %s", base, exc_info=True)
 
 
 def outcome(error: BaseException | None, context: Mapping[str, Any]) -> tuple[str, str | None]:

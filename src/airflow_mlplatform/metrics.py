@@ -10,6 +10,7 @@ Emitting never fails a job: a broken metrics backend is logged once and ignored.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -74,8 +75,14 @@ def clean_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     :param tags: the tags.
     """
     return {
-        str(k): (_SAFE.sub("_", str(v)) if v not in (None, "") else "none") for k, v in (tags or {}).items()
+        str(k): _safe_value(v if v is None or isinstance(v, (str, int, float)) else str(v))
+        for k, v in (tags or {}).items()
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _safe_value(value: Any) -> str:
+    return _SAFE.sub("_", str(value)) if value not in (None, "") else "none"
 
 
 def incr(name: str, *, count: int = 1, tags: Mapping[str, Any] | None = None) -> None:

@@ -1,7 +1,8 @@
 """``mlplatform usage``: core-hours, GPU-hours, memory GiB-hours, runs, failures and cost per tenant.
 
 Reads the execution records under ``[mlplatform] output_base`` through
-:func:`airflow_mlplatform.record_store.iter_records` (only the date range asked for), sums each
+:func:`airflow_mlplatform.record_store.iter_summaries` (the store's date index: only the days
+asked for are read; the first run on an older store indexes it once), sums each
 try's ``usage`` section (docs/execution-record.md) by the keys of ``--by``, and prices it with a
 rates file::
 
@@ -473,7 +474,7 @@ def build_report(
     :param by: group keys.
     :param rates: prices.
     """
-    from airflow_mlplatform.record_store import iter_records
+    from airflow_mlplatform.record_store import iter_summaries
 
-    stored = iter_records(base=base, since=since, until=until, log=log)
+    stored = iter_summaries(base=base, since=since, until=until, log=log)
     return summarize((s.record for s in stored), by=by, rates=rates)
