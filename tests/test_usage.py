@@ -237,3 +237,12 @@ def test_spark_memory_units_become_kubernetes_quantities():
     assert sparkspec._spark_memory_quantity("512m") == "512Mi"
     assert sparkspec._spark_memory_quantity("2g") == "2Gi"
     assert sparkspec._spark_memory_quantity("3gb") == "3Gi"
+
+
+def test_a_spark_job_in_the_worker_counts_the_cores_of_its_local_master():
+    profile = ComputeProfile(name="spark-local", spark={"master": "local[4]"})
+    section = usage.usage_section(
+        notes=None, profile=profile, task_type="SparkApplicationOperator", where={}, started=T0,
+        ended=T0 + timedelta(seconds=60), status="success",
+    )  # fmt: skip
+    assert section["totals"]["cpu"] == 4.0 and section["profile"] == "spark-local"

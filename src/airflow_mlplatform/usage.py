@@ -165,8 +165,8 @@ def profile_shape(profile: Any, *, replicas: Mapping[str, int] | None = None) ->
     rows = []
     for role, count in counts.items():
         row = replica_usage(role, count, pod)
-        if row["cpu"] is None:
-            row["cpu"] = 1.0  # a worker slot: one core unless the profile says otherwise
+        if row["cpu"] is None:  # a worker slot: one core unless the profile (or its local[N] Spark) says more
+            row["cpu"] = _local_spark_cores(profile) or 1.0
         rows.append(row)
     return {
         "kind": "worker",
@@ -175,6 +175,15 @@ def profile_shape(profile: Any, *, replicas: Mapping[str, int] | None = None) ->
         "labels": billing_labels(profile.labels) if profile is not None else {},
         "node_pool": None,
     }
+
+
+def _local_spark_cores(profile: Any) -> float | None:
+    """N of a profile's Spark master ``local[N]`` (the cores a Spark job in the worker uses)."""
+    import re
+
+    master = str((getattr(profile, "spark", None) or {}).get("master") or "")
+    m = re.fullmatch(r"local\[(\d+)(?:,\s*\d+)?\]", master.strip())
+    return float(m.group(1)) if m else None
 
 
 @dataclass

@@ -31,6 +31,7 @@ Adding a kind, e.g. a SparkApplication::
         controller="the Spark operator (kubeflow/spark-operator)",
         pods_selector="sparkoperator.k8s.io/app-name={name}",
         crd_hint="Install the Spark operator (kubeflow/spark-operator Helm chart).",
+        replicas=spark_replicas,   # (role, count, pod spec, labels): what the record's usage bills
     )
 
 Then ``KubeJob(SPARK_KIND, manifest, ...)`` runs it (sync or deferred), with everything every
