@@ -7,6 +7,7 @@ import logging
 from datetime import date, timedelta
 
 from airflow_mlplatform import record_index, record_store
+from memory_fs import memory_filesystem  # noqa: F401
 from usage_records import PROFILES, START, record, write
 
 
@@ -79,3 +80,30 @@ def test_an_older_store_is_indexed_once_by_the_full_scan(tmp_path):
         list(record_store.iter_records(base=str(base)))
         and len(list(record_store.iter_records(base=str(base)))) == 3
     )
+
+
+def test_the_index_works_on_object_storage(memory_filesystem):  # noqa: F811
+    import uuid
+
+    from airflow.sdk import ObjectStoragePath
+
+    base = f"memory://usage-{uuid.uuid4().hex}/outputs"
+    record_index.rebuild(base, [])
+    for day in range(2):
+        rec = record(
+            dag_id="d",
+            run_id=f"r{day}",
+            task_id="t",
+            started=START + timedelta(days=day),
+            seconds=60,
+            profile=PROFILES[1],
+        )
+        record_index.add(base, f"{base}/d/r{day}/t/try-1/execution_record.json", rec)
+    later = START.date() + timedelta(days=9)
+    days = record_index.days(base, None, None)
+    assert len(days) == 2
+    first = dict(record_index.read_days(base, days, today=later))  # settled: compacted
+    assert len(first) == 2 and dict(record_index.read_days(base, days, today=later)) == first
+    assert (ObjectStoragePath(base) / record_index.INDEX_DIR / f"{days[0]}.jsonl").exists()
+    got = list(record_store.iter_summaries(base=base))
+    assert {s.record["usage"]["tenant"] for s in got} == {"vision"}
