@@ -206,3 +206,41 @@ def iter_records(
         found = read(uri, path.read_text)
         if found is not None:
             yield found
+
+
+def iter_summaries(
+    *,
+    base: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    log: Any = None,
+) -> Iterator[StoredRecord]:
+    """The date range's records, summarised (``task``, ``timings``, ``status``, ``usage``,
+    ``environment.profile``, ``where.backend``), from the store's date index: the fast path of
+    usage reports (:mod:`airflow_mlplatform.record_index`; it reads only the days asked for).
+
+    The first call on a store whose index is not complete (records older than the index) reads
+    every record once with :func:`iter_records` and builds the index. Malformed entries are
+    skipped with a warning, as records are.
+
+    :param base: where records are stored; default ``[mlplatform] output_base``.
+    :param since: only tries that started at or after this time (naive times are UTC).
+    :param until: only tries that started before this time (naive times are UTC).
+    :param log: a logger for the warnings (default: this module's).
+    """
+    from airflow_mlplatform import config, record_index
+
+    base = base or config.output_base()
+    logger = log or _log
+    since, until = _aware(since), _aware(until)
+    if not record_index.is_complete(base):
+        logger.info("Indexing the execution records under %s by day (once)", base)
+        record_index.rebuild(base, iter_records(base=base, log=logger))
+    for uri, record in record_index.read_days(base, record_index.days(base, since, until)):
+        problem = _problem(record)
+        if problem is not None:
+            logger.warning("Skipping execution record %s (usage index): %s", uri, problem)
+            continue
+        stored = StoredRecord(uri=uri, record=record)
+        if _in_range(stored.started, since, until):
+            yield stored

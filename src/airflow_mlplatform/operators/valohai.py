@@ -377,6 +377,7 @@ class ValohaiSubmitExecutionOperator(FiniteRenderedParameters, BaseOperator):
 
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.storage import OutputFolder, task_output_location
+        from airflow_mlplatform.usage import note_valohai
         from airflow_mlplatform.values import JobOutputs, summarize_metrics
 
         seen: dict[str, Any] = {}
@@ -397,6 +398,7 @@ class ValohaiSubmitExecutionOperator(FiniteRenderedParameters, BaseOperator):
 
         def job() -> JobRun:
             execution = seen["execution"] = dict(final())
+            note_valohai(execution)
             execution_id = str(execution["id"])
             if execution.get("parameters"):
                 recorded_parameters.clear()
@@ -517,6 +519,7 @@ class ValohaiDownloadOutputsOperator(BaseOperator):
 
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.storage import OutputFolder, task_output_location
+        from airflow_mlplatform.usage import note_valohai
         from airflow_mlplatform.valohai_payloads import output_keys
         from airflow_mlplatform.values import JobOutputs
 
@@ -540,6 +543,7 @@ class ValohaiDownloadOutputsOperator(BaseOperator):
 
         def job() -> JobRun:
             execution = seen["execution"] = hook.get_execution(str(self.execution))
+            note_valohai(execution)
             datums = hook.list_outputs(str(execution["id"]))
             if names:
                 missing = sorted(set(names) - {d["name"] for d in datums})

@@ -68,6 +68,7 @@ from airflow_mlplatform.specs.kinds import (
     is_consumed,
     not_started_message,
 )
+from airflow_mlplatform.usage import KubeFacts, manifest_shape, note_kube, parse_time, tenant_of
 from airflow_mlplatform.values import JobOutputs, StreamParser
 
 #: The deadline of a job without ``timeout`` and ``execution_timeout`` (seconds), every kind.
@@ -236,6 +237,8 @@ class KubeJob:
         self._created = False
         self._creating = False
         self._killed = False
+        #: what the record's ``usage`` section bills (shape, created/running/finished times)
+        self.facts = KubeFacts(shape=manifest_shape(kind, manifest) if manifest.get("spec") else {})
 
     @classmethod
     def existing(cls, kind: JobKind, *, name: str, namespace: str, **kwargs: Any) -> KubeJob:
@@ -284,6 +287,7 @@ class KubeJob:
         with self._lock:
             if self._killed:
                 raise JobKilledError(f"the task was killed before its {self.kind.label} was created")
+        note_kube(self.facts)
         hook = self.hook()
         resource = self.kind.resource
         try:
@@ -321,6 +325,8 @@ class KubeJob:
             self.namespace = meta.get("namespace") or self.namespace
             self._created = True
         self.reattached = True
+        self._seen(obj, created=_created_at(obj), reattached=True)
+        self._metric("mlplatform.job.reattached")
         self.log.info(
             "Re-attaching to %s %s (started by try %s) instead of starting a second one",
             self.kind.label,
@@ -357,6 +363,8 @@ class KubeJob:
                 f"the task was killed while its {self.kind.label} {self.name} was being created; deleted it"
             )
         self.log.info("Created %s", self.what)
+        self._seen(created or {}, created=usage_now())
+        self._metric("mlplatform.job.started")
         return created
 
     # ---- 3-5: start, log, end -----------------------------------------------------------------
@@ -370,14 +378,16 @@ class KubeJob:
         timeout = max(1.0, min(self.startup_timeout, self.remaining()))
         begun = time.monotonic()
         try:
-            return hook.wait_for_object(
-                self.kind.resource,
-                self.namespace,
-                self.name,
-                self.kind.is_started,
-                timeout=timeout,
-                resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
-                initial=obj,
+            return self._seen(
+                hook.wait_for_object(
+                    self.kind.resource,
+                    self.namespace,
+                    self.name,
+                    self.kind.is_started,
+                    timeout=timeout,
+                    resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
+                    initial=obj,
+                )
             )
         except KubernetesTimeoutError as e:
             if self.remaining() <= 1:
@@ -457,16 +467,18 @@ class KubeJob:
     def wait_done(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Wait until the job is over (or failed for good), until the deadline."""
         if self.kind.is_done(obj):
-            return obj
+            return self._seen(obj)
         try:
-            return self.hook().wait_for_object(
-                self.kind.resource,
-                self.namespace,
-                self.name,
-                self.kind.is_done,
-                timeout=max(1.0, self.remaining()),
-                resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
-                initial=obj,
+            return self._seen(
+                self.hook().wait_for_object(
+                    self.kind.resource,
+                    self.namespace,
+                    self.name,
+                    self.kind.is_done,
+                    timeout=max(1.0, self.remaining()),
+                    resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
+                    initial=obj,
+                )
             )
         except KubernetesTimeoutError as e:
             raise self._past_deadline(e) from e
@@ -513,7 +525,7 @@ class KubeJob:
         self.log.warning(
             "Deleting %s: the task did not finish normally (%s)", self.what, type(error).__name__
         )
-        self.kill()
+        self.kill(reason="timeout" if isinstance(error, KubernetesTimeoutError) else "error")
         if self.leftover and not isinstance(error, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise KubernetesCleanupError(f"{error}; and then {self.leftover}") from error
 
@@ -554,10 +566,14 @@ class KubeJob:
             self.log.info("Deleted %s", self.what)
         return found
 
-    def kill(self) -> None:
+    def kill(self, reason: str = "killed") -> None:
         """Delete the object now (``on_kill``, timeouts, errors); safe from another thread and from
         a signal handler that interrupted the create (deleted by name now, and again by the create
-        as soon as it returns). A failed delete is logged and kept in :attr:`leftover`."""
+        as soon as it returns). A failed delete is logged and kept in :attr:`leftover`.
+
+        :param reason: why (``killed``, ``timeout``, ``error``), for the metric
+            ``mlplatform.job.deleted_on_stop``.
+        """
         from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
 
         with self._lock:
@@ -574,6 +590,12 @@ class KubeJob:
             )
             if hook.delete_object(self.kind.resource, namespace, name, grace_period_seconds=0):
                 self.log.info("Deleted %s", self.what)
+                self.facts.deleted = True
+                from airflow_mlplatform import metrics
+
+                metrics.incr(
+                    "mlplatform.job.deleted_on_stop", tags={"kind": self.kind.label, "reason": reason}
+                )
             self.leftover = None
         except Exception as e:
             self.leftover = (
@@ -582,11 +604,36 @@ class KubeJob:
             )
             self.log.error("%s", self.leftover)
 
+    # ---- usage and metrics --------------------------------------------------------------------
+    def _seen(
+        self, obj: dict[str, Any], *, created: float | None = None, reattached: bool = False
+    ) -> dict[str, Any]:
+        """Note when the object was created, first seen running and first seen over; returns ``obj``."""
+        facts = self.facts
+        if created is not None and facts.created is None:
+            facts.created = created
+        facts.reattached = facts.reattached or reattached
+        now = usage_now()
+        if facts.running is None and self.kind.state(obj) in self.kind.started:
+            facts.running = now
+        if facts.finished is None and self.kind.state(obj) in self.kind.final:
+            facts.finished = now
+        return obj
+
+    def _metric(self, name: str) -> None:
+        from airflow_mlplatform import metrics
+
+        metrics.incr(
+            name, tags={"kind": self.kind.label, "tenant": tenant_of(self.facts.shape.get("labels") or {})}
+        )
+
     # ---- deferrable ---------------------------------------------------------------------------
     def trigger(self, obj: Mapping[str, Any]) -> Any:
         """The :class:`~airflow_mlplatform.triggers.kubernetes.KubeJobTrigger` that waits for ``obj``."""
         from airflow_mlplatform.triggers.kubernetes import KubeJobTrigger
 
+        if self.kind.is_started(obj):
+            self._seen(dict(obj))
         return KubeJobTrigger(
             kind=self.kind.ref,
             name=self.name,
@@ -597,6 +644,7 @@ class KubeJob:
             startup_timeout=self.startup_timeout,
             deadline=self.deadline,
             log_pod=self.log_pod(obj),
+            usage=self.facts.as_event(),
         )
 
     def defer(
@@ -630,9 +678,13 @@ class KubeJob:
             self.name, self.namespace = str(event["name"]), str(event["namespace"])
             self._created = True
         self.reattached = reattached
+        if event.get("usage"):
+            self.facts = KubeFacts.from_event(event["usage"])
+        self.facts.reattached = self.facts.reattached or reattached
+        note_kube(self.facts)
         status = event.get("status")
         if status != "done":
-            self.kill()
+            self.kill(reason=str(status or "error"))
             message = str(event.get("message") or status)
             if self.leftover:
                 message += f"; and then {self.leftover}"
@@ -740,3 +792,14 @@ def run_job_recorded(
         ran_on=ran_on,
         partial=lambda: job.feed.parser.close(),
     )
+
+
+def usage_now() -> float:
+    """UNIX time, the clock of :class:`~airflow_mlplatform.usage.KubeFacts`."""
+    return time.time()
+
+
+def _created_at(obj: Mapping[str, Any]) -> float:
+    """The object's creationTimestamp (UNIX time), else now."""
+    stamp = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+    return stamp if stamp is not None else usage_now()

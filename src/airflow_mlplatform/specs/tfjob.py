@@ -491,6 +491,23 @@ def leader_pod(name: str, obj: Mapping[str, Any]) -> str:
     return f"{name}-{rtype.lower()}-{index}"
 
 
+def tfjob_replicas(manifest: Mapping[str, Any]) -> list[Any]:
+    """Each replica type of a TFJob with its count, pod spec and labels (the record's ``usage``).
+
+    :param manifest: the TFJob.
+    """
+    specs = (manifest.get("spec") or {}).get("tfReplicaSpecs") or {}
+    return [
+        (
+            rtype,
+            int(spec.get("replicas") or 1),
+            (spec.get("template") or {}).get("spec") or {},
+            ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {},
+        )
+        for rtype, spec in specs.items()
+    ]
+
+
 TFJOB_KIND = JobKind(
     ref="airflow_mlplatform.specs.tfjob:TFJOB_KIND",
     resource=Resource(GROUP, VERSION, PLURAL, KIND),
@@ -510,4 +527,5 @@ TFJOB_KIND = JobKind(
     ),
     controller="the Kubeflow training operator (training-operator v1.x)",
     pods_selector="training.kubeflow.org/job-name={name}",
+    replicas=tfjob_replicas,
 )
