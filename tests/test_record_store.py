@@ -132,3 +132,22 @@ def test_given_logger_gets_the_warnings(tmp_path: Path, caplog) -> None:
 def test_missing_base_gives_nothing(tmp_path: Path) -> None:
     assert list(iter_records(base=str(tmp_path / "absent"))) == []
     assert list(iter_records(base=f"memory://absent-{uuid.uuid4().hex}")) == []
+
+
+def test_read_record_of_one_try(base: str, caplog) -> None:
+    from airflow_mlplatform.record_store import read_record
+
+    location = write(base, dag="d", run="r", task="t", try_=2)
+    found = read_record(location)
+    assert (
+        found is not None
+        and found.task["try_number"] == 2
+        and found.uri.endswith("try-2/execution_record.json")
+    )
+    assert read_record(location.replace("try-2", "try-3")) is None
+    caplog.set_level(logging.WARNING)
+    bad = write(base, dag="d", run="r", task="t", try_=4, extra={"task": "oops"})
+    assert read_record(bad) is None
+    assert next(r.getMessage() for r in caplog.records if "try-4" in r.getMessage()).endswith(
+        "it has no 'task' object"
+    )

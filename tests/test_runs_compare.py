@@ -88,11 +88,13 @@ def test_html_report_is_self_contained_with_scatter_and_series(tmp_path: Path, c
     assert "script" not in tags and "link" not in tags and "img" not in tags
     assert not re.search(r"(src|href)\s*=", text)  # nothing loaded from anywhere
     labels = [a.get("aria-label") for t, a in parser.tags if t == "svg"]
-    # scatter: numeric parameters (C, seed) x final metrics; series: accuracy and loss (epoch is the x axis)
-    assert "accuracy against C" in labels and "loss against seed" in labels
+    # scatter: numeric parameters that changed (C; not seed, always 42) x final metrics (not the
+    # step counter epoch); series: accuracy and loss (epoch is the x axis)
+    assert "accuracy against C" in labels and "loss against C" in labels
+    assert not [x for x in labels if x.endswith("against seed") or x.startswith("epoch")]
     assert "accuracy series" in labels and "loss series" in labels and "epoch series" not in labels
     circles = [a for t, a in parser.tags if t == "circle"]
-    assert len(circles) == 2 * (3 + 2 + 2)  # 2 parameters x (accuracy: 3 runs, epoch, loss: 2)
+    assert len(circles) == 3 + 2  # C x (accuracy: 3 runs, loss: 2)
     # the C=10 run's dot is right of the C=0.1 run's dot in the accuracy-vs-C plot
     svg = text[text.index('aria-label="accuracy against C"') :]
     xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', svg)[:3]]

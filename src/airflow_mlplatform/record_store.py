@@ -147,6 +147,49 @@ def _in_range(started: datetime, since: datetime | None, until: datetime | None)
     return (since is None or started >= since) and (until is None or started < until)
 
 
+def _reader(logger: Any) -> Any:
+    def read(uri: str, text: Any) -> StoredRecord | None:
+        try:
+            record = json.loads(text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            logger.warning("Skipping execution record %s: it cannot be read as JSON (%s)", uri, e)
+            return None
+        problem = _problem(record)
+        if problem is not None:
+            logger.warning("Skipping execution record %s: %s", uri, problem)
+            return None
+        return StoredRecord(uri=uri, record=record)
+
+    return read
+
+
+def _local_text(path: str) -> Any:
+    def text() -> str:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+
+    return text
+
+
+def read_record(location: str, *, log: Any = None) -> StoredRecord | None:
+    """The record stored in one try's output folder, or None (no record, or a malformed one:
+    one warning naming the file).
+
+    :param location: the try's folder (:func:`airflow_mlplatform.storage.output_location`).
+    :param log: a logger for the warning (default: this module's).
+    """
+    read = _reader(log or _log)
+    if is_local(location):
+        path = os.path.join(str(local_path(location).expanduser()), RECORD_FILE)
+        return read(path, _local_text(path))
+    from airflow.sdk import ObjectStoragePath
+
+    uri = f"{location.rstrip('/')}/{RECORD_FILE}"
+    return read(uri, ObjectStoragePath(uri).read_text)
+
+
 def iter_records(
     *,
     base: str | None = None,
@@ -172,33 +215,23 @@ def iter_records(
     logger = log or _log
     since, until = _aware(since), _aware(until)
 
+    parse = _reader(logger)
+
     def read(uri: str, text: Any) -> StoredRecord | None:
-        try:
-            record = json.loads(text())
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            logger.warning("Skipping execution record %s: it cannot be read as JSON (%s)", uri, e)
+        stored = parse(uri, text)
+        if stored is None:
             return None
-        problem = _problem(record)
-        if problem is not None:
-            logger.warning("Skipping execution record %s: %s", uri, problem)
-            return None
-        task = record["task"]
+        task = stored.record["task"]
         if (dag_id is not None and task["dag_id"] != dag_id) or (
             task_id is not None and task["task_id"] != task_id
         ):
             return None
-        stored = StoredRecord(uri=uri, record=record)
         return stored if _in_range(stored.started, since, until) else None
 
     if is_local(base):
         root = str(local_path(base).expanduser())
         for path in _local_candidates(root, dag_id, task_id):
-
-            def text(path: str = path) -> str:
-                with open(path, encoding="utf-8") as f:
-                    return f.read()
-
-            found = read(path, text)
+            found = read(path, _local_text(path))
             if found is not None:
                 yield found
         return

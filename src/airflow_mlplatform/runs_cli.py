@@ -42,27 +42,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_compare)
 
 
-def load(
-    *, dag_id: str, task_id: str, last: int | None = None, base: str | None = None, series: bool = True
-) -> Any:
-    """The :class:`~airflow_mlplatform.runs_compare.Comparison` of a task's stored runs.
-
-    :param dag_id: the DAG.
-    :param task_id: the task.
-    :param last: only the ``last`` most recent runs.
-    :param base: where records are stored (default ``[mlplatform] output_base``).
-    :param series: read the metric series (for the charts).
-    """
-    from airflow_mlplatform.record_store import iter_records
-    from airflow_mlplatform.runs_compare import compare
-
-    records = iter_records(base=base, dag_id=dag_id, task_id=task_id)
-    return compare(records, dag_id=dag_id, task_id=task_id, last=last, series=series)
-
-
 def cmd_compare(args: Any) -> int:
     """``mlplatform runs compare``."""
-    from airflow_mlplatform.runs_compare import text_table
+    from airflow_mlplatform.runs_compare import load, text_table
     from airflow_mlplatform.runs_report import report_html
 
     try:

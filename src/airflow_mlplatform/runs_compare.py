@@ -4,7 +4,8 @@
 :class:`Comparison`: one row per run (its latest try; one row per mapped index), with the
 parameters, the final metrics, the code sha, the duration and where it ran, and the metric
 series for the charts. ``mlplatform runs compare``, its HTML report and the Experiments view
-in Airflow's UI all show this one model. Pure functions; stdlib only.
+in Airflow's UI all show this one model. Pure functions (stdlib only), and :func:`load`, which
+reads the records through :mod:`airflow_mlplatform.record_store`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class RunRow:
     :param run_id: the DAG run.
     :param try_number: the try shown (the latest stored one).
     :param map_index: the mapped index (-1 when not mapped).
-    :param started: start time (ISO 8601).
+    :param started: start time (UTC, ``YYYY-MM-DDTHH:MM:SSZ``).
     :param status: ``success``, ``failed`` or ``killed``.
     :param duration_s: how long the try ran.
     :param code: the code's sha256 (or git commit) when the record has one.
@@ -221,6 +222,19 @@ def series_of(rows: Iterable[Any]) -> dict[str, list[list[float]]]:
     return out
 
 
+def _utc_seconds(value: Any) -> str:
+    """An ISO time as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds); other text as it is."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value or "")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _section(parent: Mapping[str, Any], key: str, kind: type) -> Any:
     """``parent[key]`` when it is a ``kind``, else an empty one (a partial record)."""
     value = parent.get(key)
@@ -249,7 +263,7 @@ def row_of(stored: Any, *, series: bool = True) -> RunRow:
         run_id=str(task["run_id"]),
         try_number=int(task.get("try_number") or 1),
         map_index=_map_index(task),
-        started=str(timings.get("started", "")),
+        started=_utc_seconds(timings.get("started")),
         status=str(record.get("status", "")),
         duration_s=float(duration) if is_number(duration) else None,
         code=code_of(_section(record, "code", dict)),
@@ -297,6 +311,23 @@ def compare(
     parameters = sorted({p for r in rows for p in r.parameters})
     metrics = sorted({m for r in rows for m in r.metrics})
     return Comparison(dag_id=dag_id, task_id=task_id, rows=rows, parameters=parameters, metrics=metrics)
+
+
+def load(
+    *, dag_id: str, task_id: str, last: int | None = None, base: str | None = None, series: bool = True
+) -> Comparison:
+    """The comparison of a task's runs stored under ``base``.
+
+    :param dag_id: the DAG.
+    :param task_id: the task.
+    :param last: only the ``last`` most recent runs.
+    :param base: where records are stored (default ``[mlplatform] output_base``).
+    :param series: read the metric series (for the charts).
+    """
+    from airflow_mlplatform.record_store import iter_records
+
+    records = iter_records(base=base, dag_id=dag_id, task_id=task_id)
+    return compare(records, dag_id=dag_id, task_id=task_id, last=last, series=series)
 
 
 def text_table(comparison: Comparison, *, diff: bool = False, width: int = 24) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from airflow_mlplatform.runs_compare import Comparison, RunRow, format_cell, is_number
+from airflow_mlplatform.runs_compare import STEP_KEYS, Comparison, RunRow, format_cell, is_number
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")  # fmt: skip
-W, H, PAD = 320, 200, 36
+W, H, PAD = 320, 200, 46
 #: at most this many scatter plots (numeric parameters x metrics) and series charts
 MAX_CHARTS = 36
 #: the series charts draw the most recent runs only (a thousand lines in one chart say nothing)
@@ -127,11 +127,24 @@ def series_svg(rows: Sequence[RunRow], metric: str) -> str:
 
 
 def numeric_parameters(comparison: Comparison) -> list[str]:
-    """The parameters with a number in at least one run (the scatter plots' x axes).
+    """The parameters with at least two different numbers across the runs (the scatter plots'
+    x axes: a parameter that never changed explains nothing).
 
     :param comparison: the runs.
     """
-    return [p for p in comparison.parameters if any(is_number(r.parameters.get(p)) for r in comparison.rows)]
+    out = []
+    for p in comparison.parameters:
+        if len({r.parameters[p] for r in comparison.rows if is_number(r.parameters.get(p))}) > 1:
+            out.append(p)
+    return out
+
+
+def scatter_metrics(comparison: Comparison) -> list[str]:
+    """The final metrics the scatter plots show (not the step counters: ``step``, ``epoch``...).
+
+    :param comparison: the runs.
+    """
+    return [m for m in comparison.metrics if m not in STEP_KEYS]
 
 
 def _figure(svg: str, caption: str) -> str:
@@ -163,7 +176,7 @@ def report_html(comparison: Comparison, *, diff: bool = False, title: str | None
     scatters = [
         _figure(scatter_svg(rows, p, m), f"{m} vs {p}")
         for p in numeric_parameters(comparison)
-        for m in comparison.metrics
+        for m in scatter_metrics(comparison)
     ][:MAX_CHARTS]
     series_names = sorted({k for r in rows for k in r.series})[:MAX_CHARTS]
     lines = [_figure(series_svg(rows, m), m) for m in series_names]
@@ -178,7 +191,7 @@ def report_html(comparison: Comparison, *, diff: bool = False, title: str | None
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{e(title)}</h1><h2>Runs</h2>"
         f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-        f'<h2>Parameters against final metrics</h2><div class="charts">{"".join(scatters) or "<p>No numeric parameter with a metric.</p>"}</div>'
+        f'<h2>Parameters against final metrics</h2><div class="charts">{"".join(scatters) or "<p>No numeric parameter that changed between runs, with a metric.</p>"}</div>'
         f'<h2>Metric series</h2><p>{legend}</p><div class="charts">{"".join(lines) or "<p>No metric series.</p>"}</div>'
         "</body></html>"
     )

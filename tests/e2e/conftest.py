@@ -15,7 +15,7 @@ from repo_paths import REPO
 STATIC = REPO / "src" / "airflow_mlplatform" / "plugin" / "static"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def designer_folder(dags_folder: Path) -> Path:
     """dags/designer_e2e/: the designer saves into its workflows/; notebooks are in dags/notebooks."""
     if (
@@ -30,7 +30,7 @@ def designer_folder(dags_folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def designer_server(
     designer_folder: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowServer]:

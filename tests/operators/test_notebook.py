@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from memory_fs import memory_filesystem  # noqa: F401
 from nbtools import write_notebook
 
 DAG_HEADER = """
@@ -168,21 +169,8 @@ def test_failures_keep_the_notebook_and_name_the_cell(run_dag, dags_folder):
     assert not alive
 
 
-@pytest.fixture
-def memory_filesystem(monkeypatch):
-    """Register fsspec's in-memory filesystem as ObjectStoragePath scheme ``memory://``."""
-    from airflow.sdk.io import fs
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    monkeypatch.setitem(fs._BUILTIN_SCHEME_TO_FS, "memory", lambda _conn, _opts: MemoryFileSystem())
-    fs._register_filesystems.cache_clear()
-    yield
-    fs._register_filesystems.cache_clear()
-
-
-def test_output_notebook_and_output_base_accept_object_storage_uris(
-    run_dag, dags_folder, monkeypatch, memory_filesystem
-):
+@pytest.mark.usefixtures("memory_filesystem")
+def test_output_notebook_and_output_base_accept_object_storage_uris(run_dag, dags_folder, monkeypatch):
     from airflow.sdk import ObjectStoragePath
 
     write_notebook(

@@ -29,13 +29,17 @@ def test_designer_mode_picks_the_ui_entry(mode, monkeypatch):
     monkeypatch.setenv("AIRFLOW__MLPLATFORM__DESIGNER_MODE", mode)
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example/team-a/")
     react, iframe = plugin.react_apps(), plugin.external_views()
+    # the Experiments view is a tab on each task's page in both modes
+    experiments = {"name": "Experiments", "destination": "task", "url_route": "experiments",
+                   "bundle_url": "https://airflow.example/team-a/mlplatform/static/experiments.js"}  # fmt: skip
     if mode == "react":
         assert iframe == []
         assert react == [{"name": "Workflow designer", "destination": "nav", "url_route": "workflow-designer",
                           "category": "ML platform",
-                          "bundle_url": "https://airflow.example/team-a/mlplatform/static/designer.js"}]  # fmt: skip
+                          "bundle_url": "https://airflow.example/team-a/mlplatform/static/designer.js"},
+                         experiments]  # fmt: skip
     else:
-        assert react == []
+        assert react == [experiments]
         assert iframe == [{"name": "Workflow designer", "href": "/team-a/mlplatform/designer/", "destination": "nav",
                            "url_route": "workflow-designer", "category": "ML platform"}]  # fmt: skip
 

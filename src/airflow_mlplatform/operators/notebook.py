@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlplatform.lineage import LineageMixin
 from airflow_mlplatform.links import OutputNotebookLink
 from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan
 
@@ -18,7 +19,7 @@ KILLED = (
 )
 
 
-class NotebookOperator(PodJobMixin, BaseOperator):
+class NotebookOperator(LineageMixin, PodJobMixin, BaseOperator):
     """Run a Jupyter notebook with papermill and push what it recorded.
 
     DAG-level params are the global parameters; ``parameters`` are local and win. Values the

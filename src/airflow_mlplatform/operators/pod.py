@@ -15,12 +15,13 @@ from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.compute import ComputeProfile, resolve_compute
 from airflow_mlplatform.exceptions import ConfigurationError
+from airflow_mlplatform.lineage import LineageMixin
 from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan, default_deferrable
 
 PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
 
 
-class MLPlatformPodOperator(PodJobMixin, BaseOperator):
+class MLPlatformPodOperator(LineageMixin, PodJobMixin, BaseOperator):
     """Run ``command`` in a Kubernetes pod built from the compute profile ``compute``.
 
     :param command: the container's command (templated), e.g. ``["python", "-c", "..."]``.

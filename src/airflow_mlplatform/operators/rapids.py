@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.config import default_deferrable
+from airflow_mlplatform.lineage import LineageMixin
 from airflow_mlplatform.parameters import FiniteRenderedParameters
 
 CLUSTERS = ("local", "address", "kubernetes")
@@ -69,7 +70,7 @@ class _Tee:
         return getattr(self._target, name)
 
 
-class RapidsDaskOperator(FiniteRenderedParameters, BaseOperator):
+class RapidsDaskOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
     """Run a Python callable or a script on a Dask cluster and push what it produced.
 
     A **callable** runs in the Airflow worker with a ``distributed.Client`` connected to the

@@ -9,11 +9,12 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlplatform.lineage import LineageMixin
 from airflow_mlplatform.links import OutputNotebookLink
 from airflow_mlplatform.operators._pod_job import PodJobMixin, PodPlan
 
 
-class RStudioJobOperator(PodJobMixin, BaseOperator):
+class RStudioJobOperator(LineageMixin, PodJobMixin, BaseOperator):
     """Run an R script (``.R``, with Rscript) or render an R Markdown report (``.Rmd``).
 
     Parameters reach R with their types: an R Markdown document gets them as its ``params``

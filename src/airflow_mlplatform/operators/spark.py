@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlplatform.lineage import LineageMixin
 from airflow_mlplatform.operators._pod_job import PodJobMixin
 
 
-class SparkApplicationOperator(PodJobMixin, BaseOperator):
+class SparkApplicationOperator(LineageMixin, PodJobMixin, BaseOperator):
     """Run a Spark application and push what its driver recorded.
 
     With a ``kubernetes`` compute profile the application is a ``sparkoperator.k8s.io/v1beta2``

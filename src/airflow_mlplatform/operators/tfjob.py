@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlplatform.config import default_deferrable
+from airflow_mlplatform.lineage import LineageMixin
 from airflow_mlplatform.parameters import FiniteRenderedParameters
 
 BACKENDS = ("kubeflow", "local")
@@ -20,7 +21,7 @@ BACKENDS = ("kubeflow", "local")
 PARAMETERS_ENV = "MLPLATFORM_PARAMETERS"
 
 
-class TFJobOperator(FiniteRenderedParameters, BaseOperator):
+class TFJobOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
     """Run a TensorFlow training command on several replicas, each with its ``TF_CONFIG``.
 
     ``replicas`` maps a replica type (``Chief``, ``Worker``, ``PS``, ``Evaluator``) to a count,

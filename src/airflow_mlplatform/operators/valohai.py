@@ -23,6 +23,7 @@ from airflow_mlplatform.exceptions import (
     ValohaiError,
     ValohaiExecutionFailedError,
 )
+from airflow_mlplatform.lineage import LineageMixin
 from airflow_mlplatform.parameters import FiniteRenderedParameters
 from airflow_mlplatform.valohai_checks import check_submission
 from airflow_mlplatform.valohai_payloads import (
@@ -69,7 +70,7 @@ def _hook(conn_id: str, hook_kwargs: Mapping[str, Any] | None) -> Any:
     return ValohaiHook(conn_id, **dict(hook_kwargs or {}))
 
 
-class ValohaiSubmitExecutionOperator(FiniteRenderedParameters, BaseOperator):
+class ValohaiSubmitExecutionOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
     """Submit a Valohai execution, wait until it finishes, push its outputs, metrics and record.
 
     :param project: project id or ``owner/name``; None uses the connection's ``project`` extra.
@@ -478,7 +479,7 @@ def _names(names: str | Sequence[str] | None) -> list[str] | None:
     return [str(n) for n in names] or None
 
 
-class ValohaiDownloadOutputsOperator(BaseOperator):
+class ValohaiDownloadOutputsOperator(LineageMixin, BaseOperator):
     """Copy a Valohai execution's output files to an ObjectStoragePath folder.
 
     Returns ``{output name: destination URI}`` (``/`` in a name written ``__``, as the submitting

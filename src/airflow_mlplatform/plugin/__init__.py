@@ -1,4 +1,5 @@
-"""The provider's Airflow plugin: the workflow designer and the output viewer in Airflow's UI.
+"""The provider's Airflow plugin: the workflow designer, the output viewer and the Experiments
+view (a tab on each task's page) in Airflow's UI.
 
 Registered by the ``airflow.plugins`` entry point. Every Airflow process's plugin manager
 imports this module, so it stays cheap: the FastAPI app (fastapi, nbconvert, ruamel.yaml...)
@@ -18,6 +19,8 @@ from airflow_mlplatform.plugin import settings
 NAME = "Workflow designer"
 URL_ROUTE = "workflow-designer"
 CATEGORY = "ML platform"
+EXPERIMENTS_NAME = "Experiments"
+EXPERIMENTS_ROUTE = "experiments"
 
 
 class LazyApp:
@@ -45,10 +48,21 @@ class LazyApp:
 app = LazyApp()
 
 
+def experiments_app() -> dict[str, Any]:
+    """The Experiments view: a tab on each task's page (the task's runs compared)."""
+    return {
+        "name": EXPERIMENTS_NAME,
+        "bundle_url": f"{settings.base_url()}{URL_PREFIX}/static/experiments.js",
+        "destination": "task",
+        "url_route": EXPERIMENTS_ROUTE,
+    }
+
+
 def react_apps() -> list[dict[str, Any]]:
-    """The ``react_apps`` entry (``designer_mode = react``); the bundle URL is absolute."""
+    """The ``react_apps`` entries: the Experiments view, and the designer (``designer_mode =
+    react``); the bundle URLs are absolute."""
     if settings.designer_mode() != "react":
-        return []
+        return [experiments_app()]
     return [
         {
             "name": NAME,
@@ -56,7 +70,8 @@ def react_apps() -> list[dict[str, Any]]:
             "destination": "nav",
             "url_route": URL_ROUTE,
             "category": CATEGORY,
-        }
+        },
+        experiments_app(),
     ]
 
 
@@ -76,7 +91,7 @@ def external_views() -> list[dict[str, Any]]:
 
 
 class MLPlatformPlugin(AirflowPlugin):
-    """Workflow designer (JSON API + front end) and output viewer, at ``/mlplatform``."""
+    """Workflow designer (JSON API + front end), output viewer and Experiments view, at ``/mlplatform``."""
 
     name = "mlplatform"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "mlplatform"}]

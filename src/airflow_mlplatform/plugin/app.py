@@ -1,5 +1,5 @@
 """The plugin's FastAPI app (mounted by the api-server at ``/mlplatform``): the designer's JSON
-API under ``/api``, the output viewer under ``/outputs``, the built front end under ``/static``
+API under ``/api`` (the Experiments view's under ``/api/experiments``), the output viewer under ``/outputs``, the built front end under ``/static``
 and the standalone (iframe) designer page under ``/designer/``.
 """
 
@@ -108,7 +108,7 @@ async def _reply(send: Any, code: int, detail: str) -> None:
 
 def build_app() -> FastAPI:
     """A new plugin app with every router."""
-    from airflow_mlplatform.plugin import designer_api, me, outputs
+    from airflow_mlplatform.plugin import designer_api, experiments, me, outputs
 
     app = FastAPI(
         title="airflow-mlplatform",
@@ -120,6 +120,7 @@ def build_app() -> FastAPI:
     app.add_exception_handler(DesignerError, _designer_error)
     app.include_router(me.router, prefix="/api")
     app.include_router(designer_api.router, prefix="/api/designer")
+    app.include_router(experiments.router, prefix="/api/experiments")
     app.include_router(outputs.router, prefix="/outputs")
 
     @app.get("/static/{path:path}", include_in_schema=False)
