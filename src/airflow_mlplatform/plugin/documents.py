@@ -101,7 +101,20 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def _same(old: Any, new: Any) -> bool:
-    return to_json(old) == new
+    old_json = to_json(old)
+    # 1 == 1.0 in Python: an int edited to a float of the same value (a typed param) is a change
+    return old_json == new and _number_kinds(old_json) == _number_kinds(new)
+
+
+def _number_kinds(value: Any) -> Any:
+    """The value's shape with every number replaced by its kind (int or float), for :func:`_same`."""
+    if isinstance(value, dict):
+        return {k: _number_kinds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_number_kinds(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return type(value)
+    return None
 
 
 def merge(old: Any, new: Any) -> Any:
@@ -139,6 +152,8 @@ def merge(old: Any, new: Any) -> Any:
                 old.append(fresh(value))
         del old[len(new) :]
         return old
+    if isinstance(old, float) and type(new) is int and old == new:
+        return old  # the browser's 1 for the file's 1.0 (or 1.00): unchanged, as written
     return fresh(value=new, like=old)
 
 
@@ -185,7 +200,38 @@ def fresh(value: Any, like: Any = None) -> Any:
         return s
     if isinstance(value, str) and isinstance(like, (DoubleQuotedScalarString, SingleQuotedScalarString)):
         return type(like)(value)
+    if type(value) is int and isinstance(like, float):
+        return float(value)  # JSON from a browser has no 1.0: a float edited to a whole number stays a float
     return value
+
+
+def typed_numbers(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the defaults of ``type: number`` params as floats.
+
+    A browser's JSON has one number type: ``1.0`` arrives as ``1``, which YAML then reads as an
+    integer (and a notebook gets ``1`` instead of ``1.0``). A param declared ``number`` keeps its
+    default a float (lists of them too).
+
+    :param document: the workflow document (JSON values).
+    """
+    params = document.get("params")
+    if not isinstance(params, dict):
+        return document
+
+    def as_float(value: Any) -> Any:
+        if type(value) is int:
+            return float(value)
+        if isinstance(value, list):
+            return [as_float(v) for v in value]
+        return value
+
+    typed = {
+        name: {**spec, "default": as_float(spec["default"])}
+        if isinstance(spec, dict) and spec.get("type") == "number" and "default" in spec
+        else spec
+        for name, spec in params.items()
+    }
+    return {**document, "params": typed}
 
 
 def dump(tree: Any, *, like_text: str = "") -> str:
@@ -208,6 +254,7 @@ def render(document: dict[str, Any], *, original: str | None) -> str:
     :param document: the workflow document.
     :param original: the file's current text, if it exists.
     """
+    document = typed_numbers(document)
     if original is not None:
         tree = load_text(original)
         from ruamel.yaml.comments import CommentedMap
