@@ -252,6 +252,14 @@ def test_a_float_saved_from_the_browser_stays_a_float(client, as_admin, designer
     saved = (wf / "designer_wf.yaml").read_text()
     assert "alpha: 2.0" in saved and "default: 1.00" in saved
 
+    # a notebook dropped from the catalog: its parameters cell says C = 1.0 (and max_iter = 500)
+    dropped = _doc(id="dropped_wf")
+    dropped["steps"][1]["parameters"].update(C=1, max_iter=500)
+    r = client.put(f"{API}/workflows/dropped_wf.yaml", json={"document": dropped}, headers=as_admin)
+    assert r.status_code == 200, r.text
+    text = (wf / "dropped_wf.yaml").read_text()
+    assert "C: 1.0" in text and "max_iter: 500" in text
+
 
 @pytest.mark.parametrize(
     "path",

@@ -234,6 +234,45 @@ def typed_numbers(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "params": typed}
 
 
+def typed_step_numbers(document: dict[str, Any], *, base: Path, roots: list[Path]) -> dict[str, Any]:
+    """``document`` with the whole-number parameters of notebook and R steps as floats where the
+    step's file declares that parameter a float (``lr = 1.0`` in its parameters cell: the catalog
+    pre-fills it, and the browser's JSON sends it as ``1``).
+
+    Only files under ``roots`` (or the workflow's own folder) are read.
+
+    :param document: the workflow document (JSON values).
+    :param base: the workflow file's folder (relative step paths start there).
+    :param roots: the designer's roots.
+    """
+    from airflow_mlplatform.plugin.catalog import KINDS, inspect_file
+    from airflow_mlplatform.plugin.paths import inside
+
+    steps = document.get("steps")
+    if not isinstance(steps, list):
+        return document
+    allowed = [*roots, base]
+    typed_steps = []
+    for step in steps:
+        params = step.get("parameters") if isinstance(step, dict) else None
+        whole = [k for k, v in (params or {}).items() if type(v) is int] if isinstance(params, dict) else []
+        files = [
+            v
+            for v in (step.values() if whole else ())
+            if isinstance(v, str) and Path(v).suffix.lower() in KINDS
+        ]
+        declared: dict[str, Any] = {}
+        for rel in files[:1]:
+            path = Path(rel) if Path(rel).is_absolute() else base / rel
+            if path.is_file() and any(inside(r, path) for r in allowed):
+                declared = {p["name"]: p.get("type") for p in inspect_file(path)}
+        floats = {k for k in whole if declared.get(k) == "number"}
+        if floats:
+            step = {**step, "parameters": {k: float(v) if k in floats else v for k, v in params.items()}}  # type: ignore[union-attr]
+        typed_steps.append(step)
+    return {**document, "steps": typed_steps}
+
+
 def dump(tree: Any, *, like_text: str = "") -> str:
     """The round-trip tree as YAML text.
 
@@ -248,13 +287,25 @@ def dump(tree: Any, *, like_text: str = "") -> str:
     return buf.getvalue()
 
 
-def render(document: dict[str, Any], *, original: str | None) -> str:
-    """The text to save: ``document`` merged into ``original`` (or written fresh).
+def render(
+    document: dict[str, Any],
+    *,
+    original: str | None,
+    base: Path | None = None,
+    roots: list[Path] | None = None,
+) -> str:
+    """The text to save: ``document`` merged into ``original`` (or written fresh); floats the
+    browser sent as whole numbers are floats again (:func:`typed_numbers`, and with ``base``
+    :func:`typed_step_numbers`).
 
     :param document: the workflow document.
     :param original: the file's current text, if it exists.
+    :param base: the workflow file's folder (to read its steps' files' parameter types).
+    :param roots: the designer's roots (the files that may be read).
     """
     document = typed_numbers(document)
+    if base is not None:
+        document = typed_step_numbers(document, base=base, roots=list(roots or []))
     if original is not None:
         tree = load_text(original)
         from ruamel.yaml.comments import CommentedMap
