@@ -222,3 +222,36 @@ def rebuild(base: str, stored: Iterable[Any]) -> int:
                 path.unlink()
     (root / COMPLETE).write_text(datetime.now(timezone.utc).isoformat())
     return sum(len(lines) for lines in per_day.values())
+
+
+def cached_day(base: str, day: str, *, name: str, compute: Any, today: date | None = None) -> Any:
+    """A value derived from a day's entries, cached beside the day once it is over and compacted.
+
+    Recomputed when the day's compacted file changes (late records); not cached for a day that
+    is not over or still has entries to compact (they are compacted first when the day is over).
+
+    :param base: the record store.
+    :param day: ``YYYY-MM-DD``.
+    :param name: the cache's name (say its version: ``usage-rollup-1``).
+    :param compute: ``{uri: summary}`` of the day -> a JSON-ready value.
+    :param today: the current UTC day (default: now).
+    """
+    today = today or datetime.now(timezone.utc).date()
+    settled = day < (today - timedelta(days=1)).isoformat()
+    root = _root(base)
+    folder = root / day
+    if not settled or (folder.exists() and any(True for _ in folder.iterdir())):
+        return compute(read_day(base, day, compact=settled))
+    packed = root / f"{day}.jsonl"
+    source = packed.stat().st_size if packed.exists() else 0
+    cache = root / f"{day}.{name}.json"
+    if cache.exists():
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("source") == source:
+                return data["value"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            log.warning("Ignoring the unreadable cache %s (it is computed again)", cache)
+    value = compute(read_day(base, day, compact=False))
+    cache.write_text(json.dumps({"source": source, "value": value}))
+    return value
