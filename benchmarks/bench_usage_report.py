@@ -8,7 +8,8 @@ fresh process, three ways, and prints wall seconds and the process's peak memory
   scan of the storage layout), without summing;
 * the first ``mlplatform usage`` on that store: its date index does not exist yet, so the full
   scan runs once and writes it (``record_store.iter_summaries`` -> ``record_index.rebuild``);
-* the whole month again (``--by tenant,profile,dag``, rates, CSV and HTML written): the index;
+* the month again: each day of the index is folded into a rollup and cached beside it;
+* the month again (``--by tenant,profile,dag``, rates, CSV and HTML written): the cached rollups;
 * one week of it (``--since/--until``: only those days of the index are read).
 
 Target: the month in under 10 s on this machine.
@@ -75,6 +76,7 @@ def main() -> None:
     cases = {
         "baseline: iter_records, full scan, read only": [sys.executable, "-c", READ_ONLY, str(base)],
         "usage, month, first run (builds the date index)": month,
+        "usage, month, second run (folds and caches each day)": month,
         "usage, month, by tenant,profile,dag, rates, CSV, HTML": [
             *cli, "--since", "2026-11-01", "--until", "2026-12-01", "--by", "tenant,profile,dag",
             "--rates", str(rates), "--csv", str(root / "u.csv"), "--html", str(root / "u.html"),
