@@ -90,6 +90,11 @@ c.DaskGateway.authenticator_class = "dask_gateway_server.auth.SimpleAuthenticato
 c.SimpleAuthenticator.password = {SECRET!r}
 c.UnsafeLocalBackend.clusters_directory = {str(folder / "clusters")!r}
 c.UnsafeLocalBackend.cluster_heartbeat_period = 1
+# The scheduler's heartbeat is late on a loaded machine (3.4 s seen); the default timeout (2 periods)
+# then stops a running cluster under the task: "scheduler-connection-lost" in the middle of a compute.
+c.UnsafeLocalBackend.cluster_heartbeat_timeout = 60
+c.UnsafeLocalBackend.cluster_start_timeout = 120
+c.UnsafeLocalBackend.worker_start_timeout = 120
 c.UnsafeLocalBackend.cluster_status_period = 1
 c.UnsafeLocalBackend.worker_status_period = 1
 c.UnsafeLocalBackend.sigint_timeout = 3

@@ -247,6 +247,16 @@ class KubeJob:
         job._created = True
         return job
 
+    @classmethod
+    def from_event(cls, kind: JobKind, event: Mapping[str, Any], **kwargs: Any) -> KubeJob:
+        """A handle on the object a :class:`KubeJobTrigger` event names (in ``execute_complete``).
+
+        :param kind: the job kind.
+        :param event: the trigger's event (its ``name`` and ``namespace``).
+        :param kwargs: more arguments of :class:`KubeJob` (connection, log, delete policy).
+        """
+        return cls.existing(kind, name=str(event["name"]), namespace=str(event["namespace"]), **kwargs)
+
     # ---- pieces -------------------------------------------------------------------------------
     def hook(self) -> Any:
         """The sync hook (created once)."""
@@ -711,6 +721,77 @@ class KubeJob:
         result.log_error = self.log_error
         self.cleanup(result, consumed=result.log_error is None)
         return result
+
+
+def run_job_recorded(
+    operator: Any,
+    context: Mapping[str, Any],
+    job: KubeJob,
+    *,
+    where: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    code: Mapping[str, Any],
+    environment: Mapping[str, Any],
+    defer_kwargs: Mapping[str, Any] | None = None,
+    event: Mapping[str, Any] | None = None,
+    reattached: bool = False,
+) -> dict[str, Any]:
+    """The record step of every custom-resource job: defer, or wait and record through ``run_recorded``.
+
+    Without ``event``: a deferrable ``operator`` defers to the trigger (:meth:`KubeJob.defer`,
+    raises TaskDeferred; ``defer_kwargs`` go to its ``execute_complete``), else the job is run here
+    (:meth:`KubeJob.run`). With ``event`` (in ``execute_complete``) the job is read after the
+    trigger fired (:meth:`KubeJob.complete`). Either way :func:`airflow_mlplatform.jobs.run_recorded`
+    records it: a job that did not succeed fails the task with its record stored (``failed`` or
+    ``killed``, the values its log reported so far). The record's ``where`` is ``where`` plus what
+    every kind has: ``namespace``, the object's name under the kind's lower-case name (``tfjob``,
+    ``daskjob``, ``sparkapplication``), ``reattached`` and ``deferred``.
+
+    :param operator: the operator (its ``deferrable``, its ``defer`` for the trigger).
+    :param context: the task's Airflow context.
+    :param job: the job (built by the operator, or :meth:`KubeJob.from_event` after a deferral).
+    :param where: what the operator adds to the record's ``where`` (backend, replicas...).
+    :param parameters: the parameters the job received.
+    :param code: what ran (application, command...).
+    :param environment: facts known before running (image, profile).
+    :param defer_kwargs: more keyword arguments of ``execute_complete`` when the operator defers.
+    :param event: the trigger's event (deferrable mode, in ``execute_complete``); None: run or defer.
+    :param reattached: with ``event``: whether the object was adopted from an earlier try.
+    """
+    from airflow_mlplatform import storage
+    from airflow_mlplatform.jobs import JobRun, run_recorded
+
+    deferred = bool(getattr(operator, "deferrable", False))
+    if event is None and deferred:
+        job.defer(operator, method_name="execute_complete", kwargs=defer_kwargs)
+
+    def ran_on() -> dict[str, Any]:
+        return {
+            **where,
+            "namespace": job.namespace,
+            job.kind.label.lower(): job.name,
+            "reattached": job.reattached,
+            "deferred": deferred,
+        }
+
+    def run() -> JobRun:
+        result = job.run() if event is None else job.complete(event, reattached=reattached)
+        result.raise_for_status()
+        job.log.info("%s succeeded", job.what)
+        return JobRun(outputs=result.outputs, ran_on=ran_on())
+
+    return run_recorded(
+        context,
+        job=run,
+        folder=storage.OutputFolder(storage.task_output_location(context)),
+        parameters=parameters,
+        code=code,
+        environment=environment,
+        outputs={},
+        in_worker=False,
+        ran_on=ran_on,
+        partial=lambda: job.feed.parser.close(),
+    )
 
 
 def usage_now() -> float:

@@ -23,6 +23,7 @@ from airflow_mlplatform.compute import ComputeProfile
 from airflow_mlplatform.exceptions import JobDefinitionError
 from airflow_mlplatform.hooks.kubernetes import Resource
 from airflow_mlplatform.specs.kinds import JobKind
+from airflow_mlplatform.specs.kueue import queue_label
 from airflow_mlplatform.specs.pod_template import merge_env
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
@@ -117,7 +118,8 @@ def role_spec(
     :param provider_env: the provider's own variables (they win over both).
     """
     where = f"compute profile {profile.name!r} ({role})"
-    spec: dict[str, Any] = {"labels": {**dict(profile.labels), **dict(labels)}}
+    # no Kueue integration for SparkApplication: its pods carry the queue (specs/kueue.py)
+    spec: dict[str, Any] = {"labels": {**dict(profile.labels), **queue_label(profile), **dict(labels)}}
     cpu = profile.requests.get("cpu") or profile.limits.get("cpu")
     if cpu is not None:
         spec["cores"] = max(1, math.ceil(quantity_value(cpu, where=f"{where} cpu")))
