@@ -107,3 +107,25 @@ def test_the_index_works_on_object_storage(memory_filesystem):  # noqa: F811
     assert (ObjectStoragePath(base) / record_index.INDEX_DIR / f"{days[0]}.jsonl").exists()
     got = list(record_store.iter_summaries(base=base))
     assert {s.record["usage"]["tenant"] for s in got} == {"vision"}
+
+
+def test_a_day_that_is_over_is_folded_once_and_again_when_a_late_record_arrives(tmp_path):
+    base = tmp_path / "store"
+    record_index.rebuild(str(base), [])
+    calls: list[int] = []
+
+    def fold(records):
+        calls.append(len(records))
+        return len(records)
+
+    for run in ("a", "b"):
+        uri, rec = _stored(base, 0, run)
+        record_index.add(str(base), uri, rec)
+    day = dict(base=str(base), since=START, until=START + timedelta(days=1), name="count-1", fold=fold)
+    assert [list(record_store.fold_days(**day)) for _ in range(3)] == [[2], [2], [2]]
+    assert calls == [2, 2]  # compacted on the first read, folded and cached on the second, then read
+    uri, rec = _stored(base, 0, "late")
+    record_index.add(str(base), uri, rec)
+    assert list(record_store.fold_days(**day)) == [3] and list(record_store.fold_days(**day)) == [3]
+    half = dict(day, since=START + timedelta(hours=12))  # a part of the day: its records in range
+    assert list(record_store.fold_days(**half)) == [0]

@@ -2,8 +2,8 @@
 
 Scanning ``{base}/{dag}/{run}/{task}/try-{n}/execution_record.json`` for 100,000 records means
 listing some 400,000 folders and parsing 100,000 whole records. The index keeps, per UTC day a
-try started, one summary line per record (``task``, ``timings``, ``status``, ``usage``,
-``environment.profile``, ``where.backend``: what usage reports read)::
+try started, one summary line per record (``task``, ``timings``, ``status``, ``usage`` without
+its labels, ``environment.profile``, ``where.backend``: what usage reports read)::
 
     {base}/.usage-index/2026-11-03.jsonl        compacted days: {"uri": ..., "record": summary}
     {base}/.usage-index/2026-11-03/<hash>.json  entries added since (one small file per try)
@@ -36,14 +36,29 @@ INDEX_DIR = ".usage-index"
 COMPLETE = "COMPLETE"
 
 
+#: Fields of the usage section the index leaves out (the record has them; ``tenant``,
+#: ``cost_centre`` and ``node_pool`` say what usage reports need of them).
+_USAGE_LEFT_OUT = ("labels", "worker")
+_REPLICA_LEFT_OUT = ("node_pool",)
+
+
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a record the index keeps.
 
     :param record: an execution record.
     """
     out: dict[str, Any] = {
-        k: record[k] for k in ("schema_version", "status", "task", "timings", "usage", "error") if k in record
+        k: record[k] for k in ("schema_version", "status", "task", "timings", "error") if k in record
     }
+    section = record.get("usage")
+    if isinstance(section, Mapping):
+        slim = {k: v for k, v in section.items() if k not in _USAGE_LEFT_OUT}
+        if isinstance(slim.get("replicas"), list):
+            slim["replicas"] = [
+                {k: v for k, v in r.items() if k not in _REPLICA_LEFT_OUT} if isinstance(r, Mapping) else r
+                for r in slim["replicas"]
+            ]
+        out["usage"] = slim
     profile = (record.get("environment") or {}).get("profile")
     if profile is not None:
         out["environment"] = {"profile": profile}
@@ -135,7 +150,12 @@ def read_day(base: str, day: str, *, compact: bool) -> dict[str, dict[str, Any]]
 
 
 def _write_packed(packed: Any, entries: Mapping[str, Mapping[str, Any]]) -> None:
-    text = "".join(json.dumps({"uri": u, "record": r}) + "\n" for u, r in sorted(entries.items()))
+    _write_lines(packed, {u: json.dumps({"uri": u, "record": r}) for u, r in entries.items()})
+
+
+def _write_lines(packed: Any, lines: Mapping[str, str]) -> None:
+    """Write a day's compacted file (its lines sorted by record URI), atomically where the store can."""
+    text = "".join(lines[u] + "\n" for u in sorted(lines))
     tmp = packed.with_name(packed.name + ".tmp")
     tmp.write_text(text)
     try:
@@ -183,20 +203,55 @@ def rebuild(base: str, stored: Iterable[Any]) -> int:
     :param stored: every ``StoredRecord`` of the store.
     :returns: how many records were indexed.
     """
-    per_day: dict[str, dict[str, dict[str, Any]]] = {}
+    per_day: dict[str, dict[str, str]] = {}  # day -> uri -> its index line (text: small in memory)
     for s in stored:
         day = day_of(s.record)
         if day is not None:
-            per_day.setdefault(day, {})[s.uri] = summary(s.record)
+            per_day.setdefault(day, {})[s.uri] = json.dumps({"uri": s.uri, "record": summary(s.record)})
     root = _root(base)
     root.mkdir(parents=True, exist_ok=True)
-    for day, entries in per_day.items():
+    for day, lines in per_day.items():
         folder = root / day
         loose = sorted(folder.iterdir()) if folder.exists() else []
         existing = read_day(base, day, compact=False)
-        _write_packed(root / f"{day}.jsonl", {**existing, **entries})
+        merged = {u: json.dumps({"uri": u, "record": r}) for u, r in existing.items() if u not in lines}
+        merged.update(lines)
+        _write_lines(root / f"{day}.jsonl", merged)
         for path in loose:  # packed now; entries written since stay for the next read
             with contextlib.suppress(OSError):
                 path.unlink()
     (root / COMPLETE).write_text(datetime.now(timezone.utc).isoformat())
-    return sum(len(e) for e in per_day.values())
+    return sum(len(lines) for lines in per_day.values())
+
+
+def cached_day(base: str, day: str, *, name: str, compute: Any, today: date | None = None) -> Any:
+    """A value derived from a day's entries, cached beside the day once it is over and compacted.
+
+    Recomputed when the day's compacted file changes (late records); not cached for a day that
+    is not over or still has entries to compact (they are compacted first when the day is over).
+
+    :param base: the record store.
+    :param day: ``YYYY-MM-DD``.
+    :param name: the cache's name (say its version: ``usage-rollup-1``).
+    :param compute: ``{uri: summary}`` of the day -> a JSON-ready value.
+    :param today: the current UTC day (default: now).
+    """
+    today = today or datetime.now(timezone.utc).date()
+    settled = day < (today - timedelta(days=1)).isoformat()
+    root = _root(base)
+    folder = root / day
+    if not settled or (folder.exists() and any(True for _ in folder.iterdir())):
+        return compute(read_day(base, day, compact=settled))
+    packed = root / f"{day}.jsonl"
+    source = packed.stat().st_size if packed.exists() else 0
+    cache = root / f"{day}.{name}.json"
+    if cache.exists():
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("source") == source:
+                return data["value"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            log.warning("Ignoring the unreadable cache %s (it is computed again)", cache)
+    value = compute(read_day(base, day, compact=False))
+    cache.write_text(json.dumps({"source": source, "value": value}))
+    return value

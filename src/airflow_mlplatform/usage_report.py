@@ -115,9 +115,112 @@ def load_rates(path: str | Path) -> Rates:
     )
 
 
+#: The name (and version) of the per-day rollups cached in the store's date index.
+ROLLUP_NAME = "usage-rollup-1"
+#: What a try's usage is rolled up by (a day's rollup has one row per combination).
+ROLLUP_KEYS = ("day", "tenant", "profile", "dag", "kind", "cost_centre", "valohai")
+
+
+def try_part(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What one record's try used, before prices: a rollup row of one run.
+
+    ``core_h``, ``memory_h`` (GiB-hours), ``gpu_h`` by GPU type, ``hours`` billed, ``valohai``
+    (``environment|name`` of a Valohai execution, else ""). Version 1 records count one core.
+
+    :param record: an execution record (version 1 or 2), or its index summary.
+    """
+    timings = record.get("timings") or {}
+    row: dict[str, Any] = {
+        "day": str(timings.get("started") or "")[:10],
+        "dag": str((record.get("task") or {}).get("dag_id") or UNKNOWN),
+        "runs": 1,
+        "valohai": "",
+    }
+    section = record.get("usage")
+    if not isinstance(section, Mapping):  # version 1
+        hours = float(timings.get("duration_s") or 0.0) / 3600.0
+        backend = (record.get("where") or {}).get("backend", "local")
+        row.update(
+            tenant=UNKNOWN,
+            profile=str((record.get("environment") or {}).get("profile") or UNKNOWN),
+            kind="worker" if backend == "local" else "unknown",
+            cost_centre=UNKNOWN,
+            failures=int(record.get("status") != "success"),
+            core_h=hours,
+            memory_h=0.0,
+            gpu_h={},
+            hours=hours,
+        )
+        return row
+    hours = float(section.get("billable_s") or 0.0) / 3600.0
+    totals = section.get("totals") or {}
+    gpu_h: dict[str, float] = {}
+    for r in section.get("replicas") or []:
+        if isinstance(r, Mapping) and r.get("gpus"):
+            kind = str(r.get("gpu_type") or "gpu")
+            gpu_h[kind] = gpu_h.get(kind, 0.0) + float(r["gpus"]) * int(r.get("count", 1)) * hours
+    valohai = section.get("valohai") or {}
+    row.update(
+        tenant=str(section.get("tenant") or UNKNOWN),
+        profile=str(section.get("profile") or UNKNOWN),
+        kind=str(section.get("kind") or UNKNOWN),
+        cost_centre=str(section.get("cost_centre") or UNKNOWN),
+        failures=int(bool(section.get("failed"))),
+        core_h=float(totals.get("cpu") or 0.0) * hours,
+        memory_h=float(totals.get("memory_gib") or 0.0) * hours,
+        gpu_h=gpu_h,
+        hours=hours,
+        valohai=f"{valohai.get('environment') or ''}|{valohai.get('environment_name') or ''}"
+        if valohai
+        else "",
+    )
+    return row
+
+
+def rollup(records: Iterable[Any]) -> list[dict[str, Any]]:
+    """The rows of :func:`try_part` of every record, summed per :data:`ROLLUP_KEYS` (JSON-ready).
+
+    :param records: ``StoredRecord`` objects (their ``record``) or record dicts.
+    """
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for item in records:
+        part = try_part(getattr(item, "record", item))
+        key = tuple(part[k] for k in ROLLUP_KEYS)
+        row = rows.get(key)
+        if row is None:
+            rows[key] = part
+            continue
+        for k in ("runs", "failures", "core_h", "memory_h", "hours"):
+            row[k] += part[k]
+        for t, h in part["gpu_h"].items():
+            row["gpu_h"][t] = row["gpu_h"].get(t, 0.0) + h
+    return list(rows.values())
+
+
+def price(row: Mapping[str, Any], rates: Rates | None) -> float:
+    """The cost of a rollup row: a priced Valohai environment's hours, else core-, GiB- and GPU-hours.
+
+    :param row: a :func:`rollup` row.
+    :param rates: prices (None: 0).
+    """
+    if rates is None:
+        return 0.0
+    profile = row["profile"]
+    if row["valohai"]:
+        env_price = next(
+            (rates.valohai[k] for k in row["valohai"].split("|") if k and k in rates.valohai), None
+        )
+        if env_price is not None:
+            return env_price * row["hours"]
+    cost = row["core_h"] * rates.price(profile, "cpu") + row["memory_h"] * rates.price(profile, "memory")
+    return cost + sum(
+        h * rates.gpu_price(profile, None if t == "gpu" else t) for t, h in row["gpu_h"].items()
+    )
+
+
 @dataclass(frozen=True)
 class TryUsage:
-    """One try, reduced to what the report sums."""
+    """One try (or a rollup row of several), priced: what the report sums."""
 
     day: str
     tenant: str
@@ -125,14 +228,32 @@ class TryUsage:
     dag: str
     kind: str
     cost_centre: str
-    failed: bool
+    failed: int
     core_hours: float
     gpu_hours: float
     memory_gib_hours: float
     cost: float
+    runs: int = 1
 
     def key(self, by: Sequence[str]) -> tuple[str, ...]:
         return tuple(getattr(self, k) for k in by)
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any], rates: Rates | None) -> TryUsage:
+        return cls(
+            day=row["day"],
+            tenant=row["tenant"],
+            profile=row["profile"],
+            dag=row["dag"],
+            kind=row["kind"],
+            cost_centre=row["cost_centre"],
+            failed=int(row["failures"]),
+            core_hours=row["core_h"],
+            gpu_hours=sum(row["gpu_h"].values()),
+            memory_gib_hours=row["memory_h"],
+            cost=price(row, rates),
+            runs=int(row["runs"]),
+        )
 
 
 def try_usage(record: Mapping[str, Any], rates: Rates | None = None) -> TryUsage:
@@ -141,61 +262,7 @@ def try_usage(record: Mapping[str, Any], rates: Rates | None = None) -> TryUsage
     :param record: an execution record (version 1 or 2).
     :param rates: prices, or None (cost 0).
     """
-    timings = record.get("timings") or {}
-    day = str(timings.get("started") or "")[:10]
-    dag = str((record.get("task") or {}).get("dag_id") or UNKNOWN)
-    section = record.get("usage")
-    if not isinstance(section, Mapping):  # version 1
-        hours = float(timings.get("duration_s") or 0.0) / 3600.0
-        profile = (record.get("environment") or {}).get("profile")
-        kind = "worker" if (record.get("where") or {}).get("backend", "local") == "local" else "unknown"
-        cost = hours * rates.price(profile, "cpu") if rates else 0.0
-        return TryUsage(
-            day, UNKNOWN, str(profile or UNKNOWN), dag, kind, UNKNOWN, record.get("status") != "success",
-            hours, 0.0, 0.0, cost,
-        )  # fmt: skip
-    hours = float(section.get("billable_s") or 0.0) / 3600.0
-    profile = section.get("profile")
-    totals = section.get("totals") or {}
-    core_h = float(totals.get("cpu") or 0.0) * hours
-    gpu_h = float(totals.get("gpus") or 0.0) * hours
-    mem_h = float(totals.get("memory_gib") or 0.0) * hours
-    cost = 0.0
-    if rates is not None:
-        valohai = section.get("valohai") or {}
-        env_price = next(
-            (
-                rates.valohai[str(k)]
-                for k in (valohai.get("environment"), valohai.get("environment_name"))
-                if k is not None and str(k) in rates.valohai
-            ),
-            None,
-        )
-        if env_price is not None:
-            cost = env_price * hours
-        else:
-            cost = core_h * rates.price(profile, "cpu") + mem_h * rates.price(profile, "memory")
-            for r in section.get("replicas") or []:
-                if r.get("gpus"):
-                    cost += (
-                        float(r["gpus"])
-                        * int(r.get("count", 1))
-                        * hours
-                        * rates.gpu_price(profile, r.get("gpu_type"))
-                    )
-    return TryUsage(
-        day=day,
-        tenant=str(section.get("tenant") or UNKNOWN),
-        profile=str(profile or UNKNOWN),
-        dag=dag,
-        kind=str(section.get("kind") or UNKNOWN),
-        cost_centre=str(section.get("cost_centre") or UNKNOWN),
-        failed=bool(section.get("failed")),
-        core_hours=core_h,
-        gpu_hours=gpu_h,
-        memory_gib_hours=mem_h,
-        cost=cost,
-    )
+    return TryUsage.of_row(try_part(record), rates)
 
 
 @dataclass
@@ -210,7 +277,7 @@ class Totals:
     cost: float = 0.0
 
     def add(self, t: TryUsage) -> None:
-        self.runs += 1
+        self.runs += t.runs
         self.failures += t.failed
         self.core_hours += t.core_hours
         self.gpu_hours += t.gpu_hours
@@ -251,9 +318,21 @@ def summarize(
     :param by: group keys.
     :param rates: prices (None: no cost).
     """
+    return summarize_rows(rollup(records), by=by, rates=rates)
+
+
+def summarize_rows(
+    rows: Iterable[Mapping[str, Any]], *, by: Sequence[str], rates: Rates | None = None
+) -> Report:
+    """Sum :func:`rollup` rows by the keys ``by``, priced with ``rates``.
+
+    :param rows: rollup rows.
+    :param by: group keys.
+    :param rates: prices (None: no cost).
+    """
     report = Report(by=tuple(by), currency=rates.currency if rates else "", priced=rates is not None)
-    for record in records:
-        report.add(try_usage(record, rates))
+    for row in rows:
+        report.add(TryUsage.of_row(row, rates))
     return report
 
 
@@ -474,7 +553,7 @@ def build_report(
     :param by: group keys.
     :param rates: prices.
     """
-    from airflow_mlplatform.record_store import iter_summaries
+    from airflow_mlplatform.record_store import fold_days
 
-    stored = iter_summaries(base=base, since=since, until=until, log=log)
-    return summarize((s.record for s in stored), by=by, rates=rates)
+    days = fold_days(base=base, since=since, until=until, name=ROLLUP_NAME, fold=rollup, log=log)
+    return summarize_rows((row for rows in days for row in rows), by=by, rates=rates)

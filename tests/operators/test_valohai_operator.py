@@ -66,6 +66,14 @@ def test_example_dag_chains_outputs_to_inputs(server, run_dag, monkeypatch, tmp_
     assert record["outputs"]["model.pkl"]["datum"] == train["model.pkl"]
     assert record["where"]["url"].endswith(f"/execution/{train_ex['id']}/")
     assert result.xcom("train", EXECUTION_XCOM_KEY)["id"] == train_ex["id"]
+    usage = record["usage"]  # what usage reports bill: the environment and its duration
+    assert (usage["kind"], usage["backend"], usage["valohai"]["execution"]) == (
+        "ValohaiExecution",
+        "valohai",
+        train_ex["id"],
+    )
+    assert usage["valohai"]["environment_name"] == (train_ex["environment"] or "aws-eu-west-1-t3-large")
+    assert usage["billable_s"] == usage["valohai"]["duration_s"] >= 0
 
     downloaded = result.xcom("download_model")
     assert Path(downloaded["model.pkl"].removeprefix("file://")).read_bytes() == b"MODEL"
