@@ -57,8 +57,10 @@ quickstart-workflow:
 	$(PY) scripts/quickstart.py --workflow
 
 # the front end's unit tests (vitest), then the Python suite (its e2e tests drive the built designer)
+# in TEST_WORKERS processes, each taking whole modules (slow modules first: tests/conftest.py)
+TEST_WORKERS ?= 2
 test: ui-test
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 test-deployment:
 	$(PY) -m pytest -q -p no:cacheprovider -m deployment tests/deployment

@@ -9,7 +9,7 @@ Cases (each in a forked child bounded by ``RLIMIT_CPU``, CPU time and peak RSS f
 * reference marking: validating 10,000 steps that each reference the previous step's output.
 
 "before" is another git revision's ``src/`` (``--before main``, via ``git archive``), "after" this
-checkout. Usage: ``python benchmarks/bench_stdout_parser.py [--before main] [--cpu-s 120]``.
+checkout. Usage: ``python benchmarks/bench_stdout_parser.py [--before main] [--cpu-s 120] [--case NAME]``.
 """
 
 from __future__ import annotations
@@ -72,12 +72,14 @@ CASES = {
 }
 
 
-def worker(cpu_s: int) -> None:
-    """Run every case in a bounded forked child; print one JSON line each."""
+def worker(cpu_s: int, names: list[str]) -> None:
+    """Run every case (or those named) in a bounded forked child; print one JSON line each."""
     from airflow_mlplatform.workflow.registry import STEP_TYPES
 
     STEP_TYPES["bash"].available()  # import Airflow and the operator before any clock starts
     for name, case in CASES.items():
+        if names and name not in names:
+            continue
         t0 = time.monotonic()
         pid = os.fork()
         if pid == 0:
@@ -107,10 +109,13 @@ def main() -> None:
         help="git revision measured as 'before' (default: the commit this work started from; '' to skip)",
     )
     parser.add_argument("--cpu-s", type=int, default=120, help="CPU seconds each case may use")
+    parser.add_argument(
+        "--case", action="append", default=[], choices=list(CASES), help="run only this case (repeatable)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.cpu_s)
+        worker(args.cpu_s, args.case)
         return
     results: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="mlplatform-parser-") as tmp:
@@ -124,7 +129,7 @@ def main() -> None:
                 versions = {"before": Path(tmp) / "src", **versions}
         for version, src in versions.items():
             proc = subprocess.run(
-                [sys.executable, __file__, "--worker", "--cpu-s", str(args.cpu_s)],
+                [sys.executable, __file__, "--worker", "--cpu-s", str(args.cpu_s), *(f"--case={c}" for c in args.case)],
                 env=dict(os.environ, PYTHONPATH=str(src)), capture_output=True, text=True, check=False, cwd=tmp,
             )  # fmt: skip
             results[version] = {r["case"]: r for r in map(json.loads, proc.stdout.splitlines()) if r}
@@ -135,7 +140,7 @@ def main() -> None:
     for v in results:
         head += f" | {v + ': outcome':>17} {'cpu s':>7} {'wall s':>7} {'peak MB':>8}"
     print(head + (" | cpu ratio before/after" if len(results) == 2 else ""))
-    for name in CASES:
+    for name in [c for c in CASES if not args.case or c in args.case]:
         line = f"{name:30}"
         for v in results:
             r = results[v].get(name, {"outcome": "no result", "cpu_s": "-", "wall_s": "-", "peak_mb": "-"})

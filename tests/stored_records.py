@@ -42,8 +42,10 @@ def write(base: str, *, dag: str, run: str, task: str, try_: int = 1, map_index:
         ran_on=where if where is not None else {"backend": "local", "hostname": "worker-1"},
         status=status,
     )
-    if version == 2:
-        record["schema_version"] = 2
+    record["schema_version"] = version  # 1: before the usage section; 2: with it
+    if version == 1:
+        record.pop("usage", None)
+    else:
         record["usage"] = {"cpu_seconds": 1.0}
     record.update(extra or {})
     store_record(folder, record)

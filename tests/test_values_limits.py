@@ -72,11 +72,38 @@ def test_value_size_name_count_and_total_limits():
         RecordError, match=r"'big' is \d+ bytes as JSON, over the limit of 1048576 .*; write it to a file"
     ):
         check_values({"big": "x" * (1024 * 1024)})
-    with pytest.raises(RecordError, match=r"1001 values were recorded; at most 1000"):
-        check_values({f"v{i}": i for i in range(1001)})
+    assert len(check_values({f"v{i}": i for i in range(1001)})) == 1001  # many names: capped in XCom only
     with pytest.raises(RecordError, match=r"in all, over the limit of 4194304"):
         check_values({f"v{i}": "x" * 900_000 for i in range(5)})
     assert check_values({"x": float("nan")}) == {"x": None}
+
+
+class _TI:
+    task = None
+
+    def __init__(self):
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def test_more_names_than_xcom_takes_are_capped_with_a_warning_and_kept_in_the_record(caplog):
+    recorded = {f"v{i}": i for i in range(1500)}
+    record = {"values": dict(recorded), "outputs": {"record": "/out/execution_record.json"}}
+    ti = _TI()
+    with caplog.at_level(logging.WARNING, logger="airflow_mlplatform.values"):
+        returned = values.push_outputs({"ti": ti}, values=recorded, metrics={}, execution_record=record)
+    assert list(returned) == [f"v{i}" for i in range(1000)]  # the first 1000, in the order recorded
+    assert set(ti.pushed) == {*returned, "metrics", "execution_record"}
+    assert "1500 values were recorded" in caplog.text
+    assert "500 names were left out of XCom (from 'v1000' on)" in caplog.text
+    assert "/out/execution_record.json" in caplog.text
+    pushed = ti.pushed["execution_record"]
+    assert len(pushed["values"]) == 1000 and pushed["values_truncated"] == {
+        "total_names": 1500, "kept_names": 1000, "full_values_in": "/out/execution_record.json"
+    }  # fmt: skip
+    assert len(record["values"]) == 1500  # the record file keeps every value
 
 
 def test_a_too_large_record_line_is_refused_when_the_job_ends():

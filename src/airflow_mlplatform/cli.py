@@ -1,7 +1,8 @@
 """The ``mlplatform`` command: a small dispatcher of sub-command groups.
 
 ``mlplatform workflow validate|generate|export|schema`` (see :mod:`airflow_mlplatform.workflow.cli`),
-``mlplatform runs compare`` (see :mod:`airflow_mlplatform.runs_cli`).
+``mlplatform runs compare`` (see :mod:`airflow_mlplatform.runs_cli`),
+``mlplatform usage`` (see :mod:`airflow_mlplatform.usage_report`).
 Other groups register themselves in :data:`GROUPS`.
 """
 
@@ -17,6 +18,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     "runs": (
         "compare the runs of a task from their execution records",
         "airflow_mlplatform.runs_cli:register",
+    ),
+    "usage": (
+        "core-hours, GPU-hours, memory GiB-hours, runs, failures and cost per tenant",
+        "airflow_mlplatform.usage_report:register",
     ),
 }
 

@@ -16,6 +16,7 @@ Platform engineers define profiles once in a YAML file named by ``[mlplatform] c
       gpu-small:
         backend: kubernetes
         image: nvcr.io/nvidia/pytorch:24.05-py3
+        kueue_queue: team-a-gpu       # optional: the Kueue LocalQueue that admits its jobs
         requests: {cpu: "4", memory: 16Gi}
         gpus: 1                    # resource nvidia.com/gpu unless gpu_resource says otherwise
         node_selector: {pool: gpu}
@@ -47,6 +48,7 @@ from airflow_mlplatform import config
 from airflow_mlplatform.compute_policy import (
     OverridePolicy,
     check_kubernetes_fields,
+    check_kueue_queue,
     check_requests_within_limits,
     check_resource_name,
     check_security_combination,
@@ -143,6 +145,9 @@ class ComputeProfile:
     :param spark: the Spark session of the job, ``{"master": "local[2]", "conf": {...}}``
         (see :mod:`airflow_mlplatform.spark_settings`); SparkApplication sizes come from
         ``requests``/``limits``.
+    :param kueue_queue: the Kueue LocalQueue that admits the job (the ``kueue.x-k8s.io/queue-name``
+        label, on the object of each kind Kueue expects it on: :mod:`airflow_mlplatform.specs.kueue`);
+        kubernetes backend only; not overridable unless the profile lists it.
     :param overridable: what DAG authors may override, within which bounds (see
         :mod:`airflow_mlplatform.compute_policy`).
     """
@@ -170,6 +175,7 @@ class ComputeProfile:
     image_pull_policy: str | None = None
     working_dir: str | None = None
     spark: Mapping[str, Any] = field(default_factory=dict)
+    kueue_queue: str | None = None
     overridable: OverridePolicy = field(default_factory=OverridePolicy)
 
     @property
@@ -282,6 +288,7 @@ def build_profile(name: str, data: Mapping[str, Any], *, where: str) -> ComputeP
         values.get("requests", {}), values.get("limits", {}), where=f"{where}: profile {name!r}"
     )
     check_kubernetes_fields(values, where=f"{where}: profile {name!r}")
+    check_kueue_queue(values, where=f"{where}: profile {name!r}")
     if "security_context" in values:
         values["security_context"] = _security_context(
             values["security_context"], where=f"{where}: profile {name!r}"

@@ -13,7 +13,8 @@ environment, working folder, Spark session), within its bounds::
           images: [registry.example.com/ml/]             # allowed image prefixes (default: any)
 
 Security context, namespace, service account, secrets, volumes (and host paths in them),
-priority class, node placement, labels and annotations are never overridable unless listed.
+priority class, node placement, the Kueue queue, labels and annotations are never overridable
+unless listed.
 Also the pure checks of Kubernetes-shaped profile fields (quantities as numbers, resource
 names, tolerations, pull policy, security-context combinations the API server refuses).
 """
@@ -52,6 +53,8 @@ _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 #: Kubernetes stores quantities as int64 in their canonical unit: larger values do not exist.
 MAX_QUANTITY = Decimal(2**63 - 1)
+#: A LocalQueue name that is also a label value (DNS-1123 label, dots allowed).
+_QUEUE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 _TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute", "")
 
@@ -148,6 +151,35 @@ def check_kubernetes_fields(values: Mapping[str, Any], *, where: str) -> None:
                     f"{where}: {key}[{i}] is {v!r}; each needs 'name'"
                     + (f" and {needs!r}" if needs != "name" else "")
                 )
+
+
+def check_kueue_queue(values: Mapping[str, Any], *, where: str) -> None:
+    """Check a profile's ``kueue_queue``: a LocalQueue name (a label value), kubernetes backend only,
+    and no Kueue label of its own in ``labels``.
+
+    :param values: the profile's fields.
+    :param where: the profile, for the message.
+    """
+    from airflow_mlplatform.specs.kueue import QUEUE_LABEL
+
+    if QUEUE_LABEL in (values.get("labels") or {}):
+        raise ProfilesFileError(
+            f"{where}: labels set {QUEUE_LABEL!r}; name the Kueue queue with kueue_queue: instead (the "
+            "label must go on the object Kueue reads for each job kind: the TFJob, not its pods)"
+        )
+    queue = values.get("kueue_queue")
+    if queue is None:
+        return
+    if not isinstance(queue, str) or not _QUEUE_NAME.match(queue):
+        raise ProfilesFileError(
+            f"{where}: kueue_queue {queue!r} is not a Kueue LocalQueue name; use lower-case letters, "
+            "digits, '-' and '.', starting and ending with a letter or digit, at most 63 characters"
+        )
+    if values.get("backend", "local") != "kubernetes":
+        raise ProfilesFileError(
+            f"{where}: kueue_queue {queue!r} needs backend: kubernetes (Kueue admits Kubernetes jobs; "
+            "a local profile runs in the Airflow worker)"
+        )
 
 
 def check_security_combination(pod: Mapping[str, Any], container: Mapping[str, Any], *, where: str) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 RECORD_FILE = "execution_record.json"
-SCHEMA_VERSION = 1
+#: 2 added the ``usage`` section (docs/execution-record.md); readers accept 1 and 2.
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -97,6 +98,7 @@ def build_record(
     inputs: Mapping[str, Any] | None = None,
     status: str = "success",
     error: str | None = None,
+    usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble an execution record (a JSON-serializable dict), ready to store.
 
@@ -118,6 +120,7 @@ def build_record(
     :param inputs: input URIs (with content hashes where cheap).
     :param status: ``success``, ``failed`` or ``killed`` (stopped: killed or timed out).
     :param error: the error message of a failed job.
+    :param usage: what the try used (:func:`airflow_mlplatform.usage.usage_section`).
     """
     from airflow_mlplatform.masking import redact
     from airflow_mlplatform.values import finite_items
@@ -146,6 +149,8 @@ def build_record(
     }
     if error is not None:
         record["error"] = error
+    if usage is not None:
+        record["usage"] = dict(usage)
     return redact(json.loads(json.dumps(record, default=str, allow_nan=False)))
 
 

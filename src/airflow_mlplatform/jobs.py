@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlplatform import execution_record as er
+from airflow_mlplatform import usage as usage_facts
 from airflow_mlplatform.storage import OutputFolder
 from airflow_mlplatform.values import JobOutputs, check_values, push_outputs, record_for_xcom
 
@@ -45,6 +46,22 @@ def store_record(folder: OutputFolder, record: Mapping[str, Any]) -> None:
     """
     (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
     folder.publish()
+    index_record(folder, record)
+
+
+def index_record(folder: OutputFolder, record: Mapping[str, Any]) -> None:
+    """Add the stored record to its store's date index (``record_index``); never fails the task.
+
+    :param folder: the try's output folder (``{base}/{dag}/{run}/{task}/try-{n}``).
+    :param record: the execution record.
+    """
+    from airflow_mlplatform import record_index
+
+    base = folder.location.rstrip("/").rsplit("/", 4)[0]
+    try:
+        record_index.add(base, folder.uri(er.RECORD_FILE), record)
+    except Exception:
+        log.warning("could not add the execution record to the usage index of %s", base, exc_info=True)
 
 
 def outcome(error: BaseException | None, context: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -121,6 +138,7 @@ def run_recorded(
     started = started or er.utcnow()
     result: JobRun | None = None
     checked = False
+    notes = usage_facts.UsageNotes()
 
     def record_of(error: BaseException | None) -> dict[str, Any]:
         status, message = outcome(error, context)
@@ -142,6 +160,7 @@ def run_recorded(
                 where = er.where()
         else:
             where = er.where()
+        ended = er.utcnow()
         return er.build_record(
             task=er.task_identity(context),
             code=code,
@@ -159,10 +178,11 @@ def run_recorded(
             outputs={**outputs, "record": folder.uri(er.RECORD_FILE)},
             inputs=inputs,
             started=started,
-            ended=er.utcnow(),
+            ended=ended,
             ran_on=where,
             status=status,
             error=message,
+            usage=try_usage(context, notes=notes, where=where, started=started, ended=ended, status=status),
         )
 
     def fail(error: BaseException, *, stored: bool) -> None:
@@ -177,13 +197,15 @@ def run_recorded(
         finally:
             folder.cleanup()
         log.info("Record: %s", record["outputs"]["record"])
+        emit_job_metrics(record)
         try:
             context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
         except Exception:
             log.exception("could not push the failed execution record")
 
     try:
-        result = job()
+        with usage_facts.collecting(profile=task_profile(context)) as notes:
+            result = job()
         # every check of the values before any success record exists: a task never fails after it
         values = check_values(result.outputs.values)
         checked = True
@@ -201,6 +223,7 @@ def run_recorded(
         fail(e, stored=True)
         raise
     folder.cleanup()
+    emit_job_metrics(record)
     if values:
         log.info("Recorded values: %s", ", ".join(sorted(values)))
     if summary:
@@ -208,6 +231,50 @@ def run_recorded(
     for key, uri in record["outputs"].items():
         log.info("%s: %s", key.replace("_", " ").capitalize(), uri)
     return pushed
+
+
+def task_profile(context: Mapping[str, Any]) -> Any:
+    """The running task's compute profile (its ``compute`` and ``compute_overrides``), or None."""
+    task = getattr(context.get("ti"), "task", None) or context.get("task")
+    compute = getattr(task, "compute", None)
+    if not compute:
+        return None
+    try:
+        from airflow_mlplatform.compute import resolve_compute
+
+        return resolve_compute(compute, dict(getattr(task, "compute_overrides", None) or {}))
+    except Exception:  # the task resolved it before it ran; never fail a record for it
+        return None
+
+
+def try_usage(
+    context: Mapping[str, Any],
+    *,
+    notes: usage_facts.UsageNotes,
+    where: Mapping[str, Any],
+    started: Any,
+    ended: Any,
+    status: str,
+) -> dict[str, Any]:
+    """The record's ``usage`` section of this try (:func:`airflow_mlplatform.usage.usage_section`)."""
+    task = getattr(context.get("ti"), "task", None) or context.get("task")
+    return usage_facts.usage_section(
+        notes=notes,
+        profile=task_profile(context),
+        task_type=type(task).__name__ if task is not None else "unknown",
+        where=where,
+        started=started,
+        ended=ended,
+        status=status,
+    )
+
+
+def emit_job_metrics(record: Mapping[str, Any]) -> None:
+    """The try's outcome, duration and start latency through Airflow's Stats (docs/monitoring.md)."""
+    from airflow_mlplatform import metrics
+
+    if record.get("usage"):
+        metrics.job_ended(record["usage"])
 
 
 def _first_line(error: BaseException) -> str:

@@ -122,6 +122,36 @@ def check_json(parameters: Mapping[str, Any], *, what: str = "parameter") -> dic
     return dict(parameters)
 
 
+def _non_finite_in(value: Any) -> float | None:
+    """The first NaN/Infinity float in ``value`` (dicts and lists walked), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        found = _non_finite_in(item)
+        if found is not None:
+            return found
+    return None
+
+
+def refuse_non_finite(parameters: Mapping[str, Any], *, what: str, why: str) -> None:
+    """Raise ParameterError naming the first parameter that is or holds NaN/Infinity.
+
+    For jobs that cannot receive them (a JSON API such as Valohai's: JSON has no NaN/Infinity).
+
+    :param parameters: name to value.
+    :param what: who cannot take them, for the message (``Valohai parameter``).
+    :param why: why not, for the message.
+    """
+    for name, value in parameters.items():
+        found = _non_finite_in(value)
+        if found is not None:
+            raise ParameterError(
+                f"{what} {name!r} is or holds {found} ({why}); pass a finite number, or None to leave "
+                "it unset, or the text (e.g. 'nan') if the job parses it itself"
+            )
+
+
 def merge_parameters(
     context: Mapping[str, Any] | None, local: Mapping[str, Any] | None, *, include_dag_params: bool = True
 ) -> dict[str, Any]:

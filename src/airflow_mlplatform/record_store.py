@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_mlplatform.execution_record import RECORD_FILE
@@ -239,3 +239,92 @@ def iter_records(
         found = read(uri, path.read_text)
         if found is not None:
             yield found
+
+
+def iter_summaries(
+    *,
+    base: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    log: Any = None,
+) -> Iterator[StoredRecord]:
+    """The date range's records, summarised (``task``, ``timings``, ``status``, ``usage``,
+    ``environment.profile``, ``where.backend``), from the store's date index: the fast path of
+    usage reports (:mod:`airflow_mlplatform.record_index`; it reads only the days asked for).
+
+    The first call on a store whose index is not complete (records older than the index) reads
+    every record once with :func:`iter_records` and builds the index. Malformed entries are
+    skipped with a warning, as records are.
+
+    :param base: where records are stored; default ``[mlplatform] output_base``.
+    :param since: only tries that started at or after this time (naive times are UTC).
+    :param until: only tries that started before this time (naive times are UTC).
+    :param log: a logger for the warnings (default: this module's).
+    """
+    from airflow_mlplatform import config, record_index
+
+    base = base or config.output_base()
+    logger = log or _log
+    since, until = _aware(since), _aware(until)
+    if not record_index.is_complete(base):
+        logger.info("Indexing the execution records under %s by day (once)", base)
+        record_index.rebuild(base, iter_records(base=base, log=logger))
+    for uri, record in record_index.read_days(base, record_index.days(base, since, until)):
+        problem = _problem(record)
+        if problem is not None:
+            logger.warning("Skipping execution record %s (usage index): %s", uri, problem)
+            continue
+        stored = StoredRecord(uri=uri, record=record)
+        if _in_range(stored.started, since, until):
+            yield stored
+
+
+def fold_days(
+    *,
+    base: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    name: str,
+    fold: Callable[[list[StoredRecord]], Any],
+    log: Any = None,
+) -> Iterator[Any]:
+    """``fold(records of one day)`` for each day of the range, from the date index (as
+    :func:`iter_summaries` reads it); a whole day that is over is folded once and cached beside it
+    under ``name`` (again when late records change it). A day the range covers in part is folded
+    from its records in the range, never cached.
+
+    :param base: where records are stored; default ``[mlplatform] output_base``.
+    :param since: only tries that started at or after this time (naive times are UTC).
+    :param until: only tries that started before this time (naive times are UTC).
+    :param name: the cache's name, with a version (``usage-rollup-1``).
+    :param fold: the day's valid records -> a JSON-ready value.
+    :param log: a logger for the warnings (default: this module's).
+    """
+    from airflow_mlplatform import config, record_index
+
+    base = base or config.output_base()
+    logger = log or _log
+    since, until = _aware(since), _aware(until)
+    if not record_index.is_complete(base):
+        logger.info("Indexing the execution records under %s by day (once)", base)
+        record_index.rebuild(base, iter_records(base=base, log=logger))
+
+    def valid(entries: dict[str, dict[str, Any]], whole: bool) -> list[StoredRecord]:
+        out = []
+        for uri, record in entries.items():
+            problem = _problem(record)
+            if problem is not None:
+                logger.warning("Skipping execution record %s (usage index): %s", uri, problem)
+                continue
+            stored = StoredRecord(uri=uri, record=record)
+            if whole or _in_range(stored.started, since, until):
+                out.append(stored)
+        return out
+
+    for day in record_index.days(base, since, until):
+        start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        whole = (since is None or since <= start) and (until is None or start + timedelta(days=1) <= until)
+        if whole:
+            yield record_index.cached_day(base, day, name=name, compute=lambda e: fold(valid(e, True)))
+        else:
+            yield fold(valid(record_index.read_day(base, day, compact=False), False))

@@ -12,10 +12,14 @@ Rules (the same for every task type):
 - Non-finite floats (NaN, Infinity) in recorded values and metrics are stored as null, with a
   warning naming the key, in XCom and in the execution record alike (parameters reach the job
   as the language's NaN/Inf; the record stores them as null too).
-- Size: a recorded value over :data:`MAX_VALUE_BYTES` (as JSON), more than :data:`MAX_VALUES`
-  names, or more than :data:`MAX_TOTAL_BYTES` of values in all is a :class:`RecordError` telling
-  the user to write a file under ``output_dir()`` and record its path. The ``execution_record``
-  XCom keeps the last :data:`MAX_XCOM_SERIES` metric rows; the record file keeps the whole series.
+- Size: a recorded value over :data:`MAX_VALUE_BYTES` (as JSON) or more than
+  :data:`MAX_TOTAL_BYTES` of values in all is a :class:`RecordError` telling the user to write a
+  file under ``output_dir()`` and record its path.
+- XCom is bounded, the record file keeps everything: the first :data:`MAX_VALUES` names (in the
+  order recorded) are pushed (``return_value`` and one XCom each), the rest only stored in the
+  record file, with a warning that says how many names were left out of XCom; the
+  ``execution_record`` XCom keeps those names' values and the last :data:`MAX_XCOM_SERIES`
+  metric rows.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from airflow_mlplatform.runtime import MAX_VALUE_BYTES, RECORD_PREFIX, check_nam
 
 log = logging.getLogger(__name__)
 
-#: Most recorded names per task (each becomes an XCom row).
+#: Most recorded names pushed to XCom per task (each becomes an XCom row; the record file keeps all).
 MAX_VALUES = 1000
 #: Most bytes of recorded values per task, as JSON.
 MAX_TOTAL_BYTES = 4 * MAX_VALUE_BYTES
@@ -40,6 +44,8 @@ MAX_TOTAL_BYTES = 4 * MAX_VALUE_BYTES
 MAX_XCOM_SERIES = 1000
 #: Longest stdout line kept for parsing (a longer one is skipped, record prefixes still found).
 MAX_LINE_CHARS = 4 * MAX_VALUE_BYTES
+#: Characters of one ``feed()`` parsed at a time (a whole stdout given at once is split up).
+_WINDOW = 1 << 20
 _TOO_BIG_HINT = "write it to a file under output_dir() and record the file's path (output_uri(name)) instead"
 
 
@@ -127,19 +133,26 @@ class StreamParser:
 
         :param text: a chunk of stdout.
         """
-        start = 0
-        while (end := text.find("\n", start)) >= 0:
-            if self._parts:
-                self._parts.append(text[start:end])
-                line, overflow = "".join(self._parts), self._overflow
-                self._parts, self._size, self._overflow = [], 0, False
-                self._line(line, overflow)
-            else:
-                self._line(text[start:end], False)
-            start = end + 1
-        if start < len(text):
-            self._parts.append(text[start:])
-            self._size += len(text) - start
+        if len(text) <= _WINDOW:
+            self._feed(text)
+            return
+        for start in range(0, len(text), _WINDOW):  # bounded memory for a whole stdout at once
+            self._feed(text[start : start + _WINDOW])
+
+    def _feed(self, text: str) -> None:
+        *lines, rest = text.split("\n")  # split() in C: far cheaper than a find() loop on short lines
+        if lines and self._parts:  # the first line ends what was pending
+            self._parts.append(lines[0])
+            line, overflow = "".join(self._parts), self._overflow
+            self._parts, self._size, self._overflow = [], 0, False
+            self._line(line, overflow)
+            lines = lines[1:]
+        parse = self._line
+        for line in lines:
+            parse(line, False)
+        if rest:
+            self._parts.append(rest)
+            self._size += len(rest)
             if self._size > MAX_LINE_CHARS:
                 self._trim()
 
@@ -176,7 +189,10 @@ class StreamParser:
         if line and line[0] == "{" and line[-1] == "}":
             row = _loads(line)
             if isinstance(row, dict) and row:
-                self.outputs.metric_rows.append(finite_items(row, what="metric", warned=self._warned))
+                # fast path: a row of finite scalars (nearly every row) is kept as parsed
+                if not _finite_scalars(row):
+                    row = finite_items(row, what="metric", warned=self._warned)
+                self.outputs.metric_rows.append(row)
 
     def _record(self, text: str) -> None:
         item = _loads(text)
@@ -205,9 +221,27 @@ class StreamParser:
         return self.outputs
 
 
+def _finite_scalars(row: Mapping[str, Any]) -> bool:
+    """Whether every value of ``row`` is a scalar other than a NaN/Infinity float (nothing to walk).
+
+    :param row: a parsed metrics row.
+    """
+    for value in row.values():
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind is dict or kind is list:
+            return False
+    return True
+
+
+_DECODE = json.JSONDecoder().decode  # json.loads without its per-call argument checks
+
+
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text)
+        return _DECODE(text)
     except ValueError:
         return None
 
@@ -259,13 +293,9 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
     :param values: named values a job reported.
     :raises RecordError: for a reserved or malformed name, a non-JSON value, a value over
-        :data:`MAX_VALUE_BYTES`, more than :data:`MAX_VALUES` names or :data:`MAX_TOTAL_BYTES` in all.
+        :data:`MAX_VALUE_BYTES` or more than :data:`MAX_TOTAL_BYTES` in all (more than
+        :data:`MAX_VALUES` names is no error: see :func:`xcom_values`).
     """
-    if len(values) > MAX_VALUES:
-        raise RecordError(
-            f"{len(values)} values were recorded; at most {MAX_VALUES} names per task (each is an XCom "
-            "row): record one dict of them, or write them to a file under output_dir() and record its path"
-        )
     out: dict[str, Any] = {}
     total = 0
     for name, value in values.items():
@@ -280,13 +310,49 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def xcom_values(values: Mapping[str, Any], *, record_uri: str | None = None) -> dict[str, Any]:
+    """The values that go to XCom: the first :data:`MAX_VALUES` names, in the order recorded.
+
+    More names are left out of XCom (each would be an XCom row) with a warning that says how many
+    and where all of them are: the execution record file keeps every value.
+
+    :param values: checked values (:func:`check_values`).
+    :param record_uri: where the record file is, for the warning.
+    """
+    if len(values) <= MAX_VALUES:
+        return dict(values)
+    names = list(values)
+    left_out = names[MAX_VALUES:]
+    log.warning(
+        "%d values were recorded; XCom takes at most %d names per task (each is an XCom row): "
+        "%d names were left out of XCom (from %r on); every value is in the execution record file%s. "
+        "Record one dict of them, or write them to a file under output_dir(), to pass them on.",
+        len(names),
+        MAX_VALUES,
+        len(left_out),
+        left_out[0],
+        f" {record_uri}" if record_uri else "",
+    )
+    return {name: values[name] for name in names[:MAX_VALUES]}
+
+
 def record_for_xcom(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The execution record as pushed to XCom: the metric series cut to its last
-    :data:`MAX_XCOM_SERIES` rows (the record file keeps the whole series).
+    """The execution record as pushed to XCom: the values of the names XCom takes
+    (:func:`xcom_values`) and the metric series cut to its last :data:`MAX_XCOM_SERIES` rows (the
+    record file keeps all of both; ``values_truncated`` and ``series_truncated`` say so).
 
     :param record: the execution record.
     """
     out = dict(record)
+    full_in = (out.get("outputs") or {}).get("record")
+    recorded = out.get("values")
+    if isinstance(recorded, Mapping) and len(recorded) > MAX_VALUES:
+        out["values"] = {name: recorded[name] for name in list(recorded)[:MAX_VALUES]}
+        out["values_truncated"] = {
+            "total_names": len(recorded),
+            "kept_names": MAX_VALUES,
+            "full_values_in": full_in,
+        }
     metrics = out.get("metrics")
     if isinstance(metrics, Mapping) and len(metrics.get("series") or []) > MAX_XCOM_SERIES:
         series = list(metrics["series"])
@@ -296,7 +362,7 @@ def record_for_xcom(record: Mapping[str, Any]) -> dict[str, Any]:
             "series_truncated": {
                 "total_rows": len(series),
                 "kept_rows": MAX_XCOM_SERIES,
-                "full_series_in": (out.get("outputs") or {}).get("record"),
+                "full_series_in": full_in,
             },
         }
     return out
@@ -315,11 +381,13 @@ def push_outputs(
     ``multiple_outputs=True`` (the provider's operators do), otherwise here.
 
     :param context: the task's Airflow context (needs ``ti``).
-    :param values: recorded values; each is also pushed under its own key.
+    :param values: recorded values; each is also pushed under its own key (the first
+        :data:`MAX_VALUES` names: :func:`xcom_values`).
     :param metrics: metric summary (last value per key).
     :param execution_record: the execution record, or None.
     """
-    checked = check_values(values)
+    record_uri = ((execution_record or {}).get("outputs") or {}).get("record")
+    checked = xcom_values(check_values(values), record_uri=record_uri)
     ti = context["ti"]
     # Operators set multiple_outputs=True (as TaskFlow does): Airflow then pushes each key of
     # the returned dict itself, and XComArg resolves a recorded None as None.

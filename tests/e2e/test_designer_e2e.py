@@ -12,10 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from e2e.airflow_server import AirflowServer
 from e2e.browser import REPO, artifacts_dir, chromium, drag_to, login
+
+pytestmark = pytest.mark.slow
 
 DAG_ID = "designer_e2e_pipeline"
 # generous: the api-server builds the plugin app on its first request, and CI machines are shared

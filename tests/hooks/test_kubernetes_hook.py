@@ -125,7 +125,10 @@ def test_crd_not_installed_is_its_own_error(hook):
 
 
 def test_custom_objects(hook, k8s):
-    k8s.call(k8s.emulator.declare, "kubeflow.org/v1/tfjobs", "TFJob")
+    # the shared emulator may already serve tfjobs (k8s_kinds): then leave it declared
+    declared_here = "kubeflow.org/v1/tfjobs" not in k8s.emulator.kinds
+    if declared_here:
+        k8s.call(k8s.emulator.declare, "kubeflow.org/v1/tfjobs", "TFJob")
     try:
         body = {
             "apiVersion": "kubeflow.org/v1",
@@ -142,7 +145,8 @@ def test_custom_objects(hook, k8s):
         assert got["status"]["conditions"][0]["type"] == "Succeeded"
         assert hook.delete_object(TFJOBS, "default", "tf1")
     finally:
-        k8s.call(k8s.emulator.undeclare, "kubeflow.org/v1/tfjobs")
+        if declared_here:
+            k8s.call(k8s.emulator.undeclare, "kubeflow.org/v1/tfjobs")
 
 
 def test_wait_survives_dropped_watch_and_410(hook, k8s):
@@ -212,7 +216,7 @@ def test_async_hook(k8s_clean):
             with pytest.raises(KubernetesNotFoundError):
                 await hook.get_object(PODS, "default", "nope")
             with pytest.raises(KubernetesResourceTypeNotFoundError):
-                await hook.list_objects(TFJOBS, "default")
+                await hook.list_objects(Resource("example.org", "v1", "widgets", "Widget"), "default")
             assert await hook.delete_object(PODS, "default", "ahook") is True
             assert await hook.delete_object(PODS, "default", "ahook") is False
             return final, log

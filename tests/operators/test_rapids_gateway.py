@@ -90,9 +90,16 @@ c.DaskGateway.authenticator_class = "dask_gateway_server.auth.SimpleAuthenticato
 c.SimpleAuthenticator.password = {SECRET!r}
 c.UnsafeLocalBackend.clusters_directory = {str(folder / "clusters")!r}
 c.UnsafeLocalBackend.cluster_heartbeat_period = 1
+# The scheduler's heartbeat is late on a loaded machine (3.4 s seen); the default timeout (2 periods)
+# then stops a running cluster under the task: "scheduler-connection-lost" in the middle of a compute.
+c.UnsafeLocalBackend.cluster_heartbeat_timeout = 60
+c.UnsafeLocalBackend.cluster_start_timeout = 120
+c.UnsafeLocalBackend.worker_start_timeout = 120
 c.UnsafeLocalBackend.cluster_status_period = 1
 c.UnsafeLocalBackend.worker_status_period = 1
 c.UnsafeLocalBackend.sigint_timeout = 3
+c.ClusterConfig.cluster_start_timeout = 180  # a loaded CI machine starts a scheduler slowly
+c.ClusterConfig.worker_start_timeout = 180
 c.ClusterConfig.scheduler_cmd = [{str(dask)!r}, "scheduler"]
 c.ClusterConfig.worker_cmd = [{str(dask)!r}, "worker"]
 c.ClusterConfig.worker_threads = 1
@@ -130,6 +137,14 @@ c.ClusterConfig.scheduler_memory = "512M"
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
         log.close()
+
+
+def _task_errors(log: str) -> str:
+    """The task log's error lines and the gateway server's log tail, for a failed run's report."""
+    lines = log.splitlines()
+    keep = [i for i, line in enumerate(lines) if "error" in line.lower() or "Traceback" in line]
+    picked = sorted({j for i in keep for j in range(i, min(i + 8, len(lines)))})
+    return "\n".join(lines[j] for j in picked[-80:])
 
 
 def _connection(monkeypatch, server: _Server, *, conn_id: str = "dask_gw", password: str = SECRET, **extra):
@@ -176,14 +191,14 @@ def test_task_creates_a_gateway_cluster_runs_the_callable_and_shuts_it_down(
     _connection(monkeypatch, gateway_server)
     assert gateway_server.cluster_names() == []
     result = run_dag(CREATE_DAG, "rapids_gateway")
-    assert result.task_states() == {"sum": "success"}
+    out = capfd.readouterr()
+    assert result.task_states() == {"sum": "success"}, _task_errors(out.out + out.err)
     assert result.xcom("sum") == {"result": 1000, "workers": 2}
     record = result.xcom("sum", "execution_record")
     where = record["where"]
     assert where["cluster"] == "GatewayCluster" and where["created_by_task"] is True
     assert where["n_workers"] == 2 and where["scheduler"].startswith("gateway://127.0.0.1:")
     assert gateway_server.wait_no_clusters()  # shut down: no cluster listed, no scheduler/worker left
-    out = capfd.readouterr()
     assert "created cluster" in out.out + out.err  # the log says what it did
     assert SECRET not in out.out + out.err + json.dumps(record)
 

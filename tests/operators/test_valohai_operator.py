@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_mlplatform.exceptions import ValohaiExecutionFailedError, ValohaiStepError
+from airflow_mlplatform.exceptions import ParameterError, ValohaiExecutionFailedError, ValohaiStepError
 from airflow_mlplatform.hooks import valohai as hook_module
 from airflow_mlplatform.hooks.valohai import ValohaiHook
 from airflow_mlplatform.operators.valohai import EXECUTION_XCOM_KEY, ValohaiSubmitExecutionOperator
@@ -66,6 +66,14 @@ def test_example_dag_chains_outputs_to_inputs(server, run_dag, monkeypatch, tmp_
     assert record["outputs"]["model.pkl"]["datum"] == train["model.pkl"]
     assert record["where"]["url"].endswith(f"/execution/{train_ex['id']}/")
     assert result.xcom("train", EXECUTION_XCOM_KEY)["id"] == train_ex["id"]
+    usage = record["usage"]  # what usage reports bill: the environment and its duration
+    assert (usage["kind"], usage["backend"], usage["valohai"]["execution"]) == (
+        "ValohaiExecution",
+        "valohai",
+        train_ex["id"],
+    )
+    assert usage["valohai"]["environment_name"] == (train_ex["environment"] or "aws-eu-west-1-t3-large")
+    assert usage["billable_s"] == usage["valohai"]["duration_s"] >= 0
 
     downloaded = result.xcom("download_model")
     assert Path(downloaded["model.pkl"].removeprefix("file://")).read_bytes() == b"MODEL"
@@ -399,6 +407,34 @@ with DAG("valohai_checks", schedule=None, start_date=pendulum.datetime(2026, 1, 
     assert "parameter 'epochs' = '500' breaks its definition (type integer, min 1, max 100" in log
     assert "`stop-condition` is not a valid expression" in log
     assert server.api_requests() == []  # nothing reached Valohai, not even a project lookup
+
+
+def test_a_nan_parameter_is_refused_before_anything_is_submitted(server, run_dag, capfd):
+    src = """
+import pendulum
+from airflow.sdk import DAG
+from airflow_mlplatform.operators.valohai import ValohaiSubmitExecutionOperator
+
+with DAG("valohai_nan", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    ValohaiSubmitExecutionOperator(task_id="nan_lr", project="acme/demo", step="train",
+                                   parameters={"epochs": 3, "lr": float("nan")})
+"""
+    result = run_dag(src, "valohai_nan")
+    assert result.task_states() == {"nan_lr": "failed"}
+    captured = capfd.readouterr()
+    log = captured.out + captured.err
+    assert "ParameterError: Valohai parameter 'lr' is or holds nan (Valohai's API takes JSON" in log
+    assert "pass a finite number" in log
+    assert "Out of range float values" not in log
+    assert server.api_requests() == []  # nothing reached Valohai
+
+    op = ValohaiSubmitExecutionOperator(task_id="t", step="train", parameters={"grid": [0.1, float("-inf")]})
+    with pytest.raises(ParameterError, match=r"Valohai parameter 'grid' is or holds -inf"):
+        op._parameters({"params": {}})
+    op.parameters = {"epochs": 3}
+    with pytest.raises(ParameterError, match=r"Valohai parameter \(a DAG param\) 'lr' is or holds inf"):
+        op._parameters({"params": {"lr": float("inf")}})
+    assert op._parameters({"params": {"lr": 0.1}})[0] == {"lr": 0.1, "epochs": 3}
 
 
 def test_trigger_and_sync_wait_log_status_changes_and_a_heartbeat_at_info(server, capsys):

@@ -224,6 +224,43 @@ def test_saving_a_lightly_edited_quickstart_changes_only_the_edit(client, as_adm
     assert diff == ["-      C: ${{ params.C }}", "+      C: 0.5", "+layout:", "+  prepare: {x: 0, y: 0}"]
 
 
+def test_a_float_saved_from_the_browser_stays_a_float(client, as_admin, designer_dirs):
+    wf = designer_dirs["workflows"]
+    # a browser's JSON has one number type: the designer sends 1.0 as 1 (and 0.5 as 0.5)
+    doc = _doc(params={"C": {"type": "number", "default": 1}, "n": 3})
+    doc["steps"][1]["parameters"]["alpha"] = 0.5
+    r = client.put(f"{API}/workflows/designer_wf.yaml", json={"document": doc}, headers=as_admin)
+    assert r.status_code == 200, r.text
+    text = (wf / "designer_wf.yaml").read_text()
+    assert "default: 1.0" in text and "n: 3" in text  # a number param's default; an integer stays one
+    opened = client.get(f"{API}/workflows/designer_wf.yaml", headers=as_admin).json()
+    assert type(opened["document"]["params"]["C"]["default"]) is float
+
+    # an existing float edited to a whole number (typed 2.0, sent as 2) is written as 2.0;
+    # an unchanged 1.00 that comes back as 1 is left as written
+    (wf / "designer_wf.yaml").write_text(text.replace("default: 1.0", "default: 1.00"))
+    opened = client.get(f"{API}/workflows/designer_wf.yaml", headers=as_admin).json()
+    edited = opened["document"]
+    edited["params"]["C"]["default"] = 1
+    edited["steps"][1]["parameters"]["alpha"] = 2
+    ok = client.put(
+        f"{API}/workflows/designer_wf.yaml",
+        json={"document": edited},
+        headers={**as_admin, "If-Match": opened["etag"]},
+    )
+    assert ok.status_code == 200, ok.text
+    saved = (wf / "designer_wf.yaml").read_text()
+    assert "alpha: 2.0" in saved and "default: 1.00" in saved
+
+    # a notebook dropped from the catalog: its parameters cell says C = 1.0 (and max_iter = 500)
+    dropped = _doc(id="dropped_wf")
+    dropped["steps"][1]["parameters"].update(C=1, max_iter=500)
+    r = client.put(f"{API}/workflows/dropped_wf.yaml", json={"document": dropped}, headers=as_admin)
+    assert r.status_code == 200, r.text
+    text = (wf / "dropped_wf.yaml").read_text()
+    assert "C: 1.0" in text and "max_iter: 500" in text
+
+
 @pytest.mark.parametrize(
     "path",
     ["../escape.yaml", "%2Fetc%2Fpasswd.yaml", "sub/../../x.yaml", ".hidden.yaml", "x.py", "a%00b.yaml"],

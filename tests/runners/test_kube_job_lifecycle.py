@@ -141,6 +141,37 @@ CASES = {
     "spark": Case(sparkspec.SPARK_KIND, SPARKAPPLICATIONS, _sparkapplication),
 }
 RUNNING_KINDS = sorted(k for k, c in CASES.items() if c.runs)
+#: The replica types and counts each case's manifest asks for (the record's ``usage``).
+ROLES = {
+    "pod": {"pod": 1},
+    "tfjob": {"Worker": 1},
+    "daskjob": {"runner": 1, "scheduler": 1, "worker": 1},
+    "daskcluster": {"scheduler": 1, "worker": 1},
+    "spark": {"driver": 1, "executor": 1},
+}
+
+
+def check_usage(facts: Any, case: str, started: float) -> dict[str, Any]:
+    """The usage section of what the lifecycle noted: kind, replicas, created <= running <= finished."""
+    from datetime import datetime, timezone
+
+    from airflow_mlplatform import usage
+
+    section = usage.usage_section(
+        notes=usage.UsageNotes(kube=[facts]),
+        profile=None,
+        task_type="test",
+        where={},
+        started=datetime.fromtimestamp(started, timezone.utc),
+        ended=datetime.now(timezone.utc),
+        status="success",
+    )
+    assert section["backend"] == "kubernetes" and section["kind"] == CASES[case].kind.label
+    assert {r["role"]: r["count"] for r in section["replicas"]} == ROLES[case]
+    assert started <= facts.created <= facts.running <= (facts.finished or time.time()), facts
+    assert section["pending_s"] >= 0 and section["running_s"] > 0, section
+    assert section["billable_s"] == section["running_s"]
+    return section
 
 
 @pytest.fixture
@@ -443,6 +474,7 @@ def test_deferred_the_trigger_streams_the_log_and_complete_reads_it_whole(bed, c
 
     run_id = f"manual__deferred_{case}"
     job = _job(case, run_id, answer=f"deferred-{case}")
+    begun = time.time()
     obj, reattached = job.start()
     trigger = KubeJobTrigger(**job.trigger(obj).serialize()[1])  # as the triggerer rebuilds it
     trigger._log = logging.getLogger("test.triggerer")  # structlog otherwise, which caplog misses
@@ -456,6 +488,7 @@ def test_deferred_the_trigger_streams_the_log_and_complete_reads_it_whole(bed, c
     worker = KubeJob.existing(job.kind, name=event["name"], namespace=event["namespace"])
     result = worker.complete(event, reattached=reattached)
     result.raise_for_status()
+    check_usage(worker.facts, case, begun)  # the trigger handed the times back in its event
     assert result.outputs.values == {"answer": f"deferred-{case}"}
     assert [row["step"] for row in result.outputs.metric_rows] == [0, 1]
     assert _gone(bed, CASES[case].key, run_id)
@@ -468,10 +501,11 @@ def test_requests_per_job_stay_within_eight_for_every_kind(bed):
     for case in RUNNING_KINDS:
         run_id = f"manual__requests_{case}"
         job = _job(case, run_id)
-        mark = bed.mark()
+        mark, begun = bed.mark(), time.time()
         result, error = _in_thread(job.run, 90)
         assert error is None, error
         result.raise_for_status()
+        check_usage(job.facts, case, begun)
         reqs = [r for r in bed.requests_since(mark) if r.headers.get("User-Agent", "").startswith(USER_AGENT)]
         counts[case] = len(reqs)
     assert all(n <= 8 for n in counts.values()), counts

@@ -118,6 +118,13 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)
 
 
+def _count_retry(api: str, last: str) -> None:
+    """Count one retried call (``mlplatform.api.retries``); ``last``: ``HTTP 429 ...`` or a connection error."""
+    from airflow_mlplatform import metrics
+
+    metrics.api_retry(api, last.split()[1] if last.startswith("HTTP ") else "connection")
+
+
 def _retry_after(headers: Any) -> float | None:
     if not headers:
         return None
@@ -340,6 +347,7 @@ class _SyncOps:
             except (HTTPError, OSError) as e:
                 last = f"connection error: {e}"
             if attempt < policy.attempts:
+                _count_retry("kubernetes", last)
                 time.sleep(policy.delay(attempt, retry_after))
         raise KubernetesApiError(
             f"cannot {verb} {what}: gave up after {policy.attempts} attempts ({last}); check that the "
@@ -719,6 +727,7 @@ class _AsyncOps:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
                 last = f"connection error: {e!r}"
             if attempt < policy.attempts:
+                _count_retry("kubernetes", last)
                 await asyncio.sleep(policy.delay(attempt, retry_after))
         raise KubernetesApiError(
             f"cannot {verb} {what}: gave up after {policy.attempts} attempts ({last}); check that the "

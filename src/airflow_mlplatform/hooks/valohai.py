@@ -110,6 +110,12 @@ def settings_from_connection(conn: Any, conn_id: str) -> ValohaiSettings:
     return ValohaiSettings(api_url=f"{host}/api/v0/", token=token, project=project)
 
 
+def _count_retry(status: Any) -> None:
+    from airflow_mlplatform import metrics
+
+    metrics.api_retry("valohai", status)
+
+
 def _sentence(text: str) -> str:
     """``text`` ending in exactly one full stop (API details often end in one already)."""
     text = text.strip()
@@ -309,6 +315,7 @@ class ValohaiHook(BaseHook):
                 self.log.warning(
                     "%s %s: %s; retry %d in %.2fs", method, path, type(e).__name__, attempt, delay
                 )
+                _count_retry("connection")
                 time.sleep(delay)
                 continue
             if resp.status_code in RETRY_STATUSES and attempt < max_retries:
@@ -322,6 +329,7 @@ class ValohaiHook(BaseHook):
                 self.log.warning(
                     "%s %s: HTTP %d; retry %d in %.2fs", method, path, resp.status_code, attempt, delay
                 )
+                _count_retry(resp.status_code)
                 time.sleep(delay)
                 continue
             return self._parse(method, path, resp.status_code, resp.content, what)
@@ -358,6 +366,7 @@ class ValohaiHook(BaseHook):
                 self.log.warning(
                     "%s %s: %s; retry %d in %.2fs", method, path, type(e).__name__, attempt, delay
                 )
+                _count_retry("connection")
                 await asyncio.sleep(delay)
                 continue
             if resp.status_code in RETRY_STATUSES and attempt < self.retries:
@@ -371,6 +380,7 @@ class ValohaiHook(BaseHook):
                 self.log.warning(
                     "%s %s: HTTP %d; retry %d in %.2fs", method, path, resp.status_code, attempt, delay
                 )
+                _count_retry(resp.status_code)
                 await asyncio.sleep(delay)
                 continue
             return self._parse(method, path, resp.status_code, resp.content, what)

@@ -308,7 +308,7 @@ class RapidsDaskOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
                 f"task {self.task_id!r}: cluster='kubernetes' needs compute= naming a profile with an image "
                 "(the image of the scheduler and workers: dask + distributed, RAPIDS for GPU workers)"
             )
-        worker_pod = pod_fields_from_profile(profile)
+        worker_pod = pod_fields_from_profile(profile, kueue_pods=True)  # no Kueue integration for Dask kinds
         scheduler_pod = {
             k: v for k, v in worker_pod.items() if k not in ("resources", "node_selector", "tolerations")
         }
@@ -360,10 +360,10 @@ class RapidsDaskOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
         """
         from airflow_mlplatform import execution_record as er
         from airflow_mlplatform import storage
-        from airflow_mlplatform.jobs import outcome
+        from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.parameters import merge_parameters
         from airflow_mlplatform.runners.dask_cluster import DaskSession
-        from airflow_mlplatform.values import StreamParser, check_values, push_outputs, record_for_xcom
+        from airflow_mlplatform.values import JobOutputs, StreamParser
 
         script = self._check()
         parameters = merge_parameters(context, self.parameters, include_dag_params=self.include_dag_params)
@@ -393,78 +393,51 @@ class RapidsDaskOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
             log=self.log,
         )
         self._session = session
-        started = er.utcnow()
-        returned: dict[str, Any] = {}
-        error: BaseException | None = None
-        try:
-            client = session.open()
-            assert session.info is not None
-            if script is not None:
-                self._run_script(script, client, session.info, parameters, folder, parser)
-            else:
-                returned = self._run_callable(client, session.info, parameters, folder, parser)
-        except BaseException as e:  # AirflowTaskTimeout is a BaseException
-            error = e
-            raise
-        finally:
-            session.close()
-            self._session = None
+
+        def where() -> dict[str, Any]:
+            ran_on = session.info.as_dict() if session.info else {"cluster": self.cluster}
+            if kube_cluster is not None:
+                ran_on.update(namespace=kube_cluster.job.namespace, daskcluster=kube_cluster.name)
+                ran_on["reattached"] = kube_cluster.reattached
+            return {**er.where(), **ran_on}
+
+        def run() -> JobRun:
+            returned: dict[str, Any] = {}
+            try:
+                client = session.open()
+                assert session.info is not None
+                if script is not None:
+                    self._run_script(script, client, session.info, parameters, folder, parser)
+                else:
+                    returned = self._run_callable(client, session.info, parameters, folder, parser)
+            finally:
+                session.close()  # a cluster the task created is torn down before anything is recorded
+                self._session = None
             outputs = parser.close()
-            values = {**outputs.values, **returned}
-            if error is None:
-                try:  # the contract's checks before any success record exists
-                    values = check_values(values)
-                except BaseException as e:
-                    error = e
-            status, message = outcome(error, context)
-            rows: list[Mapping[str, Any]] = list(outputs.metric_rows)
-            record = er.build_record(
-                task=er.task_identity(context),
-                code=self._code(script),
-                environment={**er.python_environment(), **_versions()},
-                parameters=parameters,
-                values=values if error is None else {},
-                metric_rows=rows,
-                metrics=outputs.metrics,
-                outputs={"record": folder.uri(er.RECORD_FILE)},
-                started=started,
-                ended=er.utcnow(),
-                ran_on={
-                    **er.where(),
-                    **(session.info.as_dict() if session.info else {"cluster": self.cluster}),
-                    **(
-                        {
-                            "namespace": kube_cluster.job.namespace,
-                            "daskcluster": kube_cluster.name,
-                            "reattached": kube_cluster.reattached,
-                        }
-                        if kube_cluster is not None
-                        else {}
-                    ),
-                },
-                status=status,
-                error=message,
+            return JobRun(
+                outputs=JobOutputs({**outputs.values, **returned}, outputs.metric_rows), ran_on=where()
             )
-            (folder.path / er.RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-            folder.publish()
-            folder.cleanup()
-            self.log.info("Execution record: %s", folder.uri(er.RECORD_FILE))
-            if error is not None:
-                context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
-        if error is not None:  # a value refused by the checks: the failed record is stored
-            raise error
-        return push_outputs(context, values=values, metrics=outputs.metrics, execution_record=record)
+
+        return run_recorded(
+            context,
+            job=run,
+            folder=folder,
+            parameters=parameters,
+            code=self._code(script),
+            environment=_versions(),
+            outputs={},
+            ran_on=where,
+            partial=parser.close,
+        )
 
     def _execute_daskjob(self, context: Any, script: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """The script in a DaskJob's runner pod, waited for here or (deferrable) in the triggerer."""
         job = self._kube_daskjob(context, script, parameters)
         self._session = job  # on_kill (also during the create) deletes it
-        if self.deferrable:
-            job.defer(
-                self, method_name="execute_complete", kwargs={"script": script, "parameters": parameters}
-            )
         try:
-            return self._record_daskjob(context, job, script, parameters, job.run)
+            return self._record_daskjob(
+                context, job, script, parameters, defer_kwargs={"script": script, "parameters": parameters}
+            )
         finally:
             self._session = None
 
@@ -493,61 +466,36 @@ class RapidsDaskOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
             parameters = merge_parameters(
                 context, self.parameters, include_dag_params=self.include_dag_params
             )
-        job = KubeJob.existing(
-            daskjob.DASKJOB_KIND,
-            name=str(event["name"]),
-            namespace=str(event["namespace"]),
-            kubernetes_conn_id=self.kubernetes_conn_id,
-            log=self.log,
+        job = KubeJob.from_event(
+            daskjob.DASKJOB_KIND, event, kubernetes_conn_id=self.kubernetes_conn_id, log=self.log
         )
-        return self._record_daskjob(
-            context,
-            job,
-            script,
-            parameters,
-            lambda: job.complete(event, reattached=reattached),
-        )
+        return self._record_daskjob(context, job, script, parameters, event=event, reattached=reattached)
 
     def _record_daskjob(
-        self, context: Any, job: Any, script: str, parameters: Mapping[str, Any], body: Any
+        self, context: Any, job: Any, script: str, parameters: Mapping[str, Any], **how: Any
     ) -> dict[str, Any]:
-        from airflow_mlplatform import storage
-        from airflow_mlplatform.jobs import JobRun, run_recorded
+        """Run or defer the DaskJob (or read it after the trigger: ``event=``) and record it."""
+        from airflow_mlplatform.runners.kube_job import run_job_recorded
         from airflow_mlplatform.specs import daskjob
 
         profile, worker_pod, _ = self._kube_pods()
         gpu = daskjob.is_gpu_pod(worker_pod)
-
-        def ran_on() -> dict[str, Any]:
-            return {
+        return run_job_recorded(
+            self,
+            context,
+            job,
+            where={
                 "backend": "kubernetes",
                 "cluster": "DaskJob",
-                "namespace": job.namespace,
-                "daskjob": job.name,
                 "n_workers": self.n_workers or 2,
                 "gpu": gpu,
                 "libraries": "cudf/cupy" if gpu else "pandas/numpy",
-                "reattached": job.reattached,
-                "deferred": self.deferrable,
                 "created_by_task": True,
-            }
-
-        def run() -> JobRun:
-            result = body()
-            result.raise_for_status()
-            return JobRun(outputs=result.outputs, ran_on=ran_on())
-
-        return run_recorded(
-            context,
-            job=run,
-            folder=storage.OutputFolder(storage.task_output_location(context)),
+            },
             parameters=parameters,
             code=self._code(script),
             environment={"image": profile.image, "profile": profile.name},
-            outputs={},
-            in_worker=False,
-            ran_on=ran_on,
-            partial=lambda: job.feed.parser.close(),
+            **how,
         )
 
     def _run_callable(

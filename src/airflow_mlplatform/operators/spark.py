@@ -278,10 +278,10 @@ class SparkApplicationOperator(LineageMixin, PodJobMixin, BaseOperator):
     def _execute_on_kubernetes(self, context: Any, profile: Any) -> dict[str, Any]:
         job, parameters = self._spark_job(context, profile)
         self._runner = job  # on_kill (also during the create) deletes the SparkApplication
-        if self.deferrable:
-            job.defer(self, method_name="execute_complete", kwargs={"parameters": parameters})
         try:
-            return self._record_kubernetes(context, profile, job, parameters, job.run)
+            return self._record_kubernetes(
+                context, profile, job, parameters, defer_kwargs={"parameters": parameters}
+            )
         finally:
             self._runner = None
 
@@ -302,49 +302,33 @@ class SparkApplicationOperator(LineageMixin, PodJobMixin, BaseOperator):
         from airflow_mlplatform.runners.kube_job import KubeJob
         from airflow_mlplatform.specs.spark import SPARK_KIND
 
-        job = KubeJob.existing(
+        job = KubeJob.from_event(
             SPARK_KIND,
-            name=str(event["name"]),
-            namespace=str(event["namespace"]),
+            event,
             kubernetes_conn_id=self.kubernetes_conn_id,
             log=self.log,
             delete_policy=self.delete_policy,
         )
         return self._record_kubernetes(
-            context,
-            self._profile(),
-            job,
-            parameters or {},
-            lambda: job.complete(event, reattached=reattached),
+            context, self._profile(), job, parameters or {}, event=event, reattached=reattached
         )
 
     def _record_kubernetes(
-        self, context: Any, profile: Any, job: Any, parameters: Mapping[str, Any], body: Any
+        self, context: Any, profile: Any, job: Any, parameters: Mapping[str, Any], **how: Any
     ) -> dict[str, Any]:
-        from airflow_mlplatform import storage
-        from airflow_mlplatform.jobs import JobRun, run_recorded
+        """Run or defer the SparkApplication (or read it after the trigger: ``event=``) and record it."""
+        from airflow_mlplatform.runners.kube_job import run_job_recorded
 
-        def ran_on() -> dict[str, Any]:
-            return {
+        return run_job_recorded(
+            self,
+            context,
+            job,
+            where={
                 "backend": "kubernetes",
                 "kind": "SparkApplication",
-                "namespace": job.namespace,
-                "sparkapplication": job.name,
                 "driver_pod": f"{job.name}-driver",
                 "executors": self.executors,
-                "reattached": job.reattached,
-                "deferred": self.deferrable,
-            }
-
-        def run() -> JobRun:
-            result = body()
-            result.raise_for_status()
-            return JobRun(outputs=result.outputs, ran_on=ran_on())
-
-        return run_recorded(
-            context,
-            job=run,
-            folder=storage.OutputFolder(storage.task_output_location(context)),
+            },
             parameters=parameters,
             code={
                 "application": self.application,
@@ -352,10 +336,7 @@ class SparkApplicationOperator(LineageMixin, PodJobMixin, BaseOperator):
                 "main_class": self.main_class,
             },
             environment={"image": profile.image, "profile": profile.name},
-            outputs={},
-            in_worker=False,
-            ran_on=ran_on,
-            partial=lambda: job.feed.parser.close(),
+            **how,
         )
 
     def on_kill(self) -> None:

@@ -297,6 +297,7 @@ class TFJobOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
             restart_policy=options["restart_policy"],
             scheduler_name=self.scheduler_name,
             success_policy=options["success_policy"],
+            kueue_queue=profile.kueue_queue if profile is not None else None,
         )
         hook = MLPlatformKubernetesHook(kubernetes_conn_id=self.kubernetes_conn_id)
         if namespace is None:
@@ -329,10 +330,8 @@ class TFJobOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
     ) -> dict[str, Any]:
         job, plan = self._kubeflow_job(context, argv, replicas, parameters)
         self._job = job  # on_kill (also during the create) deletes it
-        if self.deferrable:
-            job.defer(self, method_name="execute_complete", kwargs={"plan": plan})
         try:
-            return self._record_kubeflow(context, job, plan, job.run)
+            return self._record_kubeflow(context, job, plan, defer_kwargs={"plan": plan})
         finally:
             self._job = None
 
@@ -353,51 +352,32 @@ class TFJobOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
         from airflow_mlplatform.runners.kube_job import KubeJob
         from airflow_mlplatform.specs import tfjob as spec
 
-        job = KubeJob.existing(
+        job = KubeJob.from_event(
             spec.TFJOB_KIND,
-            name=str(event["name"]),
-            namespace=str(event["namespace"]),
+            event,
             kubernetes_conn_id=self.kubernetes_conn_id,
             log=self.log,
             delete_policy="always" if self.delete_on_success else "on_failure",
         )
-        return self._record_kubeflow(
-            context, job, dict(plan or {}), lambda: job.complete(event, reattached=reattached)
-        )
+        return self._record_kubeflow(context, job, dict(plan or {}), event=event, reattached=reattached)
 
-    def _record_kubeflow(self, context: Any, job: Any, plan: Mapping[str, Any], body: Any) -> dict[str, Any]:
-        """Run ``body`` (wait, or read after the trigger) through the value contract's recording."""
-        from airflow_mlplatform import storage
-        from airflow_mlplatform.jobs import JobRun, run_recorded
+    def _record_kubeflow(self, context: Any, job: Any, plan: Mapping[str, Any], **how: Any) -> dict[str, Any]:
+        """Run or defer the TFJob (or read it after the trigger: ``event=``) and record it."""
+        from airflow_mlplatform.runners.kube_job import run_job_recorded
 
-        def ran_on() -> dict[str, Any]:
-            return {
+        return run_job_recorded(
+            self,
+            context,
+            job,
+            where={
                 "backend": "kubeflow",
-                "namespace": job.namespace,
-                "tfjob": job.name,
-                "reattached": job.reattached,
-                "deferred": self.deferrable,
                 "replicas": plan.get("replicas"),
                 "leader": plan.get("leader") or job.name,
-            }
-
-        def run() -> JobRun:
-            result = body()
-            result.raise_for_status()
-            self.log.info("TFJob %s succeeded", job.name)
-            return JobRun(outputs=result.outputs, ran_on=ran_on())
-
-        return run_recorded(
-            context,
-            job=run,
-            folder=storage.OutputFolder(storage.task_output_location(context)),
+            },
             parameters=plan.get("parameters") or {},
             code={"command": plan.get("argv")},
             environment={"images": plan.get("images")},
-            outputs={},
-            in_worker=False,
-            ran_on=ran_on,
-            partial=lambda: job.feed.parser.close(),
+            **how,
         )
 
     def _execute_local(

@@ -24,6 +24,7 @@ from airflow_mlplatform.exceptions import (
     ValohaiExecutionFailedError,
 )
 from airflow_mlplatform.lineage import LineageMixin
+from airflow_mlplatform.parameters import FiniteRenderedParameters
 from airflow_mlplatform.valohai_checks import check_submission
 from airflow_mlplatform.valohai_payloads import (
     SUCCESS,
@@ -59,13 +60,17 @@ def _deferrable(value: bool | None) -> bool:
     return bool(value) if value is not None else default_deferrable()
 
 
+#: Why a NaN/Infinity parameter cannot be submitted (the error says it, before anything is submitted).
+_NO_NON_FINITE = "Valohai's API takes JSON, which has no NaN or Infinity, so it cannot be submitted"
+
+
 def _hook(conn_id: str, hook_kwargs: Mapping[str, Any] | None) -> Any:
     from airflow_mlplatform.hooks.valohai import ValohaiHook
 
     return ValohaiHook(conn_id, **dict(hook_kwargs or {}))
 
 
-class ValohaiSubmitExecutionOperator(LineageMixin, BaseOperator):
+class ValohaiSubmitExecutionOperator(LineageMixin, FiniteRenderedParameters, BaseOperator):
     """Submit a Valohai execution, wait until it finishes, push its outputs, metrics and record.
 
     :param project: project id or ``owner/name``; None uses the connection's ``project`` extra.
@@ -73,7 +78,8 @@ class ValohaiSubmitExecutionOperator(LineageMixin, BaseOperator):
     :param commit: commit identifier or ref (branch, tag); default ``main``.
     :param inputs: ``{input name: URL | [URLs] | upstream outputs dict}``; URLs may be
         ``s3://``, ``gs://``, ``https://`` or ``datum://<id>`` (what this operator returns).
-    :param parameters: step parameters; DAG params are the global ones, these win.
+    :param parameters: step parameters; DAG params are the global ones, these win. NaN and
+        Infinity cannot be submitted (Valohai's API is JSON): a clear error before anything is.
     :param environment: environment slug or id (e.g. ``aws-eu-west-1-p2-xlarge``).
     :param image: Docker image overriding the step's image.
     :param environment_variables: ``{NAME: value}`` for the execution.
@@ -174,9 +180,10 @@ class ValohaiSubmitExecutionOperator(LineageMixin, BaseOperator):
 
     # --- submit -----------------------------------------------------------------
     def _parameters(self, context: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        from airflow_mlplatform.parameters import check_json, dag_params
+        from airflow_mlplatform.parameters import check_json, dag_params, refuse_non_finite, unwrap_non_finite
 
-        local = check_json(dict(self.parameters or {}))
+        local = check_json(unwrap_non_finite(dict(self.parameters or {})))
+        refuse_non_finite(local, what="Valohai parameter", why=_NO_NON_FINITE)
         inputs = normalize_inputs(self.inputs)
         globals_ = dag_params(context) if self.include_dag_params else {}
         if self.valohai_yaml:
@@ -187,6 +194,11 @@ class ValohaiSubmitExecutionOperator(LineageMixin, BaseOperator):
                 )
             declared = check_submission(path.read_text(), step=self.step, parameters=local, inputs=inputs, global_parameters=globals_, environment=self.environment, image=self.image)  # fmt: skip
             globals_ = {k: v for k, v in globals_.items() if k in declared}
+        refuse_non_finite(
+            {k: v for k, v in globals_.items() if k not in local},
+            what="Valohai parameter (a DAG param)",
+            why=_NO_NON_FINITE,
+        )
         return check_json({**globals_, **local}), inputs
 
     def _wait_timeout(self) -> float | None:
@@ -366,6 +378,7 @@ class ValohaiSubmitExecutionOperator(LineageMixin, BaseOperator):
 
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.storage import OutputFolder, task_output_location
+        from airflow_mlplatform.usage import note_valohai
         from airflow_mlplatform.values import JobOutputs, summarize_metrics
 
         seen: dict[str, Any] = {}
@@ -386,6 +399,7 @@ class ValohaiSubmitExecutionOperator(LineageMixin, BaseOperator):
 
         def job() -> JobRun:
             execution = seen["execution"] = dict(final())
+            note_valohai(execution)
             execution_id = str(execution["id"])
             if execution.get("parameters"):
                 recorded_parameters.clear()
@@ -506,6 +520,7 @@ class ValohaiDownloadOutputsOperator(LineageMixin, BaseOperator):
 
         from airflow_mlplatform.jobs import JobRun, run_recorded
         from airflow_mlplatform.storage import OutputFolder, task_output_location
+        from airflow_mlplatform.usage import note_valohai
         from airflow_mlplatform.valohai_payloads import output_keys
         from airflow_mlplatform.values import JobOutputs
 
@@ -529,6 +544,7 @@ class ValohaiDownloadOutputsOperator(LineageMixin, BaseOperator):
 
         def job() -> JobRun:
             execution = seen["execution"] = hook.get_execution(str(self.execution))
+            note_valohai(execution)
             datums = hook.list_outputs(str(execution["id"]))
             if names:
                 missing = sorted(set(names) - {d["name"] for d in datums})

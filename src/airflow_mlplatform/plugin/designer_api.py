@@ -254,7 +254,9 @@ def save_workflow(
     source = target if target.is_file() else _final_path(target)
     # merge into the file (or, for a first draft, the main file) so comments and layout survive
     original = source.read_text(encoding="utf-8") if source.is_file() and (if_match or body.draft) else None
-    text = documents.render(body.document, original=original)
+    text = documents.render(
+        body.document, original=original, base=target.parent, roots=settings.designer_roots()
+    )
     if not body.draft:
         wf, errors, src = check_text(text, file=str(target), base_dir=target.parent)
         if wf is None:

@@ -101,7 +101,20 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def _same(old: Any, new: Any) -> bool:
-    return to_json(old) == new
+    old_json = to_json(old)
+    # 1 == 1.0 in Python: an int edited to a float of the same value (a typed param) is a change
+    return old_json == new and _number_kinds(old_json) == _number_kinds(new)
+
+
+def _number_kinds(value: Any) -> Any:
+    """The value's shape with every number replaced by its kind (int or float), for :func:`_same`."""
+    if isinstance(value, dict):
+        return {k: _number_kinds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_number_kinds(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return type(value)
+    return None
 
 
 def merge(old: Any, new: Any) -> Any:
@@ -139,6 +152,8 @@ def merge(old: Any, new: Any) -> Any:
                 old.append(fresh(value))
         del old[len(new) :]
         return old
+    if isinstance(old, float) and type(new) is int and old == new:
+        return old  # the browser's 1 for the file's 1.0 (or 1.00): unchanged, as written
     return fresh(value=new, like=old)
 
 
@@ -185,7 +200,77 @@ def fresh(value: Any, like: Any = None) -> Any:
         return s
     if isinstance(value, str) and isinstance(like, (DoubleQuotedScalarString, SingleQuotedScalarString)):
         return type(like)(value)
+    if type(value) is int and isinstance(like, float):
+        return float(value)  # JSON from a browser has no 1.0: a float edited to a whole number stays a float
     return value
+
+
+def typed_numbers(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the defaults of ``type: number`` params as floats.
+
+    A browser's JSON has one number type: ``1.0`` arrives as ``1``, which YAML then reads as an
+    integer (and a notebook gets ``1`` instead of ``1.0``). A param declared ``number`` keeps its
+    default a float (lists of them too).
+
+    :param document: the workflow document (JSON values).
+    """
+    params = document.get("params")
+    if not isinstance(params, dict):
+        return document
+
+    def as_float(value: Any) -> Any:
+        if type(value) is int:
+            return float(value)
+        if isinstance(value, list):
+            return [as_float(v) for v in value]
+        return value
+
+    typed = {
+        name: {**spec, "default": as_float(spec["default"])}
+        if isinstance(spec, dict) and spec.get("type") == "number" and "default" in spec
+        else spec
+        for name, spec in params.items()
+    }
+    return {**document, "params": typed}
+
+
+def typed_step_numbers(document: dict[str, Any], *, base: Path, roots: list[Path]) -> dict[str, Any]:
+    """``document`` with the whole-number parameters of notebook and R steps as floats where the
+    step's file declares that parameter a float (``lr = 1.0`` in its parameters cell: the catalog
+    pre-fills it, and the browser's JSON sends it as ``1``).
+
+    Only files under ``roots`` (or the workflow's own folder) are read.
+
+    :param document: the workflow document (JSON values).
+    :param base: the workflow file's folder (relative step paths start there).
+    :param roots: the designer's roots.
+    """
+    from airflow_mlplatform.plugin.catalog import KINDS, inspect_file
+    from airflow_mlplatform.plugin.paths import inside
+
+    steps = document.get("steps")
+    if not isinstance(steps, list):
+        return document
+    allowed = [*roots, base]
+    typed_steps = []
+    for step in steps:
+        params = step.get("parameters") if isinstance(step, dict) else None
+        whole = [k for k, v in (params or {}).items() if type(v) is int] if isinstance(params, dict) else []
+        files = [
+            v
+            for v in (step.values() if whole else ())
+            if isinstance(v, str) and Path(v).suffix.lower() in KINDS
+        ]
+        declared: dict[str, Any] = {}
+        for rel in files[:1]:
+            path = Path(rel) if Path(rel).is_absolute() else base / rel
+            if path.is_file() and any(inside(r, path) for r in allowed):
+                declared = {p["name"]: p.get("type") for p in inspect_file(path)}
+        floats = {k for k in whole if declared.get(k) == "number"}
+        if floats:
+            step = {**step, "parameters": {k: float(v) if k in floats else v for k, v in params.items()}}  # type: ignore[union-attr]
+        typed_steps.append(step)
+    return {**document, "steps": typed_steps}
 
 
 def dump(tree: Any, *, like_text: str = "") -> str:
@@ -202,12 +287,25 @@ def dump(tree: Any, *, like_text: str = "") -> str:
     return buf.getvalue()
 
 
-def render(document: dict[str, Any], *, original: str | None) -> str:
-    """The text to save: ``document`` merged into ``original`` (or written fresh).
+def render(
+    document: dict[str, Any],
+    *,
+    original: str | None,
+    base: Path | None = None,
+    roots: list[Path] | None = None,
+) -> str:
+    """The text to save: ``document`` merged into ``original`` (or written fresh); floats the
+    browser sent as whole numbers are floats again (:func:`typed_numbers`, and with ``base``
+    :func:`typed_step_numbers`).
 
     :param document: the workflow document.
     :param original: the file's current text, if it exists.
+    :param base: the workflow file's folder (to read its steps' files' parameter types).
+    :param roots: the designer's roots (the files that may be read).
     """
+    document = typed_numbers(document)
+    if base is not None:
+        document = typed_step_numbers(document, base=base, roots=list(roots or []))
     if original is not None:
         tree = load_text(original)
         from ruamel.yaml.comments import CommentedMap

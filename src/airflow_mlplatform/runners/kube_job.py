@@ -68,6 +68,7 @@ from airflow_mlplatform.specs.kinds import (
     is_consumed,
     not_started_message,
 )
+from airflow_mlplatform.usage import KubeFacts, manifest_shape, note_kube, parse_time, tenant_of
 from airflow_mlplatform.values import JobOutputs, StreamParser
 
 #: The deadline of a job without ``timeout`` and ``execution_timeout`` (seconds), every kind.
@@ -236,6 +237,8 @@ class KubeJob:
         self._created = False
         self._creating = False
         self._killed = False
+        #: what the record's ``usage`` section bills (shape, created/running/finished times)
+        self.facts = KubeFacts(shape=manifest_shape(kind, manifest) if manifest.get("spec") else {})
 
     @classmethod
     def existing(cls, kind: JobKind, *, name: str, namespace: str, **kwargs: Any) -> KubeJob:
@@ -243,6 +246,16 @@ class KubeJob:
         job = cls(kind, {"metadata": {"name": name, "namespace": namespace}}, selector="", **kwargs)
         job._created = True
         return job
+
+    @classmethod
+    def from_event(cls, kind: JobKind, event: Mapping[str, Any], **kwargs: Any) -> KubeJob:
+        """A handle on the object a :class:`KubeJobTrigger` event names (in ``execute_complete``).
+
+        :param kind: the job kind.
+        :param event: the trigger's event (its ``name`` and ``namespace``).
+        :param kwargs: more arguments of :class:`KubeJob` (connection, log, delete policy).
+        """
+        return cls.existing(kind, name=str(event["name"]), namespace=str(event["namespace"]), **kwargs)
 
     # ---- pieces -------------------------------------------------------------------------------
     def hook(self) -> Any:
@@ -274,6 +287,7 @@ class KubeJob:
         with self._lock:
             if self._killed:
                 raise JobKilledError(f"the task was killed before its {self.kind.label} was created")
+        note_kube(self.facts)
         hook = self.hook()
         resource = self.kind.resource
         try:
@@ -311,6 +325,8 @@ class KubeJob:
             self.namespace = meta.get("namespace") or self.namespace
             self._created = True
         self.reattached = True
+        self._seen(obj, created=_created_at(obj), reattached=True)
+        self._metric("mlplatform.job.reattached")
         self.log.info(
             "Re-attaching to %s %s (started by try %s) instead of starting a second one",
             self.kind.label,
@@ -347,6 +363,8 @@ class KubeJob:
                 f"the task was killed while its {self.kind.label} {self.name} was being created; deleted it"
             )
         self.log.info("Created %s", self.what)
+        self._seen(created or {}, created=usage_now())
+        self._metric("mlplatform.job.started")
         return created
 
     # ---- 3-5: start, log, end -----------------------------------------------------------------
@@ -360,14 +378,16 @@ class KubeJob:
         timeout = max(1.0, min(self.startup_timeout, self.remaining()))
         begun = time.monotonic()
         try:
-            return hook.wait_for_object(
-                self.kind.resource,
-                self.namespace,
-                self.name,
-                self.kind.is_started,
-                timeout=timeout,
-                resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
-                initial=obj,
+            return self._seen(
+                hook.wait_for_object(
+                    self.kind.resource,
+                    self.namespace,
+                    self.name,
+                    self.kind.is_started,
+                    timeout=timeout,
+                    resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
+                    initial=obj,
+                )
             )
         except KubernetesTimeoutError as e:
             if self.remaining() <= 1:
@@ -447,16 +467,18 @@ class KubeJob:
     def wait_done(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Wait until the job is over (or failed for good), until the deadline."""
         if self.kind.is_done(obj):
-            return obj
+            return self._seen(obj)
         try:
-            return self.hook().wait_for_object(
-                self.kind.resource,
-                self.namespace,
-                self.name,
-                self.kind.is_done,
-                timeout=max(1.0, self.remaining()),
-                resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
-                initial=obj,
+            return self._seen(
+                self.hook().wait_for_object(
+                    self.kind.resource,
+                    self.namespace,
+                    self.name,
+                    self.kind.is_done,
+                    timeout=max(1.0, self.remaining()),
+                    resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
+                    initial=obj,
+                )
             )
         except KubernetesTimeoutError as e:
             raise self._past_deadline(e) from e
@@ -503,7 +525,7 @@ class KubeJob:
         self.log.warning(
             "Deleting %s: the task did not finish normally (%s)", self.what, type(error).__name__
         )
-        self.kill()
+        self.kill(reason="timeout" if isinstance(error, KubernetesTimeoutError) else "error")
         if self.leftover and not isinstance(error, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise KubernetesCleanupError(f"{error}; and then {self.leftover}") from error
 
@@ -544,10 +566,14 @@ class KubeJob:
             self.log.info("Deleted %s", self.what)
         return found
 
-    def kill(self) -> None:
+    def kill(self, reason: str = "killed") -> None:
         """Delete the object now (``on_kill``, timeouts, errors); safe from another thread and from
         a signal handler that interrupted the create (deleted by name now, and again by the create
-        as soon as it returns). A failed delete is logged and kept in :attr:`leftover`."""
+        as soon as it returns). A failed delete is logged and kept in :attr:`leftover`.
+
+        :param reason: why (``killed``, ``timeout``, ``error``), for the metric
+            ``mlplatform.job.deleted_on_stop``.
+        """
         from airflow_mlplatform.hooks.kubernetes import MLPlatformKubernetesHook
 
         with self._lock:
@@ -564,6 +590,12 @@ class KubeJob:
             )
             if hook.delete_object(self.kind.resource, namespace, name, grace_period_seconds=0):
                 self.log.info("Deleted %s", self.what)
+                self.facts.deleted = True
+                from airflow_mlplatform import metrics
+
+                metrics.incr(
+                    "mlplatform.job.deleted_on_stop", tags={"kind": self.kind.label, "reason": reason}
+                )
             self.leftover = None
         except Exception as e:
             self.leftover = (
@@ -572,11 +604,36 @@ class KubeJob:
             )
             self.log.error("%s", self.leftover)
 
+    # ---- usage and metrics --------------------------------------------------------------------
+    def _seen(
+        self, obj: dict[str, Any], *, created: float | None = None, reattached: bool = False
+    ) -> dict[str, Any]:
+        """Note when the object was created, first seen running and first seen over; returns ``obj``."""
+        facts = self.facts
+        if created is not None and facts.created is None:
+            facts.created = created
+        facts.reattached = facts.reattached or reattached
+        now = usage_now()
+        if facts.running is None and self.kind.state(obj) in self.kind.started:
+            facts.running = now
+        if facts.finished is None and self.kind.state(obj) in self.kind.final:
+            facts.finished = now
+        return obj
+
+    def _metric(self, name: str) -> None:
+        from airflow_mlplatform import metrics
+
+        metrics.incr(
+            name, tags={"kind": self.kind.label, "tenant": tenant_of(self.facts.shape.get("labels") or {})}
+        )
+
     # ---- deferrable ---------------------------------------------------------------------------
     def trigger(self, obj: Mapping[str, Any]) -> Any:
         """The :class:`~airflow_mlplatform.triggers.kubernetes.KubeJobTrigger` that waits for ``obj``."""
         from airflow_mlplatform.triggers.kubernetes import KubeJobTrigger
 
+        if self.kind.is_started(obj):
+            self._seen(dict(obj))
         return KubeJobTrigger(
             kind=self.kind.ref,
             name=self.name,
@@ -587,6 +644,7 @@ class KubeJob:
             startup_timeout=self.startup_timeout,
             deadline=self.deadline,
             log_pod=self.log_pod(obj),
+            usage=self.facts.as_event(),
         )
 
     def defer(
@@ -620,9 +678,13 @@ class KubeJob:
             self.name, self.namespace = str(event["name"]), str(event["namespace"])
             self._created = True
         self.reattached = reattached
+        if event.get("usage"):
+            self.facts = KubeFacts.from_event(event["usage"])
+        self.facts.reattached = self.facts.reattached or reattached
+        note_kube(self.facts)
         status = event.get("status")
         if status != "done":
-            self.kill()
+            self.kill(reason=str(status or "error"))
             message = str(event.get("message") or status)
             if self.leftover:
                 message += f"; and then {self.leftover}"
@@ -659,3 +721,85 @@ class KubeJob:
         result.log_error = self.log_error
         self.cleanup(result, consumed=result.log_error is None)
         return result
+
+
+def run_job_recorded(
+    operator: Any,
+    context: Mapping[str, Any],
+    job: KubeJob,
+    *,
+    where: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    code: Mapping[str, Any],
+    environment: Mapping[str, Any],
+    defer_kwargs: Mapping[str, Any] | None = None,
+    event: Mapping[str, Any] | None = None,
+    reattached: bool = False,
+) -> dict[str, Any]:
+    """The record step of every custom-resource job: defer, or wait and record through ``run_recorded``.
+
+    Without ``event``: a deferrable ``operator`` defers to the trigger (:meth:`KubeJob.defer`,
+    raises TaskDeferred; ``defer_kwargs`` go to its ``execute_complete``), else the job is run here
+    (:meth:`KubeJob.run`). With ``event`` (in ``execute_complete``) the job is read after the
+    trigger fired (:meth:`KubeJob.complete`). Either way :func:`airflow_mlplatform.jobs.run_recorded`
+    records it: a job that did not succeed fails the task with its record stored (``failed`` or
+    ``killed``, the values its log reported so far). The record's ``where`` is ``where`` plus what
+    every kind has: ``namespace``, the object's name under the kind's lower-case name (``tfjob``,
+    ``daskjob``, ``sparkapplication``), ``reattached`` and ``deferred``.
+
+    :param operator: the operator (its ``deferrable``, its ``defer`` for the trigger).
+    :param context: the task's Airflow context.
+    :param job: the job (built by the operator, or :meth:`KubeJob.from_event` after a deferral).
+    :param where: what the operator adds to the record's ``where`` (backend, replicas...).
+    :param parameters: the parameters the job received.
+    :param code: what ran (application, command...).
+    :param environment: facts known before running (image, profile).
+    :param defer_kwargs: more keyword arguments of ``execute_complete`` when the operator defers.
+    :param event: the trigger's event (deferrable mode, in ``execute_complete``); None: run or defer.
+    :param reattached: with ``event``: whether the object was adopted from an earlier try.
+    """
+    from airflow_mlplatform import storage
+    from airflow_mlplatform.jobs import JobRun, run_recorded
+
+    deferred = bool(getattr(operator, "deferrable", False))
+    if event is None and deferred:
+        job.defer(operator, method_name="execute_complete", kwargs=defer_kwargs)
+
+    def ran_on() -> dict[str, Any]:
+        return {
+            **where,
+            "namespace": job.namespace,
+            job.kind.label.lower(): job.name,
+            "reattached": job.reattached,
+            "deferred": deferred,
+        }
+
+    def run() -> JobRun:
+        result = job.run() if event is None else job.complete(event, reattached=reattached)
+        result.raise_for_status()
+        job.log.info("%s succeeded", job.what)
+        return JobRun(outputs=result.outputs, ran_on=ran_on())
+
+    return run_recorded(
+        context,
+        job=run,
+        folder=storage.OutputFolder(storage.task_output_location(context)),
+        parameters=parameters,
+        code=code,
+        environment=environment,
+        outputs={},
+        in_worker=False,
+        ran_on=ran_on,
+        partial=lambda: job.feed.parser.close(),
+    )
+
+
+def usage_now() -> float:
+    """UNIX time, the clock of :class:`~airflow_mlplatform.usage.KubeFacts`."""
+    return time.time()
+
+
+def _created_at(obj: Mapping[str, Any]) -> float:
+    """The object's creationTimestamp (UNIX time), else now."""
+    stamp = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+    return stamp if stamp is not None else usage_now()

@@ -384,6 +384,7 @@ class NotebookRunner:
         self._kernel: OwnedKernel | None = None
         self._current: _Cell | None = None
         self._stop_reason: str | None = None
+        self.cells_executed = 0
 
     @property
     def _km(self) -> Any:
@@ -393,6 +394,7 @@ class NotebookRunner:
     def _on_cell_execute(self, cell: Any, cell_index: int) -> None:
         """nbclient hook: remember which cell runs, to name it if the run stops there."""
         tags = cell.get("metadata", {}).get("tags", [])
+        self.cells_executed += 1
         self._current = _Cell(cell_index, cell.get("source", ""), INJECTED_TAG in tags, cell.get("id"))
 
     def kill(self, reason: str | None = None) -> None:
@@ -447,6 +449,7 @@ class NotebookRunner:
         self._kernel = kernel = OwnedKernel(prepared.kernel_name)
         nb = None
         stopped: str | None = None
+        cell_failed = False
         try:
             km = None
             if not spec.prepare_only:
@@ -473,6 +476,7 @@ class NotebookRunner:
                     on_cell_execute=self._on_cell_execute,
                 )
         except PapermillExecutionError as e:
+            cell_failed = True
             error = self._cell_error(e)
             stopped = str(error) if isinstance(error, NotebookStoppedError) else None
             raise error from None
@@ -488,6 +492,7 @@ class NotebookRunner:
         finally:
             kernel.shutdown()
             self._finish_saved_notebook(stopped)
+            _count_cells(prepared.kernel_name, self.cells_executed, cell_failed)
         outputs = JobOutputs(values=read_scraps(nb))
         outputs.merge(parser.close())
         return NotebookResult(
@@ -652,3 +657,15 @@ def spec_from_mapping(data: Mapping[str, Any]) -> NotebookSpec:
     :param data: the spec's fields.
     """
     return NotebookSpec(**dict(data))
+
+
+def _count_cells(kernel: str, executed: int, failed: bool) -> None:
+    """Metrics ``mlplatform.notebook.cells_executed`` / ``cells_failed`` of one run."""
+    from airflow_mlplatform import metrics
+    from airflow_mlplatform.usage import current_tags
+
+    tags = {"kernel": kernel, **current_tags()}
+    if executed:
+        metrics.incr("mlplatform.notebook.cells_executed", count=executed, tags=tags)
+    if failed:
+        metrics.incr("mlplatform.notebook.cells_failed", tags=tags)

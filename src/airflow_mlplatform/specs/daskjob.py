@@ -283,6 +283,33 @@ _DASK_HINT = (
     "chart), or use cluster='local' or 'address'."
 )
 
+
+def _dask_role(role: str, part: Mapping[str, Any], count: int) -> Any:
+    return (role, count, part.get("spec") or {}, (part.get("metadata") or {}).get("labels") or {})
+
+
+def daskcluster_replicas(manifest: Mapping[str, Any]) -> list[Any]:
+    """A DaskCluster's scheduler and workers (count, pod spec, labels), for the record's ``usage``.
+
+    :param manifest: the DaskCluster (or a DaskJob's ``spec.cluster``).
+    """
+    spec = manifest.get("spec") or {}
+    worker = spec.get("worker") or {}
+    return [
+        _dask_role("scheduler", spec.get("scheduler") or {}, 1),
+        _dask_role("worker", worker, int(worker.get("replicas") or 1)),
+    ]
+
+
+def daskjob_replicas(manifest: Mapping[str, Any]) -> list[Any]:
+    """A DaskJob's runner, scheduler and workers, for the record's ``usage``.
+
+    :param manifest: the DaskJob.
+    """
+    spec = manifest.get("spec") or {}
+    return [_dask_role("runner", spec.get("job") or {}, 1), *daskcluster_replicas(spec.get("cluster") or {})]
+
+
 DASKJOB_KIND = JobKind(
     ref="airflow_mlplatform.specs.daskjob:DASKJOB_KIND",
     resource=Resource(GROUP, VERSION, "daskjobs", "DaskJob"),
@@ -298,6 +325,7 @@ DASKJOB_KIND = JobKind(
     crd_hint=_DASK_HINT,
     controller="the Dask Kubernetes operator",
     pods_selector="dask.org/cluster-name={name}",
+    replicas=daskjob_replicas,
 )
 
 DASKCLUSTER_KIND = JobKind(
@@ -313,4 +341,5 @@ DASKCLUSTER_KIND = JobKind(
     crd_hint=_DASK_HINT,
     controller="the Dask Kubernetes operator",
     pods_selector="dask.org/cluster-name={name}",
+    replicas=daskcluster_replicas,
 )

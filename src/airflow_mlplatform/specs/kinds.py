@@ -31,6 +31,7 @@ Adding a kind, e.g. a SparkApplication::
         controller="the Spark operator (kubeflow/spark-operator)",
         pods_selector="sparkoperator.k8s.io/app-name={name}",
         crd_hint="Install the Spark operator (kubeflow/spark-operator Helm chart).",
+        replicas=spark_replicas,   # (role, count, pod spec, labels): what the record's usage bills
     )
 
 Then ``KubeJob(SPARK_KIND, manifest, ...)`` runs it (sync or deferred), with everything every
@@ -71,6 +72,15 @@ def _no_exit_code(obj: Mapping[str, Any]) -> int | None:
     return None
 
 
+#: One replica type of a job, for the record's ``usage``: ``(role, count, pod spec, pod labels)``.
+ReplicaShape = tuple[str, int, Mapping[str, Any], Mapping[str, Any]]
+
+
+def pod_replicas(manifest: Mapping[str, Any]) -> list[ReplicaShape]:
+    """A plain pod: one replica, its own spec and labels."""
+    return [("pod", 1, manifest.get("spec") or {}, (manifest.get("metadata") or {}).get("labels") or {})]
+
+
 @dataclass(frozen=True)
 class JobKind:
     """How the lifecycle treats one kind of Kubernetes job (all readers are pure functions of the object).
@@ -106,6 +116,9 @@ class JobKind:
     :param name_slug: characters of the task id kept in object names: controllers name pods
         and services after the object (``{name}-worker-0``, ``{name}-scheduler``), and those
         names must stay within 63 characters too.
+    :param replicas: the replica types of a manifest (:data:`ReplicaShape`: role, count, pod spec
+        with ``containers`` and ``nodeSelector``, pod labels), what the record's ``usage`` section
+        bills (:func:`airflow_mlplatform.usage.manifest_shape`); default: a plain pod.
     """
 
     ref: str
@@ -126,6 +139,7 @@ class JobKind:
     exit_code: Callable[[Mapping[str, Any]], int | None] = _no_exit_code
     waiting: Callable[[Mapping[str, Any]], str | None] = _never
     name_slug: int = 40
+    replicas: Callable[[Mapping[str, Any]], list[ReplicaShape]] = pod_replicas
 
     def __post_init__(self) -> None:
         if self.earlier_try not in EARLIER_TRY_POLICIES:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_mlplatform.compute import ComputeProfile
-from airflow_mlplatform.specs import pod_template
+from airflow_mlplatform.specs import kueue, pod_template
 
 LABEL_PREFIX = "mlplatform.airflow.apache.org"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "airflow-mlplatform"}
@@ -151,7 +151,7 @@ def build_pod(
         "metadata": {
             "name": name,
             "namespace": namespace or profile.namespace or "default",
-            "labels": {**profile.labels, **(labels or {})},
+            "labels": {**profile.labels, **kueue.queue_label(profile), **(labels or {})},
             "annotations": {**profile.annotations, **(annotations or {})},
         },
         "spec": template["spec"],

@@ -45,11 +45,15 @@ POD_FIELDS = (
 )
 
 
-def pod_fields(profile: Any) -> dict[str, Any]:
+def pod_fields(profile: Any, *, kueue_pods: bool = False) -> dict[str, Any]:
     """The pod fields of a :class:`airflow_mlplatform.compute.ComputeProfile` (empty ones left out).
 
     :param profile: the compute profile.
+    :param kueue_pods: the kind's pods carry the profile's Kueue queue label (kinds Kueue admits
+        pod by pod: :mod:`airflow_mlplatform.specs.kueue`).
     """
+    from airflow_mlplatform.specs.kueue import queue_label
+
     fields: dict[str, Any] = {
         "image": profile.image,
         "resources": profile.resources(),
@@ -60,7 +64,7 @@ def pod_fields(profile: Any) -> dict[str, Any]:
         "service_account": profile.service_account,
         "env": dict(profile.env),
         "secrets": list(profile.secrets),
-        "labels": dict(profile.labels),
+        "labels": {**profile.labels, **(queue_label(profile) if kueue_pods else {})},
         "annotations": dict(profile.annotations),
         "volumes": list(profile.volumes),
         "volume_mounts": list(profile.volume_mounts),

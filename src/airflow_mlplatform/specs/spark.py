@@ -23,6 +23,7 @@ from airflow_mlplatform.compute import ComputeProfile
 from airflow_mlplatform.exceptions import JobDefinitionError
 from airflow_mlplatform.hooks.kubernetes import Resource
 from airflow_mlplatform.specs.kinds import JobKind
+from airflow_mlplatform.specs.kueue import queue_label
 from airflow_mlplatform.specs.pod_template import merge_env
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
@@ -117,7 +118,8 @@ def role_spec(
     :param provider_env: the provider's own variables (they win over both).
     """
     where = f"compute profile {profile.name!r} ({role})"
-    spec: dict[str, Any] = {"labels": {**dict(profile.labels), **dict(labels)}}
+    # no Kueue integration for SparkApplication: its pods carry the queue (specs/kueue.py)
+    spec: dict[str, Any] = {"labels": {**dict(profile.labels), **queue_label(profile), **dict(labels)}}
     cpu = profile.requests.get("cpu") or profile.limits.get("cpu")
     if cpu is not None:
         spec["cores"] = max(1, math.ceil(quantity_value(cpu, where=f"{where} cpu")))
@@ -293,6 +295,47 @@ def submission_failure(obj: Mapping[str, Any]) -> str | None:
     )
 
 
+def _spark_memory_quantity(value: Any) -> str | None:
+    """Spark's ``512m``/``2g`` as a Kubernetes quantity (``512Mi``/``2Gi``)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    units = {"k": "Ki", "m": "Mi", "g": "Gi", "t": "Ti", "p": "Pi"}
+    unit = text[-1:].lower()
+    if unit in units and text[:-1].replace(".", "", 1).isdigit():
+        return text[:-1] + units[unit]
+    if unit == "b" and text[-2:-1].lower() in units:
+        return text[:-2] + units[text[-2:-1].lower()]
+    return text
+
+
+def spark_replicas(manifest: Mapping[str, Any]) -> list[Any]:
+    """The driver and the executors (cores, memory with overhead, GPUs), for the record's ``usage``.
+
+    :param manifest: the SparkApplication.
+    """
+    spec = manifest.get("spec") or {}
+    out = []
+    for role, count in (("driver", 1), ("executor", int((spec.get("executor") or {}).get("instances") or 1))):
+        part = spec.get(role) or {}
+        requests: dict[str, Any] = {}
+        cpu = part.get("coreRequest") or part.get("cores")
+        if cpu is not None:
+            requests["cpu"] = str(cpu)
+        memory = _spark_memory_quantity(part.get("memory"))
+        if memory is not None:
+            requests["memory"] = memory
+        gpu = part.get("gpu") or {}
+        if gpu.get("name") and gpu.get("quantity"):
+            requests[str(gpu["name"])] = str(gpu["quantity"])
+        pod = {
+            "containers": [{"resources": {"requests": requests}}],
+            "nodeSelector": part.get("nodeSelector") or {},
+        }
+        out.append((role, count, pod, part.get("labels") or {}))
+    return out
+
+
 #: The SparkApplication kind of the one job lifecycle (``runners.kube_job.KubeJob``).
 SPARK_KIND = JobKind(
     ref="airflow_mlplatform.specs.spark:SPARK_KIND",
@@ -314,4 +357,5 @@ SPARK_KIND = JobKind(
     ),
     controller="the Spark operator (kubeflow/spark-operator)",
     pods_selector="sparkoperator.k8s.io/app-name={name}",
+    replicas=spark_replicas,
 )

@@ -24,6 +24,7 @@ from airflow_mlplatform.exceptions import ReplicaSpecError
 from airflow_mlplatform.hooks.kubernetes import Resource
 from airflow_mlplatform.specs import pod_template
 from airflow_mlplatform.specs.kinds import JobKind
+from airflow_mlplatform.specs.kueue import QUEUE_LABEL
 
 API_VERSION = "kubeflow.org/v1"
 KIND = "TFJob"
@@ -353,6 +354,7 @@ def build_tfjob(
     working_dir: str | None = None,
     scheduler_name: str | None = None,
     success_policy: str | None = None,
+    kueue_queue: str | None = None,
 ) -> dict[str, Any]:
     """A complete TFJob manifest.
 
@@ -374,6 +376,8 @@ def build_tfjob(
     :param scheduler_name: every pod's ``schedulerName`` (``volcano``, a Kueue-managed
         scheduler...); None: the cluster's default scheduler.
     :param success_policy: ``spec.successPolicy``: "" (default rules) or ``AllWorkers``.
+    :param kueue_queue: the Kueue LocalQueue (a compute profile's ``kueue_queue``): labelled on the
+        TFJob only, as Kueue's Kubeflow integration expects (it admits the whole job).
     """
     if success_policy is not None and success_policy not in SUCCESS_POLICIES:
         raise ReplicaSpecError(
@@ -398,6 +402,8 @@ def build_tfjob(
         for rtype, replica in replicas.items()
     }
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    if kueue_queue:
+        metadata["labels"][QUEUE_LABEL] = kueue_queue
     if annotations:
         metadata["annotations"] = dict(annotations)
     return {
@@ -485,6 +491,23 @@ def leader_pod(name: str, obj: Mapping[str, Any]) -> str:
     return f"{name}-{rtype.lower()}-{index}"
 
 
+def tfjob_replicas(manifest: Mapping[str, Any]) -> list[Any]:
+    """Each replica type of a TFJob with its count, pod spec and labels (the record's ``usage``).
+
+    :param manifest: the TFJob.
+    """
+    specs = (manifest.get("spec") or {}).get("tfReplicaSpecs") or {}
+    return [
+        (
+            rtype,
+            int(spec.get("replicas") or 1),
+            (spec.get("template") or {}).get("spec") or {},
+            ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {},
+        )
+        for rtype, spec in specs.items()
+    ]
+
+
 TFJOB_KIND = JobKind(
     ref="airflow_mlplatform.specs.tfjob:TFJOB_KIND",
     resource=Resource(GROUP, VERSION, PLURAL, KIND),
@@ -504,4 +527,5 @@ TFJOB_KIND = JobKind(
     ),
     controller="the Kubeflow training operator (training-operator v1.x)",
     pods_selector="training.kubeflow.org/job-name={name}",
+    replicas=tfjob_replicas,
 )

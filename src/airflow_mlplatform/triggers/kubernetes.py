@@ -61,6 +61,8 @@ class KubeJobTrigger(BaseTrigger):
     :param log_lines_per_second: lines of the job's log shown per second at most (the rest is
         counted and said; the worker still reads the whole log).
     :param log_pod: the pod whose log is the job's (the kind's ``log_pod`` of the object).
+    :param usage: the lifecycle's :class:`~airflow_mlplatform.usage.KubeFacts` (``as_event()``);
+        the trigger adds when it saw the job running and over, and hands them back in its event.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class KubeJobTrigger(BaseTrigger):
         status_interval: float = 300.0,
         log_lines_per_second: float = 20.0,
         log_pod: str | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.kind = kind
@@ -94,6 +97,7 @@ class KubeJobTrigger(BaseTrigger):
         self.status_interval = status_interval
         self.log_lines_per_second = log_lines_per_second
         self.log_pod = log_pod
+        self.usage = dict(usage or {})
         self._fired = False
         self._seen: str | None = None
         self._since = time.monotonic()
@@ -115,6 +119,7 @@ class KubeJobTrigger(BaseTrigger):
                 "status_interval": self.status_interval,
                 "log_lines_per_second": self.log_lines_per_second,
                 "log_pod": self.log_pod,
+                "usage": self.usage,
             },
         )
 
@@ -149,6 +154,8 @@ class KubeJobTrigger(BaseTrigger):
                 log_pod=kind.log_pod(self.name, obj) or self.log_pod,
             )
         payload.update(extra)
+        if self.usage:
+            payload["usage"] = self.usage
         self._fired = True
         return TriggerEvent(payload)
 
@@ -184,7 +191,10 @@ class KubeJobTrigger(BaseTrigger):
         timeout: float,
         rv: str | None,
     ) -> dict[str, Any]:
-        return await hook.wait_for_object(
+        from airflow_mlplatform import metrics
+
+        metrics.incr("mlplatform.trigger.watches", tags={"kind": kind.label})
+        obj = await hook.wait_for_object(
             kind.resource,
             self.namespace,
             self.name,
@@ -192,6 +202,13 @@ class KubeJobTrigger(BaseTrigger):
             timeout=max(1.0, timeout),
             resource_version=rv,
         )
+        if self.usage:  # when the job was first seen running, and over
+            now, state = time.time(), kind.state(obj)
+            if self.usage.get("running") is None and state in kind.started:
+                self.usage["running"] = now
+            if self.usage.get("finished") is None and state in kind.final:
+                self.usage["finished"] = now
+        return obj
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         kind = self._kind()
@@ -306,6 +323,9 @@ class KubeJobTrigger(BaseTrigger):
         try:
             if await hook.delete_object(kind.resource, self.namespace, self.name, grace_period_seconds=0):
                 self.log.info("%s %s deleted", kind.label, self.name)
+                from airflow_mlplatform import metrics
+
+                metrics.incr("mlplatform.job.deleted_on_stop", tags={"kind": kind.label, "reason": "trigger"})
         except Exception:
             self.log.exception("Could not delete %s %s; delete it by hand", kind.label, self.name)
         finally:

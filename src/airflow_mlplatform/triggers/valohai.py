@@ -114,6 +114,7 @@ class ValohaiExecutionTrigger(BaseTrigger):
                         return
                     interval = min(interval, left)
                 await asyncio.sleep(interval)
+                _count_poll()
                 execution = await hook.aget_execution(self.execution_id)
                 line = progress.line(execution, time.monotonic())
                 if line:
@@ -145,3 +146,9 @@ class ValohaiExecutionTrigger(BaseTrigger):
             return
         self.log.info("task killed while deferred: stopping Valohai execution %s", self.execution_id)
         await self._hook().astop_execution(self.execution_id)
+
+
+def _count_poll() -> None:
+    from airflow_mlplatform import metrics
+
+    metrics.incr("mlplatform.trigger.polls", tags={"api": "valohai"})
