@@ -42,8 +42,8 @@ def write(base: str, *, dag: str, run: str, task: str, try_: int = 1, map_index:
         ran_on=where if where is not None else {"backend": "local", "hostname": "worker-1"},
         status=status,
     )
+    record["schema_version"] = version  # build_record writes the current version (2)
     if version == 2:
-        record["schema_version"] = 2
         record["usage"] = {"cpu_seconds": 1.0}
     record.update(extra or {})
     store_record(folder, record)
