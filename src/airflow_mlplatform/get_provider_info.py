@@ -229,6 +229,13 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "mlflow",
                         "default": None,
                     },
+                    "tracking_conn_id": {
+                        "description": "The mlflow connection tracking logs to (missing: the embedded store).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "mlflow_tracking",
+                        "default": "mlflow_default",
+                    },
                     "tracking_required": {
                         "description": "A tracking failure fails the task (default: retried, then a warning).",
                         "version_added": "0.1.0",

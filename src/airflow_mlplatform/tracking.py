@@ -157,7 +157,7 @@ def track(
         return None
     from airflow_mlplatform.hooks.mlflow import MLflowHook
 
-    hook = MLflowHook()
+    hook = MLflowHook(config.get_option("tracking_conn_id", MLflowHook.default_conn_name) or "mlflow_default")
     last: Exception | None = None
     for attempt in range(attempts):
         try:
