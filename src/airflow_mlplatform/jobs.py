@@ -87,15 +87,24 @@ def with_models(record: dict[str, Any], context: Mapping[str, Any]) -> dict[str,
     return {**record, "models": models} if models else record
 
 
-def track(context: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+def track(
+    context: Mapping[str, Any], record: Mapping[str, Any], *, failed: BaseException | None = None
+) -> None:
     """Log the stored record as an MLflow run when ``[mlplatform] tracking = mlflow``.
 
     :param context: the task's Airflow context.
     :param record: the stored execution record.
+    :param failed: the error of a failed job: its run is logged best effort (never raises), and
+        not again when tracking itself was the failure.
     """
     from airflow_mlplatform import tracking
+    from airflow_mlplatform.exceptions import TrackingError
 
-    tracking.track(context, record)
+    if failed is None:
+        tracking.track(context, record)
+    elif not isinstance(failed, TrackingError):
+        with contextlib.suppress(Exception):
+            tracking.track(context, record)
 
 
 def run_recorded(
@@ -199,6 +208,7 @@ def run_recorded(
             log.exception("could not store the failed execution record")
         finally:
             folder.cleanup()
+        track(context, record, failed=error)
         log.info("Record: %s", record["outputs"]["record"])
         try:
             context["ti"].xcom_push(key="execution_record", value=record_for_xcom(record))
