@@ -165,7 +165,7 @@ import pendulum
 from airflow.sdk import DAG
 from airflow_mlplatform.operators.models import RegisterModelOperator
 
-with DAG(dag_id="tracking_down", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+with DAG(dag_id="tracking_down", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
     RegisterModelOperator(task_id="register", model_name="tracking-down", artifact={str(model)!r})
 """
     with caplog.at_level(logging.WARNING, logger="airflow_mlplatform.tracking"):

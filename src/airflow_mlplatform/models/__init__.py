@@ -66,9 +66,19 @@ class ResolvedModel(str):
         obj.name, obj.alias, obj.version, obj.uri = name, alias, str(version), uri
         return obj
 
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:  # copies and pickles keep the attributes
+        return (_resolved, (str(self), self.name, self.alias, self.version, self.uri))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.__reduce_ex__(2)
+
     def used(self) -> dict[str, Any]:
         """The ``models.used`` entry of the execution record."""
         return {"name": self.name, "alias": self.alias, "version": self.version, "uri": self.uri}
+
+
+def _resolved(path: str, name: str, alias: str | None, version: str, uri: str) -> ResolvedModel:
+    return ResolvedModel(path, name=name, alias=alias, version=version, uri=uri)
 
 
 @dataclass(frozen=True)
