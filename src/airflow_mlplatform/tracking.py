@@ -114,30 +114,34 @@ def log_record(hook: Any, record: Mapping[str, Any], context: Mapping[str, Any])
     :param record: the stored execution record.
     :param context: the task's Airflow context.
     """
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     from airflow_mlplatform.storage import is_local, local_path
 
     client = hook.get_conn()
     task = record.get("task") or {}
-    run = client.create_run(hook.experiment_id(str(task.get("dag_id"))), tags=run_tags(record, context))
+    tags = {
+        **run_tags(record, context),
+        "mlplatform.record": str((record.get("outputs") or {}).get("record")),
+    }
+    run = client.create_run(hook.experiment_id(str(task.get("dag_id"))), tags=tags)
     run_id = run.info.run_id
     params: dict[str, str] = {}
     for key, value in (record.get("parameters") or {}).items():
         _flat(str(key), value, params)
     param_list = [Param(k, v) for k, v in params.items()]
-    for i in range(0, len(param_list), _BATCH_PARAMS):
-        client.log_batch(run_id, params=param_list[i : i + _BATCH_PARAMS])
     now = int(time.time() * 1000)
     metrics = [Metric(k, v, now, s) for k, v, s in metric_points(record)]
-    for i in range(0, len(metrics), _BATCH_METRICS):
-        client.log_batch(run_id, metrics=metrics[i : i + _BATCH_METRICS])
+    # one call per 1000 entities (MLflow's log_batch limit; at most 100 params a call)
+    while param_list or metrics:
+        batch_params, param_list = param_list[:_BATCH_PARAMS], param_list[_BATCH_PARAMS:]
+        room = _BATCH_METRICS - len(batch_params)
+        batch_metrics, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=batch_metrics, params=batch_params)
     for key in _ARTIFACT_KEYS:
         uri = (record.get("outputs") or {}).get(key)
         if isinstance(uri, str) and is_local(uri) and local_path(uri).is_file():
             client.log_artifact(run_id, str(local_path(uri)), artifact_path="mlplatform")
-    client.set_tag(run_id, "mlplatform.record", str((record.get("outputs") or {}).get("record")))
-    client.log_batch(run_id, tags=[RunTag("mlplatform.tracked", "true")])
     status = "FINISHED" if record.get("status") == "success" else "FAILED"
     client.set_terminated(run_id, status=status)
     return str(run_id)

@@ -155,6 +155,7 @@ class MLflowHook(BaseHook):
         self.mlflow_conn_id = mlflow_conn_id
         self._store: MLflowStore | None = None
         self._client: Any = None
+        self._experiments: dict[str, str] = {}
 
     @property
     def store(self) -> MLflowStore:
@@ -205,10 +206,13 @@ class MLflowHook(BaseHook):
         """
         from mlflow.exceptions import MlflowException
 
+        if name in self._experiments:
+            return self._experiments[name]
         client = self.get_conn()
         found = client.get_experiment_by_name(name)
         if found is not None:
-            return str(found.experiment_id)
+            self._experiments[name] = str(found.experiment_id)
+            return self._experiments[name]
         root = self.store.artifact_root
         location = f"{root.rstrip('/')}/{name}" if root else None
         try:
