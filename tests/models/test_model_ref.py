@@ -67,7 +67,9 @@ def test_a_resolved_model_is_a_path_that_keeps_its_version_through_copies():
 
     from airflow_mlplatform.models import ResolvedModel
 
-    resolved = ResolvedModel("/m/model.pkl", name="churn", alias="champion", version="3", uri="models:/churn/3")
+    resolved = ResolvedModel(
+        "/m/model.pkl", name="churn", alias="champion", version="3", uri="models:/churn/3"
+    )
     for same in (copy.deepcopy(resolved), pickle.loads(pickle.dumps(resolved))):  # papermill deep-copies
         assert same == "/m/model.pkl" and same.used() == resolved.used()
     assert json.dumps({"model_path": resolved}) == '{"model_path": "/m/model.pkl"}'
