@@ -24,6 +24,8 @@ def _configure() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "example_dags"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    # the champion's Asset event queues runs of unpaused DAGs only (quickstart_batch_scoring)
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
     os.environ.setdefault("AIRFLOW__MLPLATFORM__OUTPUT_BASE", str(home / "mlplatform" / "outputs"))
     # kernels must find this environment's Python first
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

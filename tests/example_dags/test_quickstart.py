@@ -29,6 +29,7 @@ def _clear_queue(dag_id: str) -> None:
 def test_quickstart_pipeline_runs_end_to_end(run_dag, dags_folder, monkeypatch):
     # the scheduler queues asset-triggered runs of unpaused DAGs only
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+    monkeypatch.setenv("AIRFLOW__MLPLATFORM__TRACKING", "mlflow")  # every task logs an MLflow run
     shutil.copytree(REPO / "example_dags" / "notebooks", dags_folder / "notebooks", dirs_exist_ok=True)
     shutil.copy(REPO / "example_dags" / "quickstart_batch_scoring.py", dags_folder)
     result = run_dag(REPO / "example_dags" / "quickstart_ml_pipeline.py", "quickstart_ml_pipeline")
@@ -80,6 +81,21 @@ def test_quickstart_pipeline_runs_end_to_end(run_dag, dags_folder, monkeypatch):
     assert mv.tags["mlplatform.source_record"] == record["outputs"]["record"]
     assert mv.tags["mlplatform.code_sha256"] == record["code"]["sha256"]
     assert float(mv.tags["metric.val_accuracy"]) == train["accuracy"] and mv.tags["param.C"] == "1.0"
+
+    # tracking: one MLflow run per task in the experiment named after the DAG
+    client = MLflowHook().get_conn()
+    experiment = client.get_experiment_by_name("quickstart_ml_pipeline")
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlplatform.run_id` = '{result.dag_run.run_id}'"
+    )
+    tracked = {r.data.tags["mlplatform.task_id"]: r for r in runs if "mlplatform.status" in r.data.tags}
+    assert set(tracked) == {"prepare", "train", "evaluate", "register", "promote"}
+    train_run = tracked["train"]
+    assert train_run.data.params["C"] == "1.0" and train_run.data.metrics["val_accuracy"] == train["accuracy"]
+    assert train_run.data.tags["mlplatform.code_sha256"] == record["code"]["sha256"]
+    artifacts = {a.path for a in client.list_artifacts(train_run.info.run_id, "mlplatform")}
+    assert artifacts == {"mlplatform/execution_record.json", "mlplatform/train.ipynb"}
+    monkeypatch.delenv("AIRFLOW__MLPLATFORM__TRACKING")
 
     # promote: the first version becomes champion; its Asset event queues the scoring DAG
     assert result.xcom("promote", "promoted") is True
