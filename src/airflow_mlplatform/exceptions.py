@@ -255,3 +255,27 @@ class DesignerReadOnlyError(DesignerError, PermissionError):
 
 class DesignerConflictError(DesignerError):
     """The file changed since it was opened (ETag mismatch), or exists when creating it."""
+
+
+class ModelRegistryError(MLPlatformError):
+    """Base for problems with the model registry (MLflow) or a model reference."""
+
+
+class ModelNotFoundError(ModelRegistryError, LookupError):
+    """A registered model, one of its versions, or an alias does not exist."""
+
+
+class ModelArtifactError(ModelRegistryError, ValueError):
+    """The artifact given to RegisterModelOperator cannot be read or uploaded."""
+
+
+class ModelGateError(ModelRegistryError, ValueError):
+    """A promotion gate expression is malformed, or names a metric that is not there."""
+
+
+class MLflowUnavailableError(ModelRegistryError, ConnectionError):
+    """The MLflow tracking server or database cannot be reached, or mlflow-skinny is not installed."""
+
+
+class TrackingError(MLflowUnavailableError):
+    """Logging a task's run to MLflow failed (with ``[mlplatform] tracking_required = True``)."""

@@ -58,6 +58,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://spark.apache.org/docs/3.5.5/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "MLflow (model registry, tracking)",
+                "external-doc-url": "https://mlflow.org/docs/latest/ml/model-registry/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -82,6 +87,10 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Apache Spark (spark-submit, Kubeflow Spark operator)",
                 "python-modules": ["airflow_mlplatform.operators.spark"],
             },
+            {
+                "integration-name": "MLflow (model registry, tracking)",
+                "python-modules": ["airflow_mlplatform.operators.models"],
+            },
         ],
         "hooks": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.hooks.valohai"]},
@@ -89,6 +98,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Kubernetes (compute profiles, pods)",
                 "python-modules": ["airflow_mlplatform.hooks.kubernetes"],
+            },
+            {
+                "integration-name": "MLflow (model registry, tracking)",
+                "python-modules": ["airflow_mlplatform.hooks.mlflow"],
             },
         ],
         "triggers": [
@@ -134,6 +147,19 @@ def get_provider_info() -> dict[str, Any]:
                         "port": "8786",
                         "schema": "tcp",
                         "extra": '{"timeout": 10}',
+                    },
+                },
+            },
+            {
+                "connection-type": "mlflow",
+                "hook-class-name": "airflow_mlplatform.hooks.mlflow.MLflowHook",
+                "hook-name": "MLflow",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema"],
+                    "relabeling": {"host": "Tracking URI (server URL or database URI)"},
+                    "placeholders": {
+                        "host": "http://mlflow.ml.svc:5000 or postgresql://user@db/mlflow",
+                        "extra": '{"artifact_root": "s3://bucket/mlflow"}',
                     },
                 },
             },
@@ -194,6 +220,36 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "integer",
                         "example": "52428800",
                         "default": "20971520",
+                    },
+                    "tracking": {
+                        "description": "'mlflow': every task logs an MLflow run (experiment = DAG id) "
+                        "into the mlflow connection's store, or the embedded one. Unset: no tracking.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "mlflow",
+                        "default": None,
+                    },
+                    "tracking_conn_id": {
+                        "description": "The mlflow connection tracking logs to (missing: the embedded store).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "mlflow_tracking",
+                        "default": "mlflow_default",
+                    },
+                    "tracking_required": {
+                        "description": "A tracking failure fails the task (default: retried, then a warning).",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    },
+                    "mlflow_home": {
+                        "description": "Folder of the embedded MLflow store (SQLite + artifacts; one host "
+                        "only), used when no mlflow connection exists. Default: $AIRFLOW_HOME/mlplatform/mlflow.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/mlflow",
+                        "default": None,
                     },
                 },
             },

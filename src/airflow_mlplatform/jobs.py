@@ -92,6 +92,38 @@ def outcome(error: BaseException | None, context: Mapping[str, Any]) -> tuple[st
     return "failed", first
 
 
+def with_models(record: dict[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with its optional ``models`` section (model versions the task used or registered).
+
+    :param record: the execution record.
+    :param context: the task's Airflow context.
+    """
+    from airflow_mlplatform.models.section import section
+
+    models = section(context)
+    return {**record, "models": models} if models else record
+
+
+def track(
+    context: Mapping[str, Any], record: Mapping[str, Any], *, failed: BaseException | None = None
+) -> None:
+    """Log the stored record as an MLflow run when ``[mlplatform] tracking = mlflow``.
+
+    :param context: the task's Airflow context.
+    :param record: the stored execution record.
+    :param failed: the error of a failed job: its run is logged best effort (never raises), and
+        not again when tracking itself was the failure.
+    """
+    from airflow_mlplatform import tracking
+    from airflow_mlplatform.exceptions import TrackingError
+
+    if failed is None:
+        tracking.track(context, record)
+    elif not isinstance(failed, TrackingError):
+        with contextlib.suppress(Exception):
+            tracking.track(context, record)
+
+
 def run_recorded(
     context: Mapping[str, Any],
     *,
@@ -187,7 +219,7 @@ def run_recorded(
 
     def fail(error: BaseException, *, stored: bool) -> None:
         """Store and push the failed record (best effort when the failure was storing it)."""
-        record = record_of(error)
+        record = with_models(record_of(error), context)
         try:
             store_record(folder, record)
         except Exception:
@@ -196,6 +228,7 @@ def run_recorded(
             log.exception("could not store the failed execution record")
         finally:
             folder.cleanup()
+        track(context, record, failed=error)
         log.info("Record: %s", record["outputs"]["record"])
         emit_job_metrics(record)
         try:
@@ -213,12 +246,13 @@ def run_recorded(
         fail(e, stored=False)
         raise
     summary = result.metrics if result.metrics is not None else result.outputs.metrics
-    record = record_of(None)
+    record = with_models(record_of(None), context)
     try:
         pushed = push_outputs(context, values=values, metrics=summary, execution_record=record)
         store_record(folder, record)
         if after_store is not None:
             after_store()
+        track(context, record)
     except BaseException as e:
         fail(e, stored=True)
         raise

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airflow_mlplatform.models import ModelRef
 from airflow_mlplatform.workflow import refs
 from airflow_mlplatform.workflow.model import Workflow
 from airflow_mlplatform.workflow.registry import STEP_TYPES
@@ -69,6 +70,9 @@ class _Gen:
             return f"param({self.lit(v.name)})"
         if isinstance(v, refs.Interpolation):
             return self.lit(v.jinja())
+        if isinstance(v, ModelRef):
+            self.imports.add(("airflow_mlplatform.models", "ModelRef", None))
+            return f"ModelRef({self.lit(v.name)}, alias={self.lit(v.alias)})"
         if isinstance(v, str):
             return json.dumps(v, ensure_ascii=False)
         if isinstance(v, float) and not math.isfinite(v):

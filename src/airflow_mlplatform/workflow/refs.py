@@ -1,10 +1,13 @@
-"""Value references in workflow files: ``${{ steps.ID.outputs.NAME }}`` and ``${{ params.NAME }}``.
+"""Value references in workflow files: ``${{ steps.ID.outputs.NAME }}``, ``${{ params.NAME }}``
+and ``${{ models.NAME@ALIAS }}``.
 
 A string that is exactly one reference becomes a typed value at run time: a step output
 becomes the upstream task's XComArg (``train.output["model_path"]``), a global parameter
 becomes :func:`param` (resolved from the DAG run's params). A reference inside a longer
 string becomes Jinja (``{{ ti.xcom_pull(...) }}`` / ``{{ params.NAME }}``) and the result is
-a string.
+a string. A model reference must be the whole value: it becomes a
+:class:`~airflow_mlplatform.models.ModelRef`, resolved when the task runs to the model's local
+path (the version used goes into the execution record).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 REF_RE = re.compile(r"\$\{\{(.*?)\}\}")
 _STEP_RE = re.compile(r"^steps\.([A-Za-z0-9_\-]+)\.outputs\.(.+)$")
 _PARAM_RE = re.compile(r"^params\.([A-Za-z_][A-Za-z0-9_]*)$")
+_MODEL_RE = re.compile(r"^models\.([A-Za-z0-9][A-Za-z0-9_.\-]*)@([A-Za-z_][A-Za-z0-9_\-]*)$")
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,23 @@ class Interpolation:
         return "".join(p if isinstance(p, str) else p.jinja(task_ids) for p in self.parts)
 
 
+def parse_model_ref(expr: str) -> Any:
+    """``models.NAME@ALIAS`` as a :class:`~airflow_mlplatform.models.ModelRef`; None for other text.
+
+    :param expr: the text between the braces.
+    """
+    m = _MODEL_RE.match(expr.strip())
+    if not m:
+        return None
+    from airflow_mlplatform.exceptions import ParameterError
+    from airflow_mlplatform.models import ModelRef
+
+    try:
+        return ModelRef(m.group(1), alias=m.group(2))
+    except ParameterError:
+        return None
+
+
 def parse_ref(expr: str) -> StepOutput | ParamRef | None:
     """Parse the inside of ``${{ ... }}``; None when it is not a known form.
 
@@ -116,6 +137,9 @@ def parse_string(value: str) -> tuple[Any, list[str]]:
     """
     if "${{" not in value:
         return value, []
+    whole = REF_RE.fullmatch(value.strip())
+    if whole and (model := parse_model_ref(whole.group(1))) is not None:
+        return model, []
     bad: list[str] = []
     parts: list[str | StepOutput | ParamRef] = []
     pos = 0

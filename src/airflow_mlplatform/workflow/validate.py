@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlplatform.exceptions import WorkflowError, WorkflowValidationError
+from airflow_mlplatform.models import ModelRef
 from airflow_mlplatform.workflow import refs
 from airflow_mlplatform.workflow.model import FORMAT_VERSION, GroupSpec, ParamSpec, StepSpec, Workflow
 from airflow_mlplatform.workflow.registry import COMMON_FIELDS, STEP_TYPES, Field, StepType
@@ -115,8 +116,8 @@ class _Checker:
         if isinstance(value, str):
             converted, bad = refs.parse_string(value)
             for b in bad:
-                self.err(path, f"bad reference {b!r}; expected ${{{{ steps.STEP.outputs.NAME }}}} "
-                               "or ${{ params.NAME }}")  # fmt: skip
+                self.err(path, f"bad reference {b!r}; expected ${{{{ steps.STEP.outputs.NAME }}}}, "
+                               "${{ params.NAME }} or, as the whole value, ${{ models.NAME@ALIAS }}")  # fmt: skip
             if converted is not value and not templated:
                 self.err(path, f"{what} is not templated, so it cannot hold references (${{{{ ... }}}})")
                 return value
@@ -331,7 +332,7 @@ def _read_field(c: _Checker, path: Path_, value: Any, name: str, f: Field, step:
                 params: dict[str, ParamSpec]) -> None:  # fmt: skip
     what = f"field {name!r} of step {step.id!r}"
     converted = c.convert(path, value, templated=f.templated, what=what)
-    is_ref = isinstance(converted, (refs.StepOutput, refs.ParamRef, refs.Interpolation))
+    is_ref = isinstance(converted, (refs.StepOutput, refs.ParamRef, refs.Interpolation, ModelRef))
     if not is_ref and not c.typed(path, value, f.kind, what):
         return
     if f.choices and not is_ref and value not in f.choices:
@@ -348,13 +349,15 @@ def _read_field(c: _Checker, path: Path_, value: Any, name: str, f: Field, step:
         for k, v in converted.items():
             p = params.get(k)
             if p is not None and p.type is not None and not isinstance(v, (refs.StepOutput, refs.ParamRef,
-                                                                             refs.Interpolation)):  # fmt: skip
+                                                                             refs.Interpolation, ModelRef)):  # fmt: skip
                 if f.strings:
                     continue
                 if not _param_type_ok(p.type, v):
                     c.err((*path, k), f"parameter {k!r} of step {step.id!r} must be of type {p.type} "
                                       f"(as the global parameter), got {_describe(v)}")  # fmt: skip
-            if f.strings and not isinstance(v, (str, refs.StepOutput, refs.ParamRef, refs.Interpolation)):
+            if f.strings and not isinstance(
+                v, (str, refs.StepOutput, refs.ParamRef, refs.Interpolation, ModelRef)
+            ):
                 converted[k] = v if v is None else str(v)
     step.kwargs[f.kwarg] = converted
 
