@@ -49,14 +49,16 @@ def write_test_dags(dags: Path) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+# module scope: the stack's processes stop as soon as the tier's tests are done (a session fixture
+# kept them running, and using CPU, for the rest of the suite)
+@pytest.fixture(scope="module")
 def valohai_server() -> Iterator[ContractServer]:
     """The Valohai contract server (real time) that the deployment's connection points at."""
     with ContractServer(speed=1.0, durations={"started": 8.0}) as srv:
         yield srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def deployment(valohai_server: ContractServer) -> Iterator[Deployment]:
     """PostgreSQL + api-server, scheduler, dag-processor, triggerer; example DAGs in the dags folder."""
     root = Path(tempfile.mkdtemp(prefix="mlplatform-deployment-"))

@@ -15,6 +15,13 @@ from repo_paths import REPO
 STATIC = REPO / "src" / "airflow_mlplatform" / "plugin" / "static"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_dags_folder() -> None:
+    """The e2e modules share the package's dags folder and api-server (below): the suite's
+    per-module clean-up of the dags folder (tests/conftest.py) would delete what the package
+    fixtures put there, so it is off in this package."""
+
+
 @pytest.fixture(scope="package")
 def designer_folder(dags_folder: Path) -> Path:
     """dags/designer_e2e/: the designer saves into its workflows/; notebooks are in dags/notebooks."""

@@ -108,31 +108,74 @@ def test_register_is_idempotent_promote_gates_and_refs_resolve(hook, tmp_path):
         registry.resolve(hook, ModelRef("no-such-model", alias="champion"))
 
 
-def _in_child(args):
-    """One forked process (mlflow already imported): register or promote on the store in ``home``."""
-    home, action, model, *rest = args
-    os.environ["AIRFLOW__MLPLATFORM__MLFLOW_HOME"] = home
-    hook = MLflowHook()
-    if action == "register":
-        key, accuracy, artifact = rest
-        done = registry.register(
-            hook, name=model, artifact=Path(artifact), experiment="concurrency", key=key,
-            tags={"metric.accuracy": accuracy}, description="",
-        )  # fmt: skip
-        return {"version": done.version}
+CHILD = r"""
+import json, os, sys, time
+from pathlib import Path
+
+home, action, model, *rest = json.loads(sys.argv[1])
+go = Path(sys.argv[2])
+os.environ["AIRFLOW__MLPLATFORM__MLFLOW_HOME"] = home
+from airflow_mlplatform.hooks.mlflow import MLflowHook
+from airflow_mlplatform.models import registry
+from airflow_mlplatform.models.gate import parse_gate
+
+print("READY", flush=True)
+while not go.exists():  # every process starts on the fresh store at the same moment
+    time.sleep(0.01)
+hook = MLflowHook()
+if action == "register":
+    key, accuracy, artifact = rest
+    done = registry.register(
+        hook, name=model, artifact=Path(artifact), experiment="concurrency", key=key,
+        tags={"metric.accuracy": accuracy}, description="",
+    )
+    out = {"version": done.version}
+else:
     version, gate = rest
     decision = registry.promote(
         hook, name=model, version=version, alias="champion", gate=parse_gate(gate, alias="champion")
     )
-    return {"promoted": decision.promoted, "reason": decision.reason}
+    out = {"promoted": decision.promoted, "reason": decision.reason}
+print("RESULT " + json.dumps(out), flush=True)
+"""
 
 
-def _run_all(jobs):
-    """Run the jobs in as many processes at once (forked: no import cost; a fresh store each time)."""
-    import multiprocessing
+def _run_all(jobs, folder: Path):
+    """Run the jobs in as many fresh processes at once, released together once all have imported
+    (fresh interpreters: forking the test process, whose threads may hold locks, can hang a child)."""
+    import json
+    import subprocess
+    import sys
+    import uuid
 
-    with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
-        return pool.map(_in_child, jobs, chunksize=1)
+    go = folder / f"go-{uuid.uuid4().hex}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, json.dumps(job), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for job in jobs
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            assert line.strip() == "READY", line + p.stderr.read()[-3000:] if p.stderr else line
+        go.touch()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            found = [line for line in out.splitlines() if line.startswith("RESULT ")]
+            assert p.returncode == 0 and found, err[-3000:]
+            results.append(json.loads(found[-1][len("RESULT ") :]))
+        return results
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 @pytest.mark.slow
@@ -142,19 +185,21 @@ def test_eight_processes_on_a_fresh_store_get_eight_versions_then_two_promotions
     artifact.write_bytes(b"m")
     accuracies = [0.70, 0.72, 0.74, 0.76, 0.78, 0.80, 0.85, 0.90]
     outs = _run_all(
-        [(home, "register", "conc", f"key{i}", str(a), str(artifact)) for i, a in enumerate(accuracies)]
+        [(home, "register", "conc", f"key{i}", str(a), str(artifact)) for i, a in enumerate(accuracies)],
+        tmp_path,
     )
     versions = [o["version"] for o in outs]
     assert sorted(versions, key=int) == [str(v) for v in range(1, 9)]  # 8 distinct, no crash
 
     by_accuracy = dict(zip(accuracies, versions, strict=True))
     gate = "accuracy >= champion.accuracy"
-    assert _run_all([(home, "promote", "conc", by_accuracy[0.70], gate)])[0]["promoted"]
+    assert _run_all([(home, "promote", "conc", by_accuracy[0.70], gate)], tmp_path)[0]["promoted"]
     outs = _run_all(
         [
             (home, "promote", "conc", by_accuracy[0.85], gate),
             (home, "promote", "conc", by_accuracy[0.90], gate),
-        ]
+        ],
+        tmp_path,
     )
     os.environ["AIRFLOW__MLPLATFORM__MLFLOW_HOME"] = home
     try:

@@ -62,7 +62,7 @@ def test_catalog_inspects_parameters_and_caches_by_mtime(client, as_viewer, desi
     assert body["roots"] == [root.resolve().as_posix()]
     files = {f["path"]: f for f in body["files"]}
     assert set(files) == {"notebooks/prepare.ipynb", "notebooks/train.ipynb", "notebooks/evaluate.ipynb",
-                          "r/fit_mpg.R", "r/mpg_report.Rmd"}  # fmt: skip
+                          "notebooks/score.ipynb", "r/fit_mpg.R", "r/mpg_report.Rmd"}  # fmt: skip
     train = files["notebooks/train.ipynb"]
     assert train["kind"] == "notebook" and train["step_type"] == "notebook"
     assert train["ref"] == "../notebooks/train.ipynb"
