@@ -1,6 +1,6 @@
 """OpenLineage from execution records: dataset naming and facets (pure), every operator has the
 methods, and the quickstart run under dag.test() with the real OpenLineage provider and its
-file transport gives the graph prepare -> train -> evaluate."""
+file transport gives the graph prepare -> train -> evaluate -> register (model version) -> scoring."""
 
 from __future__ import annotations
 
@@ -89,8 +89,11 @@ CHILD = """
 import sys
 from pathlib import Path
 from airflow_mlplatform import testing
-result = testing.run_dag_file(Path(sys.argv[1]), Path(sys.argv[2]), "quickstart_ml_pipeline")
-print("STATE", result.state)
+folder, examples = Path(sys.argv[1]), Path(sys.argv[2])
+result = testing.run_dag_file(folder, examples / "quickstart_ml_pipeline.py", "quickstart_ml_pipeline")
+print("STATE", result.state, "VERSION", result.xcom("register", "version"))
+scored = testing.run_dag_file(folder, examples / "quickstart_batch_scoring.py", "quickstart_batch_scoring")
+print("SCORED", scored.state)
 """
 
 
@@ -105,22 +108,29 @@ def test_quickstart_lineage_graph_from_the_file_transport(dags_folder: Path, tmp
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "mlplatform-tests",
     }  # fmt: skip
-    dag_file = REPO / "example_dags" / "quickstart_ml_pipeline.py"
-    out = subprocess.run([sys.executable, "-c", CHILD, str(dags_folder), str(dag_file)], env=env,
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert "STATE success" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
+    # one pipeline run (its promote makes the first version champion), then one scoring run
+    out = subprocess.run([sys.executable, "-c", CHILD, str(dags_folder), str(REPO / "example_dags")],
+                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert "STATE success" in out.stdout and "SCORED success" in out.stdout, (
+        out.stdout[-3000:] + out.stderr[-3000:]
+    )
+    version = int(out.stdout.split("VERSION", 1)[1].split()[0])
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     complete = {
-        e["job"]["name"].rsplit(".", 1)[-1]: e
+        e["job"]["name"]: e
         for e in events
-        if e.get("eventType") == "COMPLETE" and e["job"]["name"].startswith("quickstart_ml_pipeline.")
+        if e.get("eventType") == "COMPLETE" and e["job"]["name"].startswith("quickstart_")
     }
-    assert set(complete) >= {"prepare", "train", "evaluate"}, sorted(e["job"]["name"] for e in events)
+    tasks = {f"quickstart_ml_pipeline.{t}" for t in ("prepare", "train", "evaluate", "register")}
+    assert set(complete) >= {*tasks, "quickstart_batch_scoring.score"}, sorted(complete)
 
     def names(event, side):
         return {(d["namespace"], d["name"]) for d in event[side]}
 
-    prepare, train, evaluate = (complete[t] for t in ("prepare", "train", "evaluate"))
+    prepare, train, evaluate, register = (
+        complete[f"quickstart_ml_pipeline.{t}"] for t in ("prepare", "train", "evaluate", "register")
+    )
+    score = complete["quickstart_batch_scoring.score"]
     # the graph: prepare's train split feeds train, train's model and prepare's test split feed evaluate
     assert names(prepare, "outputs") & names(train, "inputs")
     assert names(train, "outputs") & names(evaluate, "inputs")
@@ -137,3 +147,12 @@ def test_quickstart_lineage_graph_from_the_file_transport(dags_folder: Path, tmp
     assert 0.9 < facet["metrics"]["val_accuracy"] <= 1.0
     assert len(facet["code"]["sha256"]) == 64
     assert facet["record"].endswith("/train/try-1/execution_record.json")
+
+    # -> model version -> scoring: train's model file feeds register, whose output is the model
+    # version (namespace models, NAME/VERSION) that the scoring task reads
+    model_version = ("models", f"quickstart-classifier/{version}")
+    assert model_version in names(register, "outputs")
+    assert model_version in names(score, "inputs")
+    assert model_version not in names(score, "outputs")
+    fed = names(train, "outputs") & names(register, "inputs")
+    assert [name for ns, name in fed if name.endswith("/train/try-1/model.pkl")], fed

@@ -134,3 +134,15 @@ def test_mapped_task_gets_a_row_per_index(tmp_path: Path) -> None:
     assert [r.map_index for r in comparison.rows] == [0, 1]
     table = text_table(comparison)
     assert table.splitlines()[0].split()[:3] == ["run", "try", "map_index"]
+
+
+def test_series_of_the_most_recent_rows_only(tmp_path: Path) -> None:
+    base = str(tmp_path)
+    _three_runs(base)
+    every = compare(iter_records(base=base), dag_id="qs", task_id="train")
+    recent = compare(iter_records(base=base), dag_id="qs", task_id="train", series=2)
+    assert [bool(r.series) for r in recent.rows] == [False, True, True]
+    assert [r.series for r in recent.rows[1:]] == [r.series for r in every.rows[1:]]
+    assert [r.metrics for r in recent.rows] == [r.metrics for r in every.rows]
+    assert not any(r.series for r in compare(iter_records(base=base), dag_id="qs", task_id="train",
+                                             series=False).rows)  # fmt: skip

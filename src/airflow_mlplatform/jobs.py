@@ -267,6 +267,38 @@ def run_recorded(
     return pushed
 
 
+def record_failed_before_run(context: Mapping[str, Any], error: BaseException) -> None:
+    """Store and push the failed record of a try whose job never started (e.g. a templated
+    parameter that could not be resolved); the caller raises ``error`` itself.
+
+    :param context: the task's Airflow context (nothing is recorded without a task instance).
+    :param error: why the try fails.
+    """
+    from airflow_mlplatform import storage
+
+    if not isinstance(context, Mapping) or context.get("ti") is None:
+        return
+    task = context.get("task")
+    operator = f"{type(task).__module__}.{type(task).__name__}" if task is not None else None
+
+    def job() -> JobRun:
+        raise error
+
+    try:
+        run_recorded(
+            context,
+            job=job,
+            folder=OutputFolder(storage.task_output_location(context)),
+            parameters={},
+            code={"operator": operator},
+            environment={},
+            outputs={},
+        )
+    except BaseException as raised:
+        if raised is not error:
+            log.warning("could not record the failure before the job started", exc_info=True)
+
+
 def task_profile(context: Mapping[str, Any]) -> Any:
     """The running task's compute profile (its ``compute`` and ``compute_overrides``), or None."""
     task = getattr(context.get("ti"), "task", None) or context.get("task")

@@ -45,11 +45,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 def cmd_compare(args: Any) -> int:
     """``mlplatform runs compare``."""
     from airflow_mlplatform.runs_compare import load, text_table
-    from airflow_mlplatform.runs_report import report_html
+    from airflow_mlplatform.runs_report import MAX_LINES, report_html
 
     try:
+        # the report draws the series of the most recent runs only: read no others
+        series = MAX_LINES if args.html else False
         comparison = load(
-            dag_id=args.dag_id, task_id=args.task_id, last=args.last, base=args.base, series=bool(args.html)
+            dag_id=args.dag_id, task_id=args.task_id, last=args.last, base=args.base, series=series
         )
         if not comparison.rows:
             where = args.base or "[mlplatform] output_base"

@@ -279,7 +279,7 @@ def row_of(stored: Any, *, series: bool = True) -> RunRow:
 
 
 def compare(
-    records: Iterable[Any], *, dag_id: str, task_id: str, last: int | None = None, series: bool = True
+    records: Iterable[Any], *, dag_id: str, task_id: str, last: int | None = None, series: bool | int = True
 ) -> Comparison:
     """The runs of ``task_id`` side by side: the latest try of each run (and mapped index),
     oldest first.
@@ -288,7 +288,8 @@ def compare(
     :param dag_id: the DAG.
     :param task_id: the task.
     :param last: keep only the ``last`` most recent runs (every mapped index of each).
-    :param series: read the metric series (for the charts).
+    :param series: read the metric series (for the charts); a number N: only those of the N
+        most recent rows (the HTML report draws those only; reading them is most of the cost).
     """
     latest: dict[tuple[str, int], Any] = {}
     for stored in records:
@@ -301,9 +302,15 @@ def compare(
             held.record["task"].get("try_number") or 1
         ):
             latest[key] = stored
-    rows = sorted(
-        (row_of(s, series=series) for s in latest.values()), key=lambda r: (r.started, r.run_id, r.map_index)
+    everything = series is True
+    read = sorted(
+        ((row_of(s, series=everything), s) for s in latest.values()),
+        key=lambda pair: (pair[0].started, pair[0].run_id, pair[0].map_index),
     )
+    if not everything and series:  # the series of the most recent rows only
+        cut = max(0, len(read) - int(series))
+        read[cut:] = [(row_of(s, series=True), s) for _, s in read[cut:]]
+    rows = [row for row, _ in read]
     if last is not None:
         runs: list[str] = []
         for r in reversed(rows):
@@ -317,7 +324,7 @@ def compare(
 
 
 def load(
-    *, dag_id: str, task_id: str, last: int | None = None, base: str | None = None, series: bool = True
+    *, dag_id: str, task_id: str, last: int | None = None, base: str | None = None, series: bool | int = True
 ) -> Comparison:
     """The comparison of a task's runs stored under ``base``.
 
@@ -325,7 +332,8 @@ def load(
     :param task_id: the task.
     :param last: only the ``last`` most recent runs.
     :param base: where records are stored (default ``[mlplatform] output_base``).
-    :param series: read the metric series (for the charts).
+    :param series: read the metric series (for the charts); a number N: those of the N most
+        recent rows only.
     """
     from airflow_mlplatform.record_store import iter_records
 

@@ -73,3 +73,50 @@ def test_a_resolved_model_is_a_path_that_keeps_its_version_through_copies():
     for same in (copy.deepcopy(resolved), pickle.loads(pickle.dumps(resolved))):  # papermill deep-copies
         assert same == "/m/model.pkl" and same.used() == resolved.used()
     assert json.dumps({"model_path": resolved}) == '{"model_path": "/m/model.pkl"}'
+
+
+SCORING_DAG = """
+from airflow.sdk import DAG
+from airflow_mlplatform.models import ModelRef
+from airflow_mlplatform.operators.notebook import NotebookOperator
+
+with DAG(dag_id="score_with_missing_alias", schedule=None, catchup=False) as dag:
+    NotebookOperator(
+        task_id="score", notebook="notebooks/score.ipynb", retries=0,
+        parameters={"model_path": ModelRef("ref-aliases", alias="production"), "batch_size": 5},
+    )
+"""
+
+
+def test_a_scoring_task_with_a_missing_alias_fails_before_its_job_with_a_failed_record(
+    run_dag, dags_folder, tmp_path
+):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from airflow_mlplatform.hooks.mlflow import MLflowHook
+    from airflow_mlplatform.models import registry
+    from repo_paths import REPO
+
+    hook = MLflowHook()
+    artifact = tmp_path / "model.pkl"
+    artifact.write_bytes(b"not used")
+    done = registry.register(hook, name="ref-aliases", artifact=artifact, experiment="d", key="k1",
+                             tags={}, description="")  # fmt: skip
+    registry.promote(hook, name="ref-aliases", version=done.version, alias="champion", gate=None)
+    shutil.copytree(REPO / "example_dags" / "notebooks", dags_folder / "notebooks", dirs_exist_ok=True)
+
+    result = run_dag(SCORING_DAG, "score_with_missing_alias")
+
+    assert result.task_states() == {"score": "failed"}
+    record = result.xcom("score", "execution_record")
+    assert record["status"] == "failed"
+    assert record["error"].startswith(
+        f"model 'ref-aliases' has no alias 'production'; its aliases: champion (version {done.version})"
+    )
+    stored = Path(record["outputs"]["record"].removeprefix("file://"))
+    assert json.loads(stored.read_text())["status"] == "failed"
+    # the job never started: no kernel ran, no output notebook in the try's folder
+    assert sorted(p.name for p in stored.parent.iterdir()) == ["execution_record.json"]
+    assert record["code"]["operator"] == "airflow_mlplatform.operators.notebook.NotebookOperator"

@@ -116,12 +116,22 @@ class ModelRef:
     def resolve(self, context: Mapping[str, Any]) -> ResolvedModel:
         """The model's local path (a :class:`ResolvedModel`), noted for the record and XCom.
 
+        A model, version or alias that does not exist fails the try before its job starts,
+        with a stored ``failed`` execution record naming the model and its aliases.
+
         :param context: the task's Airflow context.
         """
+        from airflow_mlplatform.exceptions import ModelRegistryError
         from airflow_mlplatform.hooks.mlflow import MLflowHook
         from airflow_mlplatform.models import registry, section
 
-        resolved = registry.resolve(MLflowHook(self.mlflow_conn_id), self)
+        try:
+            resolved = registry.resolve(MLflowHook(self.mlflow_conn_id), self)
+        except ModelRegistryError as e:  # the job never starts: its record says why it failed
+            from airflow_mlplatform.jobs import record_failed_before_run
+
+            record_failed_before_run(context, e)
+            raise
         section.note(context, "used", resolved.used())
         return resolved
 
