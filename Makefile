@@ -57,10 +57,11 @@ quickstart-workflow:
 	$(PY) scripts/quickstart.py --workflow
 
 # the front end's unit tests (vitest), then the Python suite (its e2e tests drive the built designer)
-# in TEST_WORKERS processes, each taking whole modules (slow modules first: tests/conftest.py)
+# in TEST_WORKERS processes, each taking whole modules in collection order (slow modules first:
+# tests/conftest.py; xdist would otherwise start with the modules that have the most tests)
 TEST_WORKERS ?= 2
 test: ui-test
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-deployment:
 	$(PY) -m pytest -q -p no:cacheprovider -m deployment tests/deployment

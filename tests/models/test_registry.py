@@ -159,10 +159,14 @@ def _run_all(jobs, folder: Path):
         for job in jobs
     ]
     try:
-        for p in procs:
+        for p in procs:  # imports may log to stdout before READY
             assert p.stdout is not None
-            line = p.stdout.readline()
-            assert line.strip() == "READY", line + p.stderr.read()[-3000:] if p.stderr else line
+            seen = []
+            while (line := p.stdout.readline()) and line.strip() != "READY":
+                seen.append(line)
+            if not line:  # it exited before it was ready
+                _, err = p.communicate(timeout=60)
+                raise AssertionError("".join(seen)[-2000:] + err[-3000:])
         go.touch()
         results = []
         for p in procs:
