@@ -165,16 +165,18 @@ def test_fault_injection_and_user_agent_counts(core, k8s_clean):
 def test_unknown_resource_type_is_404_without_object_details(core):
     custom = client.CustomObjectsApi(core.api_client)
     with pytest.raises(client.ApiException) as info:
-        custom.list_namespaced_custom_object("kubeflow.org", "v1", "default", "tfjobs")
+        custom.list_namespaced_custom_object("bed.example.org", "v1", "default", "widgets")
     assert info.value.status == 404
 
 
 def test_controller_hook_point(core, k8s):
-    """A fake controller for a custom resource: declared type, events, objects made without HTTP."""
+    """A fake controller for a custom resource: declared type, events, objects made without HTTP.
+
+    A resource of its own: the real job kinds are served by the session's fake operators."""
     import asyncio
 
     class FakeTFJobController:
-        resources = ("kubeflow.org/v1/tfjobs",)
+        resources = ("bed.example.org/v1/widgets",)
 
         async def on_event(self, emulator, event_type, obj):
             if event_type == "ADDED":
@@ -182,25 +184,30 @@ def test_controller_hook_point(core, k8s):
                 await emulator.add_object("v1/pods", meta["namespace"], _pod(f"{meta['name']}-worker-0", 0))
                 await asyncio.sleep(0)
                 await emulator.set_status(
-                    "kubeflow.org/v1/tfjobs",
+                    "bed.example.org/v1/widgets",
                     meta["namespace"],
                     meta["name"],
                     {"conditions": [{"type": "Created"}]},
                 )
 
-    k8s.call(k8s.emulator.declare, "kubeflow.org/v1/tfjobs", "TFJob")
+    k8s.call(k8s.emulator.declare, "bed.example.org/v1/widgets", "Widget")
     controller = FakeTFJobController()
     k8s.call(k8s.emulator.add_controller, controller)
     try:
         custom = client.CustomObjectsApi(core.api_client)
-        body = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": "tf-bed"}, "spec": {}}
-        custom.create_namespaced_custom_object("kubeflow.org", "v1", "default", "tfjobs", body)
+        body = {
+            "apiVersion": "bed.example.org/v1",
+            "kind": "Widget",
+            "metadata": {"name": "tf-bed"},
+            "spec": {},
+        }
+        custom.create_namespaced_custom_object("bed.example.org", "v1", "default", "widgets", body)
         done = _wait_phase(core, "tf-bed-worker-0", {"Succeeded"})
         assert done.status.container_statuses[0].state.terminated.exit_code == 0
-        tfjob = custom.get_namespaced_custom_object("kubeflow.org", "v1", "default", "tfjobs", "tf-bed")
+        tfjob = custom.get_namespaced_custom_object("bed.example.org", "v1", "default", "widgets", "tf-bed")
         assert tfjob["status"]["conditions"] == [{"type": "Created"}]
     finally:
         k8s.call(k8s.emulator.controllers.remove, controller)
-        k8s.call(k8s.emulator.remove_object, "kubeflow.org/v1/tfjobs", "default", "tf-bed")
+        k8s.call(k8s.emulator.remove_object, "bed.example.org/v1/widgets", "default", "tf-bed")
         k8s.call(k8s.emulator.remove_object, "v1/pods", "default", "tf-bed-worker-0")
-        k8s.call(k8s.emulator.undeclare, "kubeflow.org/v1/tfjobs")
+        k8s.call(k8s.emulator.undeclare, "bed.example.org/v1/widgets")
