@@ -261,14 +261,10 @@ def iter_summaries(
     :param until: only tries that started before this time (naive times are UTC).
     :param log: a logger for the warnings (default: this module's).
     """
-    from airflow_mlplatform import config, record_index
+    from airflow_mlplatform import record_index
 
-    base = base or config.output_base()
-    logger = log or _log
+    base, logger = _indexed_store(base, log)
     since, until = _aware(since), _aware(until)
-    if not record_index.is_complete(base):
-        logger.info("Indexing the execution records under %s by day (once)", base)
-        record_index.rebuild(base, iter_records(base=base, log=logger))
     for uri, record in record_index.read_days(base, record_index.days(base, since, until)):
         problem = _problem(record)
         if problem is not None:
@@ -277,6 +273,22 @@ def iter_summaries(
         stored = StoredRecord(uri=uri, record=record)
         if _in_range(stored.started, since, until):
             yield stored
+
+
+def _indexed_store(base: str | None, log: Any) -> tuple[str, Any]:
+    """The store's location and logger, once its date index is complete (built on first use).
+
+    :param base: where records are stored; default ``[mlplatform] output_base``.
+    :param log: a logger (default: this module's).
+    """
+    from airflow_mlplatform import config, record_index
+
+    base = base or config.output_base()
+    logger = log or _log
+    if not record_index.is_complete(base):
+        logger.info("Indexing the execution records under %s by day (once)", base)
+        record_index.rebuild(base, iter_records(base=base, log=logger))
+    return base, logger
 
 
 def fold_days(
@@ -300,14 +312,10 @@ def fold_days(
     :param fold: the day's valid records -> a JSON-ready value.
     :param log: a logger for the warnings (default: this module's).
     """
-    from airflow_mlplatform import config, record_index
+    from airflow_mlplatform import record_index
 
-    base = base or config.output_base()
-    logger = log or _log
+    base, logger = _indexed_store(base, log)
     since, until = _aware(since), _aware(until)
-    if not record_index.is_complete(base):
-        logger.info("Indexing the execution records under %s by day (once)", base)
-        record_index.rebuild(base, iter_records(base=base, log=logger))
 
     def valid(entries: dict[str, dict[str, Any]], whole: bool) -> list[StoredRecord]:
         out = []
