@@ -30,16 +30,20 @@ print(f"hello from {name}", flush=True)
 mode = os.environ.get("MODE", "ok")
 if t["type"] in ("ps", "evaluator"):
     time.sleep(600)  # parameter servers never end by themselves
-if mode == "fail" and name == "worker-1":
-    # fail once every replica has reported (bounded), so the test sees them all started
+def wait_for_all_reports():
+    # bounded: a loaded machine starts the replicas' interpreters one after another
     total = sum(len(v) for v in cfg["cluster"].values())
     until = time.time() + 30
     while len([n for n in os.listdir(out) if n.endswith(".json")]) < total and time.time() < until:
         time.sleep(0.05)
+if mode == "fail" and name == "worker-1":
+    wait_for_all_reports()  # fail once every replica has reported, so the test sees them all started
     print("boom: out of memory", flush=True)
     sys.exit(3)
 if mode in ("fail", "hang"):
     time.sleep(600)
+if t["type"] == "chief":
+    wait_for_all_reports()  # the job ends with its leader: stopped replicas must have reported first
 print('::mlplatform::record {"name": "role", "value": "%s"}' % name, flush=True)
 """
 
