@@ -86,13 +86,14 @@ class DeployModelOperator(LineageMixin, BaseOperator):
     :param startup_timeout: seconds a new revision may take to become ready.
     :param kubernetes_conn_id: the Kubernetes connection (templated).
     :param serving_conn_id: an HTTP connection for the smoke test (ingress host, Bearer token).
+    :param mlflow_conn_id: the ``mlflow`` connection of a ``models:/`` URI (a ModelRef brings its own).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param skip_without_kubernetes: skip the task (with a log line) when ``kubernetes_conn_id``
         is not configured (the quickstart's deploy step).
     """
 
     template_fields: Sequence[str] = (
-        "model_uri",
+        "model",
         "name",
         "namespace",
         "smoke_request",
@@ -123,6 +124,7 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         startup_timeout: float = 600,
         kubernetes_conn_id: str = "kubernetes_default",
         serving_conn_id: str | None = None,
+        mlflow_conn_id: str = "mlflow_default",
         deferrable: bool | None = None,
         skip_without_kubernetes: bool = False,
         **kwargs: Any,
@@ -130,22 +132,24 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         from airflow_mlplatform.compute import resolve_compute
         from airflow_mlplatform.config import default_deferrable
         from airflow_mlplatform.exceptions import DeploymentDefinitionError
-        from airflow_mlplatform.models import ModelRef
+        from airflow_mlplatform.models import ModelRef, parse_model_uri
         from airflow_mlplatform.models.gate import parse_gate
         from airflow_mlplatform.specs import inference as isvc
 
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
-        if isinstance(model, ModelRef):
-            self.model_ref: ModelRef | None = model
-            self.model_uri: str | None = None
-        elif isinstance(model, str) and model.strip():
-            self.model_ref, self.model_uri = None, model
-        else:
+        if isinstance(model, ModelRef):  # kept as its URI: a templated string, resolved when the task runs
+            mlflow_conn_id = model.mlflow_conn_id
+            model = str(model)
+        if not isinstance(model, str) or not model.strip():
             raise DeploymentDefinitionError(
                 f"task {self.task_id!r}: model is {model!r}; pass ModelRef('churn', alias='champion'), "
                 "'models:/churn@champion' or a storage URI"
             )
+        if "{{" not in model:
+            parse_model_uri(model)  # a malformed models:/ URI fails when the DAG file is parsed
+        self.model = model
+        self.mlflow_conn_id = mlflow_conn_id
         self.name = name
         if "{{" not in name:
             isvc.check_name(name)
@@ -203,10 +207,10 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         from airflow_mlplatform.models import parse_model_uri
         from airflow_mlplatform.specs import inference as isvc
 
-        ref = self.model_ref or parse_model_uri(str(self.model_uri))
+        ref = parse_model_uri(str(self.model), mlflow_conn_id=self.mlflow_conn_id)
         mapping = self.storage_uri_map if self.storage_uri_map is not None else deploy_storage_map()
         if ref is None:
-            uri = isvc.map_storage_uri(str(self.model_uri).strip(), mapping)
+            uri = isvc.map_storage_uri(str(self.model).strip(), mapping)
             return isvc.check_storage_uri(uri, what=f"model {uri}"), {"uri": uri}
         from airflow_mlplatform.exceptions import ModelRegistryError
         from airflow_mlplatform.hooks.mlflow import MLflowHook
