@@ -274,9 +274,17 @@ class Rollout:
             raise DeploymentFailedError(f"the task was killed while {self.what} was being rolled out")
 
     # ---- wait ---------------------------------------------------------------------------------
+    def _ours(self, obj: Mapping[str, Any]) -> bool:
+        """The object still carries this rollout (not rolled back by a kill, not replaced)."""
+        return isvc.read_rollout(obj).get("digest") == self.digest
+
+    def _settled(self, obj: Mapping[str, Any]) -> bool:
+        return KIND.is_done(obj) or not self._ours(obj)
+
     def wait_ready(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Wait until the current spec is ready or failed for good (``startup_timeout``)."""
-        if KIND.is_done(obj):
+        """Wait until the current spec is ready or failed for good (``startup_timeout``), or the
+        rollout is no longer this one (a kill restored the previous predictor meanwhile)."""
+        if self._settled(obj):
             return obj
         timeout = max(1.0, min(self.startup_timeout, self.deadline - time.time()))
         try:
@@ -285,7 +293,7 @@ class Rollout:
                 isvc.RESOURCE,
                 self.namespace,
                 self.name,
-                KIND.is_done,
+                self._settled,
                 timeout=timeout,
                 resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
                 initial=obj,
@@ -305,6 +313,19 @@ class Rollout:
     # ---- finish -------------------------------------------------------------------------------
     def finish(self, obj: dict[str, Any]) -> RolloutResult:
         """The new revision is ready or failed: smoke test, gate, promote or roll back; phase done."""
+        if not self._ours(obj):
+            now = isvc.read_rollout(obj)
+            with self._lock:
+                killed = self._killed
+            if killed:
+                raise DeploymentFailedError(
+                    f"The rollout of {self.model} to {self.what} was stopped: the task was killed, and "
+                    f"{now.get('model')} was restored (rolled back)"
+                )
+            raise DeploymentFailedError(
+                f"The rollout of {self.model} to {self.what} was replaced while it waited: it now rolls out "
+                f"{now.get('model')} ({now.get('phase')}, by {now.get('by')})"
+            )
         state = KIND.state(obj)
         if state != "Ready":
             raise self._rolled_back(obj, f"{state}: {KIND.message(obj) or 'no reason given'}")
