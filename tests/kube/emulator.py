@@ -503,7 +503,7 @@ class Emulator(kmock.KubernetesEmulator):
             )
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
-        meta.setdefault("generation", 1)
+        meta["generation"] = 1
         if kind.status_subresource:
             body["status"] = {"phase": "Pending"} if kind.kind == "Pod" else {}
         body.setdefault("apiVersion", key.rsplit("/", 1)[0])

@@ -220,7 +220,12 @@ def gadgets(k8s, core):
     key = "bed.example.org/v1/gadgets"
     k8s.call(k8s.emulator.declare, key, "Gadget")
     custom = client.CustomObjectsApi(core.api_client)
-    body = {"apiVersion": "bed.example.org/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"n": 1}}
+    body = {
+        "apiVersion": "bed.example.org/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g", "generation": 7},  # the server's own, from 1
+        "spec": {"n": 1},
+    }
     custom.create_namespaced_custom_object("bed.example.org", "v1", "default", "gadgets", body)
 
     def get():
