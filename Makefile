@@ -1,7 +1,8 @@
 # airflow-mlplatform: set-up, the quickstart pipeline, tests, checks, benchmarks.
 #   make setup       system packages (R, IRkernel, pandoc, Java 17, PostgreSQL, node, chromium), .venv
 #                    with the provider and every extra, the Scala (Apache Toree) kernel over pyspark's
-#                    bundled Spark, and the workflow designer's front end (ui/ -> plugin/static/)
+#                    bundled Spark, the workflow designer's front end (ui/ -> plugin/static/) and
+#                    .venv-serving (the model server of the KServe test bed)
 #   make ui          build the designer's front end only (npm ci + vite)
 #   make quickstart  run the quickstart ML pipeline end to end (SQLite, all local)
 #   make test        the test suite (what CI runs), the deployment tier included
@@ -14,9 +15,9 @@ APT_PACKAGES := r-base-core r-cran-irkernel r-cran-rmarkdown r-cran-jsonlite pan
 NODE_APT_PACKAGES := nodejs npm
 NPM := npm
 
-.PHONY: setup system-packages venv scala-kernel ui ui-test quickstart quickstart-workflow test test-deployment lint bench clean
+.PHONY: setup system-packages venv serving-venv scala-kernel ui ui-test quickstart quickstart-workflow test test-deployment lint bench clean
 
-setup: system-packages venv scala-kernel ui
+setup: system-packages venv serving-venv scala-kernel ui
 
 system-packages:
 	@if command -v apt-get >/dev/null 2>&1; then \
@@ -33,6 +34,16 @@ venv:
 	[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade uv
 	$(VENV)/bin/uv pip install --python $(PY) -q -c requirements/constraints.txt -e ".[all]"
+
+# The model server (MLServer + its scikit-learn runtime) that the tests' fake KServe controller runs
+# (tests/fake_kserve_controller.py), in a virtual environment of its own: MLServer 1.7.1 pins
+# fastapi<0.116 and Airflow 3 needs a newer fastapi, so it cannot be installed in $(VENV).
+# The tests find it at .venv-serving/bin/python (or MLPLATFORM_SERVING_PYTHON).
+SERVING_VENV ?= .venv-serving
+serving-venv:
+	[ -x $(VENV)/bin/uv ] || $(MAKE) venv
+	[ -x $(SERVING_VENV)/bin/python ] || python3 -m venv $(SERVING_VENV)
+	$(VENV)/bin/uv pip install --python $(SERVING_VENV)/bin/python -q -r requirements/serving.txt
 
 # The Toree kernel (Scala 2.12) over the Spark that pyspark 3.5 bundles; Spark UI off, driver on loopback
 # (a compute profile's `spark:` field replaces these options per job, through SPARK_OPTS).

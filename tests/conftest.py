@@ -91,4 +91,4 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 # The Kubernetes test bed's fixtures (emulator + fake kubelet): see tests/kube/fixtures.py.
-from kube.fixtures import k8s, k8s_clean, k8s_kinds  # noqa: E402, F401
+from kube.fixtures import k8s, k8s_clean, k8s_kinds, kserve  # noqa: E402, F401

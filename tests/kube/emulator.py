@@ -2,9 +2,11 @@
 
 kmock gives the HTTP server, request parsing, the request log and API discovery. This subclass
 adds what a real API server does and kmock does not: uid, resourceVersion, creationTimestamp and
-``status`` on create; label and field selectors; a status subresource; JSON merge patches; watches
-that resume from a resourceVersion and answer 410 Gone once it is compacted; and, for fault tests,
-injected errors (bursts of 429 with Retry-After, 503...), dropped watches and 410s mid-stream.
+``status`` on create; ``metadata.generation`` (+1 on a spec change); optimistic concurrency (a write
+carrying a stale ``metadata.resourceVersion`` is a 409 Conflict); label and field selectors; a status
+subresource; JSON merge patches (``null`` removes a key); watches that resume from a resourceVersion
+and answer 410 Gone once it is compacted; and, for fault tests, injected errors (bursts of 429 with
+Retry-After, 503...), dropped watches and 410s mid-stream.
 
 Controllers (the fake kubelet, or a fake TFJob/DaskJob operator) plug in without touching this
 file::
@@ -147,6 +149,22 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def next_generation(old: dict[str, Any], new: dict[str, Any], kind: Kind) -> int:
+    """``metadata.generation`` after a write of the object (not of its status subresource).
+
+    As the API server: +1 when the spec changed (with no status subresource, anything but metadata);
+    status and metadata-only changes (labels, annotations) keep it.
+    """
+    generation = int((old.get("metadata") or {}).get("generation") or 1)
+    if kind.status_subresource:
+        changed = old.get("spec") != new.get("spec")
+    else:
+        changed = {k: v for k, v in old.items() if k != "metadata"} != {
+            k: v for k, v in new.items() if k != "metadata"
+        }
+    return generation + 1 if changed else generation
+
+
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
     return {
         "apiVersion": "v1",
@@ -255,10 +273,12 @@ class Emulator(kmock.KubernetesEmulator):
         await self._emit(key, "MODIFIED", obj)
 
     async def patch_object(self, key: str, namespace: str | None, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch an object as a PATCH would (a spec change bumps its generation), without HTTP."""
         obj = self.store.get((key, namespace, name))
         if obj is None:
             return
         new = merge_patch(obj, patch)
+        new.setdefault("metadata", {})["generation"] = next_generation(obj, new, self.kinds[key])
         obj.clear()
         obj.update(new)
         await self._emit(key, "MODIFIED", obj)
@@ -390,6 +410,9 @@ class Emulator(kmock.KubernetesEmulator):
                 return self._error(415, "UnsupportedMediaType", "JSON patch is not emulated; use merge patch")
             if not isinstance(body, dict):
                 return self._error(400, "BadRequest", "the body must be a JSON object")
+            wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv is not None and str(wanted_rv) != obj["metadata"].get("resourceVersion"):
+                return self._conflict(key, request.name)
             if sub == "status":
                 new = dict(obj)
                 new["status"] = (
@@ -403,6 +426,7 @@ class Emulator(kmock.KubernetesEmulator):
                     new["status"] = obj.get("status")
                 for f in ("uid", "creationTimestamp", "name", "namespace"):
                     new.setdefault("metadata", {})[f] = obj["metadata"].get(f)
+                new["metadata"]["generation"] = next_generation(obj, new, kind)
             obj.clear()
             obj.update(new)
             await self._emit(key, "MODIFIED", obj)
@@ -411,6 +435,18 @@ class Emulator(kmock.KubernetesEmulator):
             gone = await self._delete(key, kind, ns, request.name)
             return aiohttp.web.json_response(gone)
         return self._error(405, "MethodNotAllowed", f"{method} not allowed")
+
+    def _conflict(self, key: str, name: str):
+        """409 Conflict of a write whose metadata.resourceVersion is not the stored one."""
+        plural = key.rsplit("/", 1)[-1]
+        group = key.split("/")[0] if key.count("/") == 2 else ""
+        return self._error(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {plural}{"." + group if group else ""} "{name}": the object '
+            "has been modified; please apply your changes to the latest version and try again",
+            {"name": name, "group": group, "kind": plural},
+        )
 
     def _not_found(self, kind: Kind, key: str, name: str, method: str):
         plural = key.rsplit("/", 1)[-1]
@@ -467,7 +503,7 @@ class Emulator(kmock.KubernetesEmulator):
             )
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
-        meta.setdefault("generation", 1)
+        meta["generation"] = 1
         if kind.status_subresource:
             body["status"] = {"phase": "Pending"} if kind.kind == "Pod" else {}
         body.setdefault("apiVersion", key.rsplit("/", 1)[0])

@@ -143,6 +143,34 @@ def k8s_kinds(k8s: KubeBed) -> KubeBed:
     return k8s
 
 
+@pytest.fixture(scope="session")
+def kserve(k8s: KubeBed) -> Iterator[Any]:
+    """The fake KServe controller (tests/fake_kserve_controller.py), once per session: the
+    InferenceService kind declared, the controller added. Its model server (MLServer in
+    .venv-serving) starts on the first model load, not here; it is killed at the session's end."""
+    from fake_kserve_controller import INFERENCESERVICES, FakeKServeController, serving_python
+
+    python = serving_python()
+    if not python.exists():
+        pytest.fail(f"the KServe test bed's model server needs {python}: run `make serving-venv`")
+
+    def setup() -> tuple[FakeKServeController, bool]:
+        emulator = k8s.emulator
+        if INFERENCESERVICES not in emulator.kinds:
+            emulator.declare(INFERENCESERVICES, "InferenceService", status_subresource=True)
+        for c in emulator.controllers:
+            if isinstance(c, FakeKServeController):
+                return c, False
+        controller = FakeKServeController(python=python)
+        emulator.add_controller(controller)
+        return controller, True
+
+    controller, added = k8s.call(setup)
+    yield controller
+    if added:
+        k8s.call(controller.aclose)
+
+
 @pytest.fixture
 def k8s_clean(k8s: KubeBed) -> Iterator[KubeBed]:
     """The bed with no injected faults before and after the test."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -211,3 +212,97 @@ def test_controller_hook_point(core, k8s):
         k8s.call(k8s.emulator.remove_object, "bed.example.org/v1/widgets", "default", "tf-bed")
         k8s.call(k8s.emulator.remove_object, "v1/pods", "default", "tf-bed-worker-0")
         k8s.call(k8s.emulator.undeclare, "bed.example.org/v1/widgets")
+
+
+@pytest.fixture
+def gadgets(k8s, core):
+    """A custom resource of its own with a status subresource (bed.example.org gadgets)."""
+    key = "bed.example.org/v1/gadgets"
+    k8s.call(k8s.emulator.declare, key, "Gadget")
+    custom = client.CustomObjectsApi(core.api_client)
+    body = {
+        "apiVersion": "bed.example.org/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g", "generation": 7},  # the server's own, from 1
+        "spec": {"n": 1},
+    }
+    custom.create_namespaced_custom_object("bed.example.org", "v1", "default", "gadgets", body)
+
+    def get():
+        return custom.get_namespaced_custom_object("bed.example.org", "v1", "default", "gadgets", "g")
+
+    def patch(body):
+        return custom.patch_namespaced_custom_object("bed.example.org", "v1", "default", "gadgets", "g", body)
+
+    yield custom, get, patch
+    k8s.call(k8s.emulator.remove_object, key, "default", "g")
+    k8s.call(k8s.emulator.undeclare, key)
+
+
+def test_generation_moves_with_the_spec_only(gadgets, k8s):
+    custom, get, patch = gadgets
+    assert get()["metadata"]["generation"] == 1
+    assert (
+        patch({"metadata": {"labels": {"a": "b"}, "annotations": {"x": "y"}}})["metadata"]["generation"] == 1
+    )
+    assert patch({"spec": {"n": 1}})["metadata"]["generation"] == 1  # the same spec: no change
+    assert patch({"spec": {"n": 2}, "metadata": {"generation": 9}})["metadata"]["generation"] == 2
+    custom.patch_namespaced_custom_object_status(
+        "bed.example.org", "v1", "default", "gadgets", "g", {"status": {"observedGeneration": 2}}
+    )
+    assert get()["metadata"]["generation"] == 2
+    whole = get()
+    whole["spec"] = {"n": 3}
+    replaced = custom.replace_namespaced_custom_object(
+        "bed.example.org", "v1", "default", "gadgets", "g", whole
+    )
+    assert replaced["metadata"]["generation"] == 3
+    assert replaced["status"] == {"observedGeneration": 2}
+    # a controller's patch without HTTP counts too
+    k8s.call(k8s.emulator.patch_object, "bed.example.org/v1/gadgets", "default", "g", {"spec": {"n": 4}})
+    assert get()["metadata"]["generation"] == 4
+
+
+def test_stale_resource_version_is_a_conflict(gadgets):
+    custom, get, patch = gadgets
+    stale = get()["metadata"]["resourceVersion"]
+    fresh = patch({"spec": {"n": 2}})["metadata"]["resourceVersion"]
+    assert fresh != stale
+    for write in (
+        lambda: patch({"metadata": {"resourceVersion": stale}, "spec": {"n": 3}}),
+        lambda: custom.patch_namespaced_custom_object_status(
+            "bed.example.org", "v1", "default", "gadgets", "g", {"metadata": {"resourceVersion": stale}}
+        ),
+        lambda: custom.replace_namespaced_custom_object(
+            "bed.example.org",
+            "v1",
+            "default",
+            "gadgets",
+            "g",
+            {**get(), "metadata": {"name": "g", "resourceVersion": stale}},
+        ),
+    ):
+        with pytest.raises(client.ApiException) as info:
+            write()
+        assert info.value.status == 409
+        body = json.loads(info.value.body)
+        assert body["reason"] == "Conflict"
+        assert body["message"] == (
+            'Operation cannot be fulfilled on gadgets.bed.example.org "g": the object has been modified; '
+            "please apply your changes to the latest version and try again"
+        )
+    assert get()["spec"] == {"n": 2}
+    assert get()["metadata"]["resourceVersion"] == fresh
+    # the current one is accepted, and the stored one is the server's new one, not the body's
+    done = patch({"metadata": {"resourceVersion": fresh}, "spec": {"n": 5}})
+    assert done["spec"] == {"n": 5}
+    assert int(done["metadata"]["resourceVersion"]) > int(fresh)
+
+
+def test_merge_patch_null_removes_a_key(gadgets, k8s):
+    _, get, patch = gadgets
+    patch({"spec": {"keep": 1, "drop": {"deep": 2}}})
+    assert patch({"spec": {"drop": None}})["spec"] == {"n": 1, "keep": 1}
+    k8s.call(k8s.emulator.set_status, "bed.example.org/v1/gadgets", "default", "g", {"a": {"b": 1, "c": 2}})
+    k8s.call(k8s.emulator.set_status, "bed.example.org/v1/gadgets", "default", "g", {"a": {"b": None}})
+    assert get()["status"] == {"a": {"c": 2}}

@@ -1,0 +1,595 @@
+"""A fake KServe controller (Knative/serverless mode) for the Kubernetes test bed (a controller of
+tests/kube/emulator.py), serving real models with a real MLServer.
+
+For each InferenceService generation (``metadata.generation`` above ``status.observedGeneration``)
+it does what KServe + Knative do, after ``lag`` seconds: a predictor template it has not served
+yet makes a new revision ``{name}-predictor-{n:05d}`` (a traffic-only change reuses the revision);
+the "storage initializer" copies ``spec.predictor.model.storageUri`` (``pvc://CLAIM/path`` from the
+folders in ``pvcs``, or one ``http(s)://`` file) under the model server's repository; the revision's
+model is loaded into the one shared MLServer process (``.venv-serving``, started on the first load,
+killed at the end of the session) with its repository API, so a file that is not a loadable
+scikit-learn model fails for real (``BlockedByFailedLoad``, the previous revision keeps serving).
+Traffic follows ``canaryTrafficPercent`` between the latest and the previously rolled-out revision,
+through a router (one loopback port per URL: the service's, and one per tag, ``latest`` and
+``prev``) that rewrites ``/v2/models/{isvc}/...`` to the revision's MLServer model and answers
+with ``x-kserve-revision``. Revisions no route names any more are unloaded; deleting the
+InferenceService unloads all of its revisions and closes its ports.
+
+For tests: ``lag``, ``hold`` (a set of (namespace, name) never made ready while in it), ``pvcs``
+(claim name -> local folder), ``revisions(ns, name)``, ``url(ns, name)``, ``reconciled``, and
+``server`` (the :class:`ModelServer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiohttp.web
+
+from fake_training_operator import _free_ports
+from kube.emulator import now_iso
+from repo_paths import REPO
+
+INFERENCESERVICES = "serving.kserve.io/v1beta1/inferenceservices"
+SERVING_PYTHON_ENV = "MLPLATFORM_SERVING_PYTHON"
+REVISION_HEADER = "x-kserve-revision"
+#: The model file of a folder artifact: the first of these, else the folder's only file.
+MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle")
+#: Condition types of an InferenceService (Knative mode), in the order they are listed.
+CONDITIONS = ("IngressReady", "LatestDeploymentReady", "PredictorReady", "Ready", "RoutesReady")
+NOT_READY = ("Ready", "PredictorReady", "LatestDeploymentReady")
+
+
+class StorageError(Exception):
+    """The storage initializer could not fetch the model."""
+
+
+class LoadError(Exception):
+    """The model server could not load the model (or did not start)."""
+
+
+def serving_python() -> Path:
+    """The interpreter of the serving venv (``MLPLATFORM_SERVING_PYTHON``, else .venv-serving)."""
+    return Path(os.environ.get(SERVING_PYTHON_ENV) or REPO / ".venv-serving" / "bin" / "python")
+
+
+def template_digest(predictor: dict[str, Any]) -> str:
+    """sha256 of the predictor template (``canaryTrafficPercent`` is routing, not template)."""
+    template = {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+
+
+def merged_conditions(
+    current: list[dict[str, Any]] | None, updates: dict[str, tuple[str, str | None, str | None]]
+) -> list[dict[str, Any]]:
+    """The condition list with ``updates`` (type -> (status, reason, message)) applied.
+
+    lastTransitionTime changes only when a condition's status does (as knative.dev/pkg does).
+    """
+    by_type = {c["type"]: c for c in current or []}
+    for kind, (status, reason, message) in updates.items():
+        old = by_type.get(kind)
+        cond: dict[str, Any] = {"type": kind, "status": status}
+        cond["lastTransitionTime"] = (
+            old["lastTransitionTime"] if old and old.get("status") == status else now_iso()
+        )
+        if reason:
+            cond["reason"] = reason
+        if message:
+            cond["message"] = message
+        by_type[kind] = cond
+    return [by_type[k] for k in sorted(by_type)]
+
+
+def model_file(folder: Path) -> Path:
+    """The model file of a folder artifact (see :data:`MODEL_FILES`)."""
+    for name in MODEL_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if len(files) == 1:
+        return files[0]
+    raise StorageError(f"no model file ({', '.join(MODEL_FILES)}) in the folder, and not exactly one file")
+
+
+class ModelServer:
+    """The one MLServer process of the session, started on first use (about 5-15 s).
+
+    :param python: the serving venv's interpreter (default :func:`serving_python`).
+    """
+
+    def __init__(self, *, python: Path | None = None) -> None:
+        self.python = python or serving_python()
+        self.root = Path(tempfile.mkdtemp(prefix="fake-kserve-"))
+        self.models = self.root / "models"
+        self.models.mkdir()
+        self.url = ""
+        self.proc: asyncio.subprocess.Process | None = None
+        self._lock: asyncio.Lock | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
+        return self._session
+
+    async def start(self) -> None:
+        """Start ``mlserver start ROOT`` in its own process group and wait until it is ready."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.started:
+                return
+            if not self.python.exists():
+                raise LoadError(f"no model server: {self.python} does not exist (run `make serving-venv`)")
+            http_port, grpc_port, metrics_port = _free_ports(3)
+            settings = {
+                "host": "127.0.0.1",
+                "http_port": http_port,
+                "grpc_port": grpc_port,
+                "metrics_port": metrics_port,
+                "metrics_endpoint": None,
+                "parallel_workers": 0,
+                "load_models_at_startup": False,
+                "model_repository_root": str(self.models),
+            }
+            (self.root / "settings.json").write_text(json.dumps(settings))
+            log = open(self.root / "mlserver.log", "ab")  # noqa: SIM115 - the child's, for its lifetime
+            try:
+                self.proc = await asyncio.create_subprocess_exec(
+                    str(self.python),
+                    "-m",
+                    "mlserver.cli.main",
+                    "start",
+                    str(self.root),
+                    cwd=self.root,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            finally:
+                log.close()
+            atexit.register(self.kill)  # should the session end without the fixture's teardown
+            self.url = f"http://127.0.0.1:{http_port}"
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 120
+            while loop.time() < deadline:
+                if self.proc.returncode is not None:
+                    break
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with self.session().get(f"{self.url}/v2/health/ready") as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.25)
+            tail = (self.root / "mlserver.log").read_text(errors="replace").strip().splitlines()[-5:]
+            self.kill()
+            raise LoadError("the model server did not start: " + " | ".join(tail))
+
+    async def load(self, model: str, folder: Path, file: Path) -> None:
+        """Load ``folder``'s ``file`` as the MLServer model ``model`` (LoadError with the cause)."""
+        settings = {
+            "name": model,
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": f"./{file.relative_to(folder)}"},
+        }
+        (folder / "model-settings.json").write_text(json.dumps(settings))
+        await self.start()
+        async with self.session().post(f"{self.url}/v2/repository/models/{model}/load") as resp:
+            if resp.status == 200:
+                return
+            text = (await resp.text()).strip()
+        lines = [line for line in text.splitlines() if line.strip()]
+        raise LoadError(lines[-1] if lines else f"HTTP {resp.status} from the model server")
+
+    async def unload(self, model: str) -> None:
+        if not self.started:
+            return
+        with contextlib.suppress(aiohttp.ClientError):
+            async with self.session().post(f"{self.url}/v2/repository/models/{model}/unload"):
+                pass
+
+    def kill(self) -> None:
+        """Kill the server's process group (idempotent, synchronous: also for atexit)."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    async def aclose(self) -> None:
+        self.kill()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                await asyncio.wait_for(self.proc.wait(), 10)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class Revision:
+    name: str
+    digest: str
+    model: str
+    folder: Path
+    loaded: bool = False
+
+
+@dataclass
+class Service:
+    """What the controller knows of one InferenceService."""
+
+    namespace: str
+    name: str
+    revisions: dict[str, Revision] = field(default_factory=dict)
+    count: int = 0
+    #: router port -> tag (None: the service URL)
+    ports: dict[int, str | None] = field(default_factory=dict)
+    sites: list[aiohttp.web.SockSite] = field(default_factory=list)
+    #: [(tag, revision name, percent)] of what serves now
+    traffic: list[tuple[str, str, int]] = field(default_factory=list)
+    rolled_out: str | None = None
+    target: int = 0
+    deleted: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def tag_url(self, tag: str | None) -> str:
+        port = next(p for p, t in self.ports.items() if t == tag)
+        return f"http://127.0.0.1:{port}"
+
+
+class FakeKServeController:
+    """The controller; declare ``INFERENCESERVICES`` (kind InferenceService, status subresource)."""
+
+    resources = (INFERENCESERVICES,)
+
+    def __init__(self, *, python: Path | None = None) -> None:
+        self.server = ModelServer(python=python)
+        #: seconds between a new generation and its reconciliation
+        self.lag = 0.0
+        #: (namespace, name) of services that stay loading while listed here
+        self.hold: set[tuple[str, str]] = set()
+        #: persistent volume claims: claim name -> local folder (``pvc://CLAIM/path``)
+        self.pvcs: dict[str, str | Path] = {}
+        #: generations reconciled to a final status (ready or failed)
+        self.reconciled = 0
+        self.services: dict[tuple[str, str], Service] = {}
+        self._runner: aiohttp.web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- for tests (thread-safe reads) ----------------------------------------------------------
+    def revisions(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The service's revisions, oldest first: ``{name, digest, loaded, model}``."""
+        svc = self.services.get((namespace, name))
+        if svc is None:
+            return []
+        return [
+            {"name": r.name, "digest": r.digest, "loaded": r.loaded, "model": r.model}
+            for r in list(svc.revisions.values())
+        ]
+
+    def url(self, namespace: str, name: str, tag: str | None = None) -> str | None:
+        """The router URL of a service (or of its ``latest``/``prev`` tag); None if unknown."""
+        svc = self.services.get((namespace, name))
+        return svc.tag_url(tag) if svc is not None and svc.ports else None
+
+    # ---- controller -----------------------------------------------------------------------------
+    async def on_event(self, emulator: Any, event_type: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == "DELETED":
+            svc = self.services.pop(key, None)
+            if svc is not None:
+                await self._forget(svc)
+            return
+        generation = int(meta.get("generation") or 1)
+        observed = (obj.get("status") or {}).get("observedGeneration") or 0
+        svc = self.services.get(key)
+        if generation <= observed or (svc is not None and generation <= svc.target):
+            return  # our own status writes, metadata-only changes, or a generation under way
+        if svc is None:
+            svc = self.services[key] = Service(*key)
+        svc.target = generation
+        task = asyncio.create_task(self._reconcile(emulator, svc, generation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconcile(self, emulator: Any, svc: Service, generation: int) -> None:
+        if self.lag:
+            await asyncio.sleep(self.lag)
+        async with svc.lock:
+            obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name)
+            if svc.deleted or svc.target != generation or obj is None:
+                return  # a newer generation (or the deletion) supersedes this one
+            if obj["metadata"].get("generation") != generation:
+                return
+            await self._ensure_ports(svc)
+            predictor = (obj.get("spec") or {}).get("predictor") or {}
+            digest = template_digest(predictor)
+            rev = next((r for r in svc.revisions.values() if r.digest == digest and r.loaded), None)
+            if rev is None:
+                svc.count += 1
+                name = f"{svc.name}-predictor-{svc.count:05d}"
+                model = f"{svc.namespace}-{svc.name}-{name}"
+                rev = svc.revisions[name] = Revision(name, digest, model, self.server.models / model)
+                await self._set(emulator, svc, self._loading_status(obj, svc, generation, rev))
+            while (svc.namespace, svc.name) in self.hold:
+                if svc.deleted or svc.target != generation:
+                    return
+                await asyncio.sleep(0.05)
+            try:
+                if not rev.loaded:
+                    await self._load(svc, predictor, rev)
+            except (StorageError, LoadError) as e:
+                status = self._failed_status(obj, svc, generation, rev, str(e))
+            else:
+                status = self._ready_status(obj, svc, generation, rev, predictor.get("canaryTrafficPercent"))
+            if svc.deleted:
+                await self._unload(rev)
+                return
+            await self._set(emulator, svc, status)
+            self.reconciled += 1
+            await self._unload_unrouted(svc, rev)
+
+    async def _set(self, emulator: Any, svc: Service, status: dict[str, Any]) -> None:
+        if not svc.deleted:
+            await emulator.set_status(INFERENCESERVICES, svc.namespace, svc.name, status)
+
+    # ---- the storage initializer and the model server --------------------------------------------
+    async def _load(self, svc: Service, predictor: dict[str, Any], rev: Revision) -> None:
+        model = predictor.get("model") or {}
+        fmt = (model.get("modelFormat") or {}).get("name")
+        if fmt != "sklearn":
+            raise StorageError(f"no ServingRuntime supports model format {fmt}")
+        file = await self._download(model.get("storageUri"), rev.folder)
+        await self.server.load(rev.model, rev.folder, file)
+        rev.loaded = True
+
+    async def _download(self, uri: str | None, dest: Path) -> Path:
+        """Fetch ``uri`` into ``dest`` (a new folder); the model file's path there."""
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        try:
+            if not uri:
+                raise StorageError("spec.predictor.model.storageUri is not set")
+            if uri.startswith(("http://", "https://")):
+                return await self._fetch_http(uri, dest)
+            if not uri.startswith("pvc://"):
+                raise StorageError(f"unsupported storage scheme {uri.split('://')[0]}://")
+            claim, _, sub = uri[len("pvc://") :].partition("/")
+            if claim not in self.pvcs:
+                raise StorageError(f'persistentvolumeclaim "{claim}" not found')
+            source = Path(self.pvcs[claim]) / sub
+            return await asyncio.to_thread(self._copy, source, dest)
+        except StorageError as e:
+            raise StorageError(f"storage-initializer: cannot download {uri}: {e}") from None
+
+    @staticmethod
+    def _copy(source: Path, dest: Path) -> Path:
+        if source.is_dir():
+            shutil.copytree(source, dest, dirs_exist_ok=True)
+            return model_file(dest)
+        if not source.is_file():
+            raise StorageError(f"{source} does not exist")
+        shutil.copy2(source, dest / source.name)
+        return dest / source.name
+
+    async def _fetch_http(self, uri: str, dest: Path) -> Path:
+        target = dest / (uri.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "model.joblib")
+        try:
+            async with self.server.session().get(uri) as resp:
+                if resp.status != 200:
+                    raise StorageError(f"HTTP {resp.status}")
+                target.write_bytes(await resp.read())
+        except aiohttp.ClientError as e:
+            raise StorageError(str(e) or type(e).__name__) from None
+        return target
+
+    async def _unload(self, rev: Revision) -> None:
+        if rev.loaded:
+            rev.loaded = False
+            await self.server.unload(rev.model)
+        shutil.rmtree(rev.folder, ignore_errors=True)
+
+    async def _unload_unrouted(self, svc: Service, latest_created: Revision) -> None:
+        named = {r for _, r, _ in svc.traffic} | {latest_created.name, svc.rolled_out}
+        for rev in list(svc.revisions.values()):
+            if rev.name not in named and rev.loaded:
+                await self._unload(rev)
+
+    async def _forget(self, svc: Service) -> None:
+        svc.deleted = True
+        async with svc.lock:  # a load under way finishes first (then sees ``deleted``)
+            pass
+        for rev in svc.revisions.values():
+            await self._unload(rev)
+        for site in svc.sites:
+            await site.stop()
+        svc.sites.clear()
+
+    # ---- statuses (one set_status each; null removes a key) --------------------------------------
+    def _serving(self, svc: Service) -> bool:
+        return any(svc.revisions[r].loaded for _, r, _ in svc.traffic if r in svc.revisions)
+
+    def _loading_status(self, obj: dict[str, Any], svc: Service, generation: int, rev: Revision) -> dict:
+        current = obj.get("status") or {}
+        return {
+            "observedGeneration": generation,
+            "conditions": merged_conditions(
+                current.get("conditions"),
+                {c: ("Unknown", "Loading", f"revision {rev.name} is loading") for c in NOT_READY},
+            ),
+            "components": {"predictor": {"latestCreatedRevision": rev.name}},
+            "modelStatus": {
+                "transitionStatus": "InProgress",
+                "states": {
+                    "activeModelState": "Loaded" if self._serving(svc) else "Pending",
+                    "targetModelState": "Loading",
+                },
+            },
+        }
+
+    def _ready_status(
+        self, obj: dict[str, Any], svc: Service, generation: int, rev: Revision, canary: int | None
+    ) -> dict:
+        prev = svc.rolled_out
+        latest = {"tag": "latest", "revisionName": rev.name, "latestRevision": True}
+        latest["url"] = svc.tag_url("latest")
+        predictor: dict[str, Any] = {"latestCreatedRevision": rev.name, "latestReadyRevision": rev.name}
+        if canary is None or prev is None or prev == rev.name:
+            svc.traffic = [("latest", rev.name, 100)]
+            entries = [{**latest, "percent": 100}]
+            predictor["latestRolledoutRevision"] = rev.name
+            if prev is not None and prev != rev.name:
+                predictor["previousRolledoutRevision"] = prev
+            svc.rolled_out = rev.name
+        else:
+            p = int(canary)
+            svc.traffic = [("latest", rev.name, p), ("prev", prev, 100 - p)]
+            entries = [
+                {**latest, "percent": p},
+                {
+                    "tag": "prev",
+                    "revisionName": prev,
+                    "percent": 100 - p,
+                    "latestRevision": False,
+                    "url": svc.tag_url("prev"),
+                },
+            ]
+            predictor["latestRolledoutRevision"] = prev
+        url = svc.tag_url(None)
+        predictor.update(url=url, traffic=entries)
+        return {
+            "observedGeneration": generation,
+            "url": url,
+            "address": {"url": url},
+            "conditions": merged_conditions(
+                (obj.get("status") or {}).get("conditions"), {c: ("True", None, None) for c in CONDITIONS}
+            ),
+            "components": {"predictor": predictor},
+            "modelStatus": {
+                "transitionStatus": "UpToDate",
+                "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
+                "copies": {"failedCopies": 0, "totalCopies": 1},
+                "lastFailureInfo": None,
+            },
+        }
+
+    def _failed_status(
+        self, obj: dict[str, Any], svc: Service, generation: int, rev: Revision, why: str
+    ) -> dict:
+        return {
+            "observedGeneration": generation,
+            "conditions": merged_conditions(
+                (obj.get("status") or {}).get("conditions"),
+                {c: ("False", "RevisionFailed", why) for c in NOT_READY},
+            ),
+            "components": {"predictor": {"latestCreatedRevision": rev.name}},
+            "modelStatus": {
+                "transitionStatus": "BlockedByFailedLoad",
+                "states": {
+                    "activeModelState": "Loaded" if self._serving(svc) else "FailedToLoad",
+                    "targetModelState": "FailedToLoad",
+                },
+                "lastFailureInfo": {
+                    "reason": "ModelLoadFailed",
+                    "message": why,
+                    "location": rev.name,
+                    "modelRevisionName": rev.name,
+                    "time": now_iso(),
+                },
+            },
+        }
+
+    # ---- the router -----------------------------------------------------------------------------
+    async def _ensure_ports(self, svc: Service) -> None:
+        """One listening loopback port per URL: the service's, ``latest``'s and ``prev``'s."""
+        if svc.ports:
+            return
+        if self._runner is None:
+            app = aiohttp.web.Application()
+            app.router.add_route("*", "/{path:.*}", self._route)
+            self._runner = aiohttp.web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+        for tag in (None, "latest", "prev"):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            site = aiohttp.web.SockSite(self._runner, sock)
+            await site.start()
+            svc.ports[sock.getsockname()[1]] = tag
+            svc.sites.append(site)
+
+    def _pick(self, svc: Service, tag: str | None) -> Revision | None:
+        entries = [(r, p) for t, r, p in svc.traffic if tag is None or t == tag]
+        if tag is None:
+            entries = [(r, p) for r, p in entries if p > 0]
+        if not entries:
+            return None
+        name = random.choices([r for r, _ in entries], weights=[p or 1 for _, p in entries])[0]
+        return svc.revisions.get(name)
+
+    async def _route(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        port = sockname[1] if sockname else None
+        svc = next((s for s in self.services.values() if port in s.ports and not s.deleted), None)
+        if svc is None:
+            return aiohttp.web.json_response({"error": "no such service"}, status=404)
+        prefix = f"/v2/models/{svc.name}"
+        path = request.path
+        if path != prefix and not path.startswith(prefix + "/"):
+            asked = path.split("/")[3] if path.startswith("/v2/models/") else path
+            return aiohttp.web.json_response({"error": f"Model {asked} not found"}, status=404)
+        rev = self._pick(svc, svc.ports[port])
+        if rev is None:
+            return aiohttp.web.json_response({"error": f"no revision of {svc.name} serves here"}, status=503)
+        upstream = f"{self.server.url}/v2/models/{rev.model}{path[len(prefix) :]}"
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
+        async with self.server.session().request(
+            request.method, upstream, params=request.query, data=await request.read(), headers=headers
+        ) as resp:
+            body = await resp.read()
+            content_type = resp.headers.get("Content-Type", "application/octet-stream")
+            status = resp.status
+        if content_type.startswith("application/json"):
+            with contextlib.suppress(ValueError):
+                doc = json.loads(body)
+                if isinstance(doc, dict):
+                    for k in ("model_name", "name"):
+                        if doc.get(k) == rev.model:
+                            doc[k] = svc.name
+                    body = json.dumps(doc).encode()
+        return aiohttp.web.Response(
+            body=body, status=status, headers={"Content-Type": content_type, REVISION_HEADER: rev.name}
+        )
+
+    async def aclose(self) -> None:
+        """Stop the work under way, close the router and kill the model server."""
+        for task in list(self._tasks):
+            task.cancel()
+        for svc in self.services.values():
+            svc.deleted = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.server.aclose()
