@@ -28,7 +28,7 @@ def _kubernetes_configured(conn_id: str) -> bool:
 def _skip_without(conn_id: str, log: Any, what: str) -> None:
     """Skip the task (AirflowSkipException) when ``conn_id`` is not configured, saying so."""
     if not _kubernetes_configured(conn_id):
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         log.info(
             "No Kubernetes connection %r is configured: skipping the %s (configure the connection, e.g. "
@@ -327,15 +327,24 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         raise AssertionError("defer() returned")  # pragma: no cover
 
     def execute_complete(
-        self, context: Any, event: dict[str, Any], plan: dict[str, Any], reattached: bool = False
+        self,
+        context: Any,
+        event: dict[str, Any],
+        plan: dict[str, Any] | None = None,
+        reattached: bool = False,
     ) -> dict[str, Any]:
         """Resume after the trigger fired: smoke test, gate, promote (or roll back), push the endpoint.
 
         :param context: the task's Airflow context.
         :param event: the trigger's event.
-        :param plan: the rollout's plan (decided before the deferral).
+        :param plan: the rollout's plan (decided before the deferral). Airflow 3.3's ``dag.test()``
+            resumes with the event only (it replaces the deferral's kwargs): the plan is then made
+            again, the same unless the alias moved meanwhile (then the rollout reports it was replaced).
         :param reattached: an earlier try's rollout was re-attached to.
         """
+        if plan is None:
+            plan = self._plan(context)
+            plan["namespace"] = event.get("namespace") or plan["namespace"]
         rollout = self._rollout = self._make_rollout(context, plan)
         rollout.reattached = reattached
         return self._record(context, plan, rollout, lambda: rollout.complete(event), deferred=True)
@@ -378,7 +387,7 @@ class DeployModelOperator(LineageMixin, BaseOperator):
                 "namespace": result.namespace,
                 "model": result.model,
                 "model_name": plan["used"].get("name"),
-                "model_version": plan["used"].get("version"),
+                "model_version": int(plan["used"]["version"]) if plan["used"].get("version") else None,
                 "changed": result.changed,
                 "canary_traffic_percent": result.canary,
                 "previous_model": result.previous_model,

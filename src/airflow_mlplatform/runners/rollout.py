@@ -333,8 +333,11 @@ class Rollout:
             return self._result(obj)
         smoke: Any = None
         gate_verdict: str | None = None
-        canary = self.canary
         phase = isvc.read_rollout(obj).get("phase")
+        # the share as written (a first rollout has none), whichever process wrote it
+        written = ((obj.get("spec") or {}).get("predictor") or {}).get("canaryTrafficPercent")
+        canary = self.canary if phase == "promoting" else written
+        self.canary = canary
         if phase != "promoting" and self.smoke_request is not None:
             url = (isvc.tag_url(obj, "latest") if canary is not None else None) or isvc.endpoint(obj)
             smoke = self._smoke(url)
@@ -343,7 +346,8 @@ class Rollout:
                     obj,
                     f"the smoke test of the new revision failed ({smoke.errors}/{smoke.requests}): {smoke.message}",
                 )
-            gate_verdict = self._gate(obj, smoke)
+            if canary is not None:  # a gate compares with the previous revision: none on a first rollout
+                gate_verdict = self._gate(obj, smoke)
         if canary is not None and isvc.traffic_of(obj).get(str(isvc.revision(obj)), 100) < 100:
             obj = self._promote(obj)
         done = self._api(
