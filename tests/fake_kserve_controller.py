@@ -277,6 +277,7 @@ class FakeKServeController:
         self.services: dict[tuple[str, str], Service] = {}
         self._runner: aiohttp.web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._forgetting: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     # ---- for tests (thread-safe reads) ----------------------------------------------------------
     def revisions(self, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -301,7 +302,13 @@ class FakeKServeController:
         if event_type == "DELETED":
             svc = self.services.pop(key, None)
             if svc is not None:
-                await self._forget(svc)
+                # a service made again under the same name waits for this (same model names)
+                forgetting = self._forgetting[key] = asyncio.ensure_future(self._forget(svc))
+                try:
+                    await forgetting
+                finally:
+                    if self._forgetting.get(key) is forgetting:
+                        del self._forgetting[key]
             return
         generation = int(meta.get("generation") or 1)
         observed = (obj.get("status") or {}).get("observedGeneration") or 0
@@ -318,6 +325,9 @@ class FakeKServeController:
     async def _reconcile(self, emulator: Any, svc: Service, generation: int) -> None:
         if self.lag:
             await asyncio.sleep(self.lag)
+        forgetting = self._forgetting.get((svc.namespace, svc.name))
+        if forgetting is not None:
+            await asyncio.shield(forgetting)
         async with svc.lock:
             obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name)
             if svc.deleted or svc.target != generation or obj is None:
