@@ -348,16 +348,20 @@ class FakeKServeController:
                 if svc.deleted or svc.target != generation:
                     return
                 await asyncio.sleep(0.05)
+            failure = None
             try:
                 if not rev.loaded:
                     await self._load(svc, predictor, rev)
             except (StorageError, LoadError) as e:
-                status = self._failed_status(obj, svc, generation, rev, str(e))
-            else:
-                status = self._ready_status(obj, svc, generation, rev, predictor.get("canaryTrafficPercent"))
-            if svc.deleted:
+                failure = str(e)
+            obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name)  # its status now
+            if svc.deleted or obj is None:
                 await self._unload(rev)
                 return
+            if failure is not None:
+                status = self._failed_status(obj, svc, generation, rev, failure)
+            else:
+                status = self._ready_status(obj, svc, generation, rev, predictor.get("canaryTrafficPercent"))
             await self._set(emulator, svc, status)
             self.reconciled += 1
             await self._unload_unrouted(svc, rev)
