@@ -286,15 +286,24 @@ def test_failed_load_blocks_while_the_previous_revision_serves(isvcs, kserve):
     obj = isvcs.wait_ready("broken", 7)
     assert "lastFailureInfo" not in obj["status"]["modelStatus"]
 
+    # a first revision that fails: nothing serves, no URL
+    isvcs.create("broken-first", "pvc://models/garbage")
+    obj = isvcs.wait("broken-first", lambda o: reconciled(o, 1) and condition(o, "Ready") == "False")
+    assert obj["status"]["modelStatus"]["states"] == {
+        "activeModelState": "FailedToLoad",
+        "targetModelState": "FailedToLoad",
+    }
+    assert "url" not in obj["status"]
+
 
 def test_lag_keeps_the_old_status_and_hold_keeps_it_loading(isvcs, kserve):
     isvcs.create("slow", "pvc://models/one")
     isvcs.wait_ready("slow", 1)
-    kserve.lag = 1.5
+    kserve.lag = 1.0
     count = kserve.reconciled
     isvcs.patch("slow", {"model": {"storageUri": "pvc://models/two"}})
     isvcs.patch("slow", {"model": {"storageUri": "pvc://models/two/model.joblib"}})
-    time.sleep(0.5)
+    time.sleep(0.4)
     obj = isvcs.get("slow")
     assert obj["metadata"]["generation"] == 3
     assert reconciled(obj, 1)
