@@ -55,11 +55,15 @@ CONDITIONS = ("IngressReady", "LatestDeploymentReady", "PredictorReady", "Ready"
 NOT_READY = ("Ready", "PredictorReady", "LatestDeploymentReady")
 
 
-class StorageError(Exception):
+class RevisionFailed(Exception):
+    """A revision cannot serve: the message is the InferenceService's failure message."""
+
+
+class StorageError(RevisionFailed):
     """The storage initializer could not fetch the model."""
 
 
-class LoadError(Exception):
+class LoadError(RevisionFailed):
     """The model server could not load the model (or did not start)."""
 
 
@@ -352,7 +356,7 @@ class FakeKServeController:
             try:
                 if not rev.loaded:
                     await self._load(svc, predictor, rev)
-            except (StorageError, LoadError) as e:
+            except RevisionFailed as e:
                 failure = str(e)
             obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name)  # its status now
             if svc.deleted or obj is None:
@@ -375,7 +379,7 @@ class FakeKServeController:
         model = predictor.get("model") or {}
         fmt = (model.get("modelFormat") or {}).get("name")
         if fmt != "sklearn":
-            raise StorageError(f"no ServingRuntime supports model format {fmt}")
+            raise RevisionFailed(f"no ServingRuntime supports model format {fmt}")
         file = await self._download(model.get("storageUri"), rev.folder)
         await self.server.load(rev.model, rev.folder, file)
         rev.loaded = True
