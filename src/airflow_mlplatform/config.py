@@ -55,3 +55,26 @@ def default_deferrable() -> bool:
     from airflow.sdk import conf
 
     return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def deploy_storage_map() -> dict[str, str]:
+    """``[mlplatform] deploy_storage_map``: JSON object of storage URI prefix -> replacement for
+    deployments, e.g. ``{"file:///mnt/mlflow/": "pvc://mlflow-artifacts/"}`` where the workers
+    mount the registry's artifact folder from the volume the cluster mounts ({} when unset)."""
+    import json
+
+    from airflow_mlplatform.exceptions import ConfigurationError
+
+    raw = get_option("deploy_storage_map")
+    if not raw:
+        return {}
+    try:
+        mapping = json.loads(raw)
+    except ValueError as e:
+        raise ConfigurationError(
+            f"[mlplatform] deploy_storage_map is not JSON ({e}); write e.g. "
+            '{"file:///mnt/mlflow/": "pvc://mlflow-artifacts/"}'
+        ) from e
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ConfigurationError("[mlplatform] deploy_storage_map must be a JSON object of prefix -> prefix")
+    return {str(k): v for k, v in mapping.items()}

@@ -279,3 +279,16 @@ class MLflowUnavailableError(ModelRegistryError, ConnectionError):
 
 class TrackingError(MLflowUnavailableError):
     """Logging a task's run to MLflow failed (with ``[mlplatform] tracking_required = True``)."""
+
+
+class DeploymentError(MLPlatformError):
+    """A model deployment (KServe InferenceService) could not be rolled out."""
+
+
+class DeploymentDefinitionError(DeploymentError, ValueError):
+    """A deployment's definition is wrong (format, storage URI, canary share): nothing was created."""
+
+
+class DeploymentFailedError(DeploymentError, JobFailedError):
+    """A rollout failed (model failed to load, not ready in time, smoke test or gate failed) and
+    was rolled back to the previous revision."""

@@ -31,7 +31,13 @@ def test_quickstart_and_workflow_dags_succeed(deployment):
         )
     run_id = runs["quickstart_ml_pipeline"]
     states = deployment.task_states("quickstart_ml_pipeline", run_id)
-    assert states == {t: "success" for t in ("prepare", "train", "evaluate", "register", "promote")}
+    assert states == {
+        **{t: "success" for t in ("prepare", "train", "evaluate", "register", "promote")},
+        "deploy": "skipped",  # no Kubernetes connection in this deployment: skipped, saying so
+    }
+    assert "No Kubernetes connection 'kubernetes_default' is configured: skipping the deployment" in (
+        deployment.task_log("quickstart_ml_pipeline", run_id, "deploy")
+    )
     log = deployment.task_log("quickstart_ml_pipeline", run_id, "evaluate")
     assert "accuracy" in log
 

@@ -51,6 +51,7 @@ def test_every_step_type_builds_and_generates_the_same_dag(tmp_path, monkeypatch
         "spark_revenue": "SparkApplicationOperator",
         "train_tf": "TFJobOperator",
         "judge": "PythonOperator",
+        "deploy_churn": "DeployModelOperator",
         "fit_r": "RStudioJobOperator",
         "r_report": "RStudioJobOperator",
         "preprocess": "ValohaiSubmitExecutionOperator",

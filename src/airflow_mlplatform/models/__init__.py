@@ -143,4 +143,24 @@ class ModelRef:
         return f"ModelRef({self.name!r}, {what})"
 
 
-__all__ = ["ModelRef", "ResolvedModel", "check_alias", "check_model_name"]
+_MODEL_URI = re.compile(r"^models:/([^/@]+)(?:@([^/@]+)|/(\d+))$")
+
+
+def parse_model_uri(text: str, *, mlflow_conn_id: str = "mlflow_default") -> ModelRef | None:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` as a :class:`ModelRef`; None for other text.
+
+    :param text: the URI.
+    :param mlflow_conn_id: the ``mlflow`` connection of the reference.
+    """
+    m = _MODEL_URI.match(text.strip())
+    if not m:
+        if text.strip().startswith("models:/"):
+            raise ParameterError(
+                f"model URI {text!r} is not valid: write models:/NAME@ALIAS or models:/NAME/VERSION"
+            )
+        return None
+    name, alias, version = m.groups()
+    return ModelRef(name, alias=alias, version=version, mlflow_conn_id=mlflow_conn_id)
+
+
+__all__ = ["ModelRef", "ResolvedModel", "check_alias", "check_model_name", "parse_model_uri"]

@@ -333,11 +333,13 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def resolve(hook: Any, ref: ModelRef) -> ResolvedModel:
-    """The local files and version of what ``ref`` names.
+def lookup(hook: Any, ref: ModelRef) -> Any:
+    """The MLflow ModelVersion that ``ref`` names (by alias or number), nothing downloaded.
 
     :param hook: an MLflowHook.
     :param ref: the reference.
+    :raises ModelNotFoundError: the model, alias or version does not exist (the message lists the
+        model's aliases).
     """
     from mlflow.exceptions import MlflowException
 
@@ -351,14 +353,34 @@ def resolve(hook: Any, ref: ModelRef) -> ResolvedModel:
                 f"model {ref.name!r} has no alias {ref.alias!r}; its aliases: {known}. Promote a "
                 "version first (PromoteModelOperator) or use one of these aliases"
             )
-    else:
-        try:
-            version = client.get_model_version(ref.name, str(ref.version))
-        except MlflowException as e:
-            if _is_missing(e):
-                aliases_of(client, ref.name)  # says when the model itself is missing
-                raise ModelNotFoundError(f"model {ref.name!r} has no version {ref.version!r}") from e
-            raise
+        return version
+    try:
+        return client.get_model_version(ref.name, str(ref.version))
+    except MlflowException as e:
+        if _is_missing(e):
+            aliases_of(client, ref.name)  # says when the model itself is missing
+            raise ModelNotFoundError(f"model {ref.name!r} has no version {ref.version!r}") from e
+        raise
+
+
+def files_uri(version: Any) -> str:
+    """Where a version's files are: its artifact folder, or the one file in it (a model
+    registered from a single file), as the registry stores it (``s3://``, ``file://``...).
+
+    :param version: an MLflow ModelVersion.
+    """
+    source = str(version.source).rstrip("/")
+    name = (version.tags or {}).get(FILE_TAG)
+    return f"{source}/{name}" if name else source
+
+
+def resolve(hook: Any, ref: ModelRef) -> ResolvedModel:
+    """The local files and version of what ``ref`` names.
+
+    :param hook: an MLflowHook.
+    :param ref: the reference.
+    """
+    version = lookup(hook, ref)
     return ResolvedModel(
         local_files(hook, version),
         name=ref.name,

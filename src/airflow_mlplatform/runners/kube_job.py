@@ -588,7 +588,10 @@ class KubeJob:
                 kubernetes_conn_id=self.kubernetes_conn_id,
                 retry_policy=getattr(self._hook, "retry_policy", None),
             )
-            if hook.delete_object(self.kind.resource, namespace, name, grace_period_seconds=0):
+            done = stop_object(hook, self.kind, namespace, name)
+            if done == "restored":
+                self.log.info("Stopped %s: restored what it was before", self.what)
+            if done == "deleted":
                 self.log.info("Deleted %s", self.what)
                 self.facts.deleted = True
                 from airflow_mlplatform import metrics
@@ -792,6 +795,38 @@ def run_job_recorded(
         ran_on=ran_on,
         partial=lambda: job.feed.parser.close(),
     )
+
+
+#: What :func:`stop_object` did: deleted the object, restored its previous state (a kind's
+#: :attr:`~airflow_mlplatform.specs.kinds.JobKind.stop` patch), kept it (nothing to stop), or
+#: found it gone.
+STOP_OUTCOMES = ("deleted", "restored", "kept", "gone")
+
+
+def stop_object(hook: Any, kind: JobKind, namespace: str, name: str) -> str:
+    """Stop a job's object the way its kind says (:attr:`JobKind.stop`): delete it (jobs), or
+    merge-patch it back to what it was (a rollout); one of :data:`STOP_OUTCOMES`.
+
+    The triggerer's twin is :meth:`airflow_mlplatform.triggers.kubernetes.KubeJobTrigger._stop`
+    (the same rule on the async hook).
+
+    :param hook: the sync Kubernetes hook.
+    :param kind: the job kind.
+    :param namespace: the object's namespace.
+    :param name: its name.
+    """
+    if kind.stop is not None:
+        try:
+            obj = hook.get_object(kind.resource, namespace, name)
+        except KubernetesNotFoundError:
+            return "gone"
+        patch = kind.stop(obj)
+        if patch:
+            hook.patch_object(kind.resource, namespace, name, patch)
+            return "restored"
+        if patch is not None:
+            return "kept"
+    return "deleted" if hook.delete_object(kind.resource, namespace, name, grace_period_seconds=0) else "gone"
 
 
 def usage_now() -> float:

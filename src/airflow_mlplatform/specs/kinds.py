@@ -119,6 +119,12 @@ class JobKind:
     :param replicas: the replica types of a manifest (:data:`ReplicaShape`: role, count, pod spec
         with ``containers`` and ``nodeSelector``, pod labels), what the record's ``usage`` section
         bills (:func:`airflow_mlplatform.usage.manifest_shape`); default: a plain pod.
+    :param stop: what stopping the object means (on kill, timeout, a start-up timeout and errors,
+        in the worker and in the triggerer: :func:`airflow_mlplatform.runners.kube_job.stop_object`).
+        None (jobs): delete it. Else a pure function of the object as read now, returning the
+        merge patch that stops it (an InferenceService: restore the previous predictor, so the
+        revision that served before keeps serving), ``{}`` when there is nothing to stop, or
+        None when deleting it is right after all (a first rollout, nothing served before).
     """
 
     ref: str
@@ -140,6 +146,7 @@ class JobKind:
     waiting: Callable[[Mapping[str, Any]], str | None] = _never
     name_slug: int = 40
     replicas: Callable[[Mapping[str, Any]], list[ReplicaShape]] = pod_replicas
+    stop: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None
 
     def __post_init__(self) -> None:
         if self.earlier_try not in EARLIER_TRY_POLICIES:

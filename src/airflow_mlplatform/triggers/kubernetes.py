@@ -15,9 +15,10 @@ While it waits, what the UI shows for the deferred task (the triggerer's log of 
   deferred jobs in one triggerer do not stall its event loop. Values and metrics are still
   parsed from the whole log, in the worker.
 
-The object is deleted when the user kills the task (``on_kill``), when the job's deadline
-passes, when it does not start in time and on errors; a triggerer restart leaves it alone (the
-next triggerer resumes the wait).
+The object is stopped when the user kills the task (``on_kill``), when the job's deadline
+passes, when it does not start in time and on errors: deleted, or for kinds with a ``stop``
+rule (an InferenceService rollout) patched back to what it was; a triggerer restart leaves it
+alone (the next triggerer resumes the wait).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class KubeJobTrigger(BaseTrigger):
     :param kubernetes_conn_id: the Kubernetes connection.
     :param resource_version: the object's resourceVersion when deferring (the watch starts there).
     :param state: the object's state when deferring.
-    :param startup_timeout: seconds for the job to start; then it is deleted and the event says
+    :param startup_timeout: seconds for the job to start; then it is stopped (deleted, or restored) and the event says
         what to check.
     :param deadline: UNIX time when the job must be over; the object is deleted then.
     :param start_jitter: the first request waits a random 0..start_jitter seconds, so a triggerer
@@ -243,12 +244,12 @@ class KubeJobTrigger(BaseTrigger):
                         await asyncio.wait_for(asyncio.shield(log_task), 2.0)
                 yield self._event("done", kind, obj)
             except KubernetesTimeoutError as e:
-                await self._delete(hook)
+                await self._halt(hook)
                 yield self._event("timeout", kind, message=str(e))
             except KubernetesNotFoundError as e:
                 yield self._event("error", kind, message=f"the {kind.label} disappeared: {e}")
             except MLPlatformError as e:
-                await self._delete(hook)
+                await self._halt(hook)
                 yield self._event("error", kind, message=str(e))
         finally:
             for task in [*helpers, *([log_task] if log_task is not None else [])]:
@@ -264,7 +265,7 @@ class KubeJobTrigger(BaseTrigger):
         latest = None
         with contextlib.suppress(MLPlatformError):
             latest = await hook.get_object(kind.resource, self.namespace, self.name)
-        await self._delete(hook)
+        await self._halt(hook)
         message = not_started_message(kind, self.name, self.namespace, latest, timeout, timeout)
         return self._event("error", kind, message=message)
 
@@ -316,31 +317,52 @@ class KubeJobTrigger(BaseTrigger):
                     rate,
                 )
 
-    async def _delete(self, hook: Any | None = None) -> None:
+    async def _halt(self, hook: Any | None = None) -> None:
+        """Stop the object (kill, deadline, start-up timeout, errors): delete it, or restore it."""
         kind = self._kind()
         own = hook is None
         hook = hook or self._hook()
         try:
-            if await hook.delete_object(kind.resource, self.namespace, self.name, grace_period_seconds=0):
+            done = await self._stop(hook, kind)
+            if done == "restored":
+                self.log.info("%s %s stopped: restored what it was before", kind.label, self.name)
+            if done == "deleted":
                 self.log.info("%s %s deleted", kind.label, self.name)
                 from airflow_mlplatform import metrics
 
                 metrics.incr("mlplatform.job.deleted_on_stop", tags={"kind": kind.label, "reason": "trigger"})
         except Exception:
-            self.log.exception("Could not delete %s %s; delete it by hand", kind.label, self.name)
+            self.log.exception("Could not stop %s %s; delete it by hand", kind.label, self.name)
         finally:
             if own:
                 await hook.close()
 
+    async def _stop(self, hook: Any, kind: Any) -> str:
+        """:func:`airflow_mlplatform.runners.kube_job.stop_object` on the async hook: delete the
+        object, or patch it back per the kind's ``stop`` (a rollout restores the previous predictor)."""
+        if kind.stop is not None:
+            try:
+                obj = await hook.get_object(kind.resource, self.namespace, self.name)
+            except KubernetesNotFoundError:
+                return "gone"
+            patch = kind.stop(obj)
+            if patch:
+                await hook.patch_object(kind.resource, self.namespace, self.name, patch)
+                return "restored"
+            if patch is not None:
+                return "kept"
+        deleted = await hook.delete_object(kind.resource, self.namespace, self.name, grace_period_seconds=0)
+        return "deleted" if deleted else "gone"
+
     async def on_kill(self) -> None:
-        """The user killed the deferred task (mark failed/success, clear): delete the object."""
+        """The user killed the deferred task (mark failed/success, clear): stop the object (delete or restore it)."""
         if not self._fired:
-            await self._delete()
+            await self._halt()
 
     async def cleanup(self) -> None:
-        """Past the deadline (the triggerer cancelled us for the task's timeout): delete the object.
+        """Past the deadline (the triggerer cancelled us for the task's timeout): stop the object.
 
         Any other cleanup (a triggerer restart or redistribution) leaves the job running.
         """
         if not self._fired and self.deadline is not None and time.time() >= self.deadline - 1:
-            await self._delete()
+            await self._halt()

@@ -265,6 +265,49 @@ SPARK = StepType(
     compute_overrides=True,
     description="a Spark application: a SparkApplication on Kubernetes, or spark-submit in the worker",
 )
+DEPLOY = StepType(
+    "deploy",
+    "airflow_mlplatform.operators.deploy:DeployModelOperator",
+    {
+        "model": Field(
+            "model",
+            "any",
+            required=True,
+            templated=True,
+            description="models:/NAME@ALIAS, models:/NAME/VERSION, ${{ models.NAME@ALIAS }} or a storage URI",
+        ),
+        "name": Field("name", required=True, templated=True, description="the InferenceService's name"),
+        "model_format": Field("model_format", description="sklearn, xgboost, lightgbm, tensorflow, onnx..."),
+        "canary_traffic_percent": Field(
+            "canary_traffic_percent", "int", description="the new revision's share (1-99) until promoted"
+        ),
+        "smoke_request": Field(
+            "smoke_request",
+            "dict",
+            templated=True,
+            description="a v2 inference request the new revision must answer",
+        ),
+        "smoke_count": Field("smoke_count", "int", description="how many times the smoke request is sent"),
+        "canary_gate": Field(
+            "canary_gate", description="e.g. latency_ms <= prev.latency_ms * 2 (the smoke test's figures)"
+        ),
+        "protocol_version": Field("protocol_version", choices=("v2", "v1"), description="inference protocol"),
+        "runtime": Field("runtime", description="ServingRuntime name (formats without a stock runtime)"),
+        "min_replicas": Field("min_replicas", "int", description="minReplicas (0: scale to zero)"),
+        "max_replicas": Field("max_replicas", "int", description="maxReplicas"),
+        "startup_timeout": Field("startup_timeout", "number", description="seconds a new revision may take"),
+        "namespace": Field("namespace", templated=True, description="Kubernetes namespace"),
+        "kubernetes_conn_id": _K8S_CONN,
+        "serving_conn_id": Field("serving_conn_id", description="HTTP connection for the smoke test"),
+        "deferrable": _DEFERRABLE,
+        "skip_without_kubernetes": Field(
+            "skip_without_kubernetes", "bool", description="skip when no Kubernetes connection is configured"
+        ),
+    },
+    compute=True,
+    compute_overrides=True,
+    description="deploy a model version to KServe (canary, smoke test, rollback on failure)",
+)
 BASH = StepType(
     "bash",
     "airflow.providers.standard.operators.bash:BashOperator",
@@ -286,7 +329,7 @@ PYTHON = StepType(
 )
 
 STEP_TYPES: dict[str, StepType] = {
-    t.name: t for t in (NOTEBOOK, R, TFJOB, RAPIDS, SPARK, VALOHAI, BASH, PYTHON)
+    t.name: t for t in (NOTEBOOK, R, TFJOB, RAPIDS, SPARK, DEPLOY, VALOHAI, BASH, PYTHON)
 }
 
 COMMON_FIELDS: dict[str, str] = {
@@ -296,7 +339,7 @@ COMMON_FIELDS: dict[str, str] = {
     "depends_on": "step ids that must finish first (besides those inferred from references)",
     "outputs": "names of the values the step records (referenced as steps.ID.outputs.NAME)",
     "group": "task group id",
-    "compute": "compute profile name (notebook, r, tfjob, rapids, spark); notebook, r and spark also take "
+    "compute": "compute profile name (notebook, r, tfjob, rapids, spark, deploy); notebook, r, spark and deploy also take "
     "{profile: NAME, FIELD: VALUE...} to override single fields",
     "retries": "number of retries",
     "retry_delay": "seconds (or 30s, 5m, 1h) between retries",
