@@ -55,11 +55,15 @@ CONDITIONS = ("IngressReady", "LatestDeploymentReady", "PredictorReady", "Ready"
 NOT_READY = ("Ready", "PredictorReady", "LatestDeploymentReady")
 
 
-class StorageError(Exception):
+class RevisionFailed(Exception):
+    """A revision cannot serve: the message is the InferenceService's failure message."""
+
+
+class StorageError(RevisionFailed):
     """The storage initializer could not fetch the model."""
 
 
-class LoadError(Exception):
+class LoadError(RevisionFailed):
     """The model server could not load the model (or did not start)."""
 
 
@@ -277,6 +281,7 @@ class FakeKServeController:
         self.services: dict[tuple[str, str], Service] = {}
         self._runner: aiohttp.web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._forgetting: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     # ---- for tests (thread-safe reads) ----------------------------------------------------------
     def revisions(self, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -301,7 +306,13 @@ class FakeKServeController:
         if event_type == "DELETED":
             svc = self.services.pop(key, None)
             if svc is not None:
-                await self._forget(svc)
+                # a service made again under the same name waits for this (same model names)
+                forgetting = self._forgetting[key] = asyncio.ensure_future(self._forget(svc))
+                try:
+                    await forgetting
+                finally:
+                    if self._forgetting.get(key) is forgetting:
+                        del self._forgetting[key]
             return
         generation = int(meta.get("generation") or 1)
         observed = (obj.get("status") or {}).get("observedGeneration") or 0
@@ -318,6 +329,9 @@ class FakeKServeController:
     async def _reconcile(self, emulator: Any, svc: Service, generation: int) -> None:
         if self.lag:
             await asyncio.sleep(self.lag)
+        forgetting = self._forgetting.get((svc.namespace, svc.name))
+        if forgetting is not None:
+            await asyncio.shield(forgetting)
         async with svc.lock:
             obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name)
             if svc.deleted or svc.target != generation or obj is None:
@@ -338,16 +352,20 @@ class FakeKServeController:
                 if svc.deleted or svc.target != generation:
                     return
                 await asyncio.sleep(0.05)
+            failure = None
             try:
                 if not rev.loaded:
                     await self._load(svc, predictor, rev)
-            except (StorageError, LoadError) as e:
-                status = self._failed_status(obj, svc, generation, rev, str(e))
-            else:
-                status = self._ready_status(obj, svc, generation, rev, predictor.get("canaryTrafficPercent"))
-            if svc.deleted:
+            except RevisionFailed as e:
+                failure = str(e)
+            obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name)  # its status now
+            if svc.deleted or obj is None:
                 await self._unload(rev)
                 return
+            if failure is not None:
+                status = self._failed_status(obj, svc, generation, rev, failure)
+            else:
+                status = self._ready_status(obj, svc, generation, rev, predictor.get("canaryTrafficPercent"))
             await self._set(emulator, svc, status)
             self.reconciled += 1
             await self._unload_unrouted(svc, rev)
@@ -361,7 +379,7 @@ class FakeKServeController:
         model = predictor.get("model") or {}
         fmt = (model.get("modelFormat") or {}).get("name")
         if fmt != "sklearn":
-            raise StorageError(f"no ServingRuntime supports model format {fmt}")
+            raise RevisionFailed(f"no ServingRuntime supports model format {fmt}")
         file = await self._download(model.get("storageUri"), rev.folder)
         await self.server.load(rev.model, rev.folder, file)
         rev.loaded = True

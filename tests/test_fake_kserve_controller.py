@@ -286,15 +286,24 @@ def test_failed_load_blocks_while_the_previous_revision_serves(isvcs, kserve):
     obj = isvcs.wait_ready("broken", 7)
     assert "lastFailureInfo" not in obj["status"]["modelStatus"]
 
+    # a first revision that fails: nothing serves, no URL
+    isvcs.create("broken-first", "pvc://models/garbage")
+    obj = isvcs.wait("broken-first", lambda o: reconciled(o, 1) and condition(o, "Ready") == "False")
+    assert obj["status"]["modelStatus"]["states"] == {
+        "activeModelState": "FailedToLoad",
+        "targetModelState": "FailedToLoad",
+    }
+    assert "url" not in obj["status"]
+
 
 def test_lag_keeps_the_old_status_and_hold_keeps_it_loading(isvcs, kserve):
     isvcs.create("slow", "pvc://models/one")
     isvcs.wait_ready("slow", 1)
-    kserve.lag = 1.5
+    kserve.lag = 1.0
     count = kserve.reconciled
     isvcs.patch("slow", {"model": {"storageUri": "pvc://models/two"}})
     isvcs.patch("slow", {"model": {"storageUri": "pvc://models/two/model.joblib"}})
-    time.sleep(0.5)
+    time.sleep(0.4)
     obj = isvcs.get("slow")
     assert obj["metadata"]["generation"] == 3
     assert reconciled(obj, 1)
@@ -331,6 +340,18 @@ def test_lag_keeps_the_old_status_and_hold_keeps_it_loading(isvcs, kserve):
     obj = isvcs.wait_ready("slow", 4)
     assert obj["status"]["components"]["predictor"]["latestReadyRevision"] == "slow-predictor-00003"
 
+    # a new service held: loading, nothing serves, no URL yet
+    kserve.hold.add((NS, "held"))
+    isvcs.create("held", "pvc://models/one")
+    obj = isvcs.wait("held", lambda o: reconciled(o, 1))
+    assert condition(obj, "Ready") == "Unknown"
+    assert obj["status"]["modelStatus"] == {
+        "transitionStatus": "InProgress",
+        "states": {"activeModelState": "Pending", "targetModelState": "Loading"},
+    }
+    assert obj["status"]["components"] == {"predictor": {"latestCreatedRevision": "held-predictor-00001"}}
+    assert "url" not in obj["status"]
+
 
 def test_delete_unloads_every_revision_and_closes_the_router(isvcs, kserve, k8s):
     isvcs.create("gone", "pvc://models/one")
@@ -357,3 +378,11 @@ def test_delete_unloads_every_revision_and_closes_the_router(isvcs, kserve, k8s)
     assert closed()
     assert kserve.revisions(NS, "gone") == []
     assert kserve.url(NS, "gone") is None
+    # made again under the same name, deleted and made again at once: the same revision and model
+    # names, served anew
+    isvcs.create("gone", "pvc://models/two")
+    isvcs.api.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "gone")
+    isvcs.create("gone", "pvc://models/two")
+    obj = isvcs.wait_ready("gone", 1)
+    assert infer(obj["status"]["url"], "gone") == ("gone-predictor-00001", 2)
+    assert [r["loaded"] for r in kserve.revisions(NS, "gone")] == [True]

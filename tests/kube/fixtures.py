@@ -9,6 +9,10 @@ kubeconfig pointing at it and sets ``AIRFLOW_CONN_KUBERNETES_DEFAULT`` to use it
         k8s.call(k8s.emulator.declare, "kubeflow.org/v1/tfjobs", "TFJob")
         k8s.call(k8s.emulator.add_controller, MyTFJobController())
         return k8s
+
+``k8s_kinds`` adds the session's fake job operators that way; ``kserve`` adds the fake KServe
+controller (InferenceServices served by a real MLServer, see tests/fake_kserve_controller.py) and
+returns it.
 """
 
 from __future__ import annotations
