@@ -36,14 +36,17 @@ def test_quickstart_pipeline_runs_end_to_end(run_dag, dags_folder, monkeypatch):
     shutil.copy(REPO / "example_dags" / "quickstart_batch_scoring.py", dags_folder)
     result = run_dag(REPO / "example_dags" / "quickstart_ml_pipeline.py", "quickstart_ml_pipeline")
 
-    assert result.task_states() == {
-        "prepare": "success",
-        "train": "success",
-        "evaluate": "success",
-        "register": "success",
-        "promote": "success",
-        "deploy": "skipped",  # no Kubernetes connection: skipped, with a log line (tests/operators/test_deploy.py deploys)
-    }
+    assert (
+        result.task_states()
+        == {
+            "prepare": "success",
+            "train": "success",
+            "evaluate": "success",
+            "register": "success",
+            "promote": "success",
+            "deploy": "skipped",  # no Kubernetes connection: skipped, with a log line (tests/operators/test_deploy.py deploys)
+        }
+    )
     train = result.xcom("train")
     assert set(train) == {"accuracy", "model_path"}
     assert 0.9 < train["accuracy"] <= 1.0

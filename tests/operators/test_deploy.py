@@ -112,7 +112,9 @@ def test_deploy_then_canary_then_an_unchanged_rerun(
     assert first.task_states() == {"deploy": "success"}
     url = first.xcom("deploy", "url")
     assert _predict(url) == 1
-    assert first.xcom("deploy", "model_version") == int(versions[0])  # an int, as RegisterModelOperator's version
+    assert first.xcom("deploy", "model_version") == int(
+        versions[0]
+    )  # an int, as RegisterModelOperator's version
     assert first.xcom("deploy", "changed") is True and first.xcom("deploy", "previous_model") is None
     assert first.xcom("deploy", "gate") is None  # a first rollout has no canary and nothing to compare with
     record = first.xcom("deploy", "execution_record")
@@ -187,7 +189,9 @@ with DAG(dag_id="undeploy", schedule=None, catchup=False) as dag:
 """
 
 
-def test_undeploy_and_a_deploy_skipped_without_a_cluster(run_dag, k8s, kserve, versions, profiles_file, capfd):
+def test_undeploy_and_a_deploy_skipped_without_a_cluster(
+    run_dag, k8s, kserve, versions, profiles_file, capfd
+):
     result = run_dag(UNDEPLOY_DAG, "undeploy")
     assert result.task_states() == {
         "undeploy": "success",
@@ -203,4 +207,7 @@ def test_undeploy_and_a_deploy_skipped_without_a_cluster(run_dag, k8s, kserve, v
         is None
     )
     out = capfd.readouterr()
-    assert "No Kubernetes connection 'no_such_cluster' is configured: skipping the deployment" in out.out + out.err
+    assert (
+        "No Kubernetes connection 'no_such_cluster' is configured: skipping the deployment"
+        in out.out + out.err
+    )

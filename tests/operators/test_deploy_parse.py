@@ -12,7 +12,9 @@ SMOKE = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [
 
 
 def _op(**kw):
-    return DeployModelOperator(**{"task_id": "deploy", "model": "models:/churn@champion", "name": "churn", **kw})
+    return DeployModelOperator(
+        **{"task_id": "deploy", "model": "models:/churn@champion", "name": "churn", **kw}
+    )
 
 
 @pytest.mark.parametrize(
@@ -35,10 +37,14 @@ def test_mistakes_fail_at_parse_time_naming_the_fix(kw, error, fragment):
 
 
 def test_a_model_ref_is_kept_as_its_templated_uri_with_its_connection():
-    op = _op(model=ModelRef("churn", alias="champion", mlflow_conn_id="mlflow_prod"), canary_traffic_percent=10)
+    op = _op(
+        model=ModelRef("churn", alias="champion", mlflow_conn_id="mlflow_prod"), canary_traffic_percent=10
+    )
     assert op.model == "models:/churn@champion" and op.mlflow_conn_id == "mlflow_prod"
     assert "model" in op.template_fields  # a workflow reference or Jinja may build it
-    templated = _op(name="churn-{{ params.env }}", model="models:/churn/{{ ti.xcom_pull('register', 'version') }}")
+    templated = _op(
+        name="churn-{{ params.env }}", model="models:/churn/{{ ti.xcom_pull('register', 'version') }}"
+    )
     assert templated.name.startswith("churn-")
 
 
