@@ -7,6 +7,7 @@ and routes the InferenceService's URL by the traffic split; the smoke test is re
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -235,3 +236,63 @@ def test_storage_the_cluster_cannot_reach_fails_to_load_with_the_reason(k8s, kse
     with pytest.raises(DeploymentFailedError, match="storage-initializer"):
         rollout.run()
     assert isinstance(models, Path)
+
+
+def _first_event(trigger, seconds: float = 60) -> dict:
+    async def main() -> dict:
+        gen = trigger.run()
+        try:
+            return (await gen.__anext__()).payload
+        finally:
+            await gen.aclose()
+
+    return asyncio.run(asyncio.wait_for(main(), seconds))
+
+
+def test_deferred_the_trigger_waits_then_the_worker_finishes(k8s, kserve, models):
+    _deployed(k8s, "r-defer", "a")
+    kserve.lag = 0.5
+    try:
+        rollout = _rollout("r-defer", "b", canary=50, smoke_request=SMOKE)
+        obj = rollout.start()
+        trigger = rollout.trigger(obj)
+        trigger.start_jitter = 0
+        event = _first_event(trigger)
+    finally:
+        kserve.lag = 0.0
+    assert (event["status"], event["state"], event["succeeded"]) == ("done", "Ready", True)
+    # what execute_complete does, with a fresh Rollout from the same plan
+    result = _rollout("r-defer", "b", canary=50, smoke_request=SMOKE).complete(event)
+    assert (result.canary, result.previous_model) == (50, "churn/a")
+    assert _predict(result.url, "r-defer")[0] == 0
+
+
+def test_deferred_a_startup_timeout_rolls_back_in_the_triggerer(k8s, kserve, models):
+    before = _deployed(k8s, "r-dslow", "a")
+    kserve.hold.add((NS, "r-dslow"))
+    try:
+        rollout = _rollout("r-dslow", "b", startup_timeout=1)
+        trigger = rollout.trigger(rollout.start())
+        trigger.start_jitter = 0
+        event = _first_event(trigger)
+    finally:
+        kserve.hold.discard((NS, "r-dslow"))
+    assert event["status"] == "error" and "did not start within 1 s" in event["message"]
+    obj = _get(k8s, "r-dslow")
+    assert obj["spec"]["predictor"] == before["spec"]["predictor"]  # the async stop rule restored it
+    with pytest.raises(DeploymentFailedError, match="Rolled back: churn/a serves again"):
+        _rollout("r-dslow", "b", startup_timeout=30).complete(event)
+
+
+def test_deferred_a_kill_restores_the_previous_predictor_from_the_triggerer(k8s, kserve, models):
+    before = _deployed(k8s, "r-dkill", "a")
+    kserve.hold.add((NS, "r-dkill"))
+    try:
+        rollout = _rollout("r-dkill", "b", canary=10)
+        trigger = rollout.trigger(rollout.start())
+        asyncio.run(trigger.on_kill())  # the user marked the deferred task failed
+    finally:
+        kserve.hold.discard((NS, "r-dkill"))
+    obj = _get(k8s, "r-dkill")
+    assert obj["spec"]["predictor"] == before["spec"]["predictor"]
+    assert isvc.read_rollout(obj)["phase"] == "rolled-back"
