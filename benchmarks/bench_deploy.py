@@ -21,7 +21,6 @@ runner DeployModelOperator uses, in this process:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -69,14 +68,18 @@ class Timed:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lag", type=float, default=2.0, help="seconds before the controller sees a generation")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--lag", type=float, default=2.0, help="seconds before the controller sees a generation"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="timed rollouts per variant")
     args = parser.parse_args()
 
     from fake_kserve_controller import INFERENCESERVICES, FakeKServeController, serving_python
     from kube.emulator import EmulatorThread
-    from kube.fixtures import write_kubeconfig
+    from kube.fixtures import first_event, write_kubeconfig
 
     if not serving_python().exists():
         print(f"needs {serving_python()}: run `make serving-venv`", file=sys.stderr)
@@ -126,14 +129,7 @@ def main() -> int:
         trigger = r.trigger(obj)
         trigger.start_jitter = 0
 
-        async def first() -> dict:
-            gen = trigger.run()
-            try:
-                return (await gen.__anext__()).payload
-            finally:
-                await gen.aclose()
-
-        event = asyncio.run(first())
+        event = first_event(trigger)
         fresh = rollout(r.name, r.model.split("/")[1], canary=r.canary)
         fresh.complete(event)
 

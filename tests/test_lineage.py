@@ -108,6 +108,9 @@ def test_quickstart_lineage_graph_from_the_file_transport(dags_folder: Path, tmp
         # the provider reads its configuration once per process: the run gets a process of its own
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "mlplatform-tests",
+        # a registry of its own: the session's embedded store is other modules' (test_quickstart
+        # expects to register the first version of the quickstart's model)
+        "AIRFLOW__MLPLATFORM__MLFLOW_HOME": str(tmp_path / "mlflow"),
     }  # fmt: skip
     # one pipeline run (its promote makes the first version champion), then one scoring run
     out = subprocess.run([sys.executable, "-c", CHILD, str(dags_folder), str(REPO / "example_dags")],

@@ -30,6 +30,20 @@ from kube.emulator import Emulator, EmulatorThread
 from kube.kubelet import FakeKubelet
 
 
+def first_event(trigger: Any, seconds: float = 60) -> dict[str, Any]:
+    """Run a trigger until its first event (as the triggerer would) and return the payload."""
+    import asyncio
+
+    async def main() -> dict[str, Any]:
+        gen = trigger.run()
+        try:
+            return (await gen.__anext__()).payload
+        finally:
+            await gen.aclose()
+
+    return asyncio.run(asyncio.wait_for(main(), seconds))
+
+
 def write_kubeconfig(url: str, path: Path, namespace: str = "default") -> Path:
     """A kubeconfig whose only cluster is ``url`` (plain HTTP on loopback, a dummy token)."""
     doc = {

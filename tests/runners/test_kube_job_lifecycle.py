@@ -12,7 +12,6 @@ kill itself (before or after the real POST), as such a handler would.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from airflow_mlplatform.specs.kinds import POD, JobKind, object_name
 from fake_dask_operator import DASKCLUSTERS, DASKJOBS
 from fake_spark_operator import SPARKAPPLICATIONS
 from fake_training_operator import TFJOBS
+from kube.fixtures import first_event
 
 PROFILE = ComputeProfile(name="test", backend="kubernetes", image="python:3.11", namespace="default")
 
@@ -237,17 +237,6 @@ def _in_thread(fn: Callable[[], Any], seconds: float = 60) -> tuple[Any, BaseExc
     return (out[0] if out else None), (errors[0] if errors else None)
 
 
-def _first_event(trigger: Any, seconds: float = 60) -> dict[str, Any]:
-    async def main() -> dict[str, Any]:
-        gen = trigger.run()
-        try:
-            return (await gen.__anext__()).payload
-        finally:
-            await gen.aclose()
-
-    return asyncio.run(asyncio.wait_for(main(), seconds))
-
-
 class _PausedControllers:
     """No controller acts on ``key`` inside the block: a job that nothing ever starts."""
 
@@ -363,7 +352,7 @@ def test_a_job_that_never_starts_fails_after_startup_timeout_saying_what_to_chec
         if deferrable:
             obj, _ = job.start()
             trigger = job.trigger(obj)
-            event = _first_event(trigger, 30)
+            event = first_event(trigger, 30)
             assert event["status"] == "error"
             message = event["message"]
         else:
@@ -452,7 +441,7 @@ def test_the_deadline_deletes_the_job(bed, case, deferrable):
     job = _job(case, run_id, mode="hang", deadline=time.time() + 2.5)
     if deferrable:
         obj, _ = job.start()
-        event = _first_event(job.trigger(obj), 60)
+        event = first_event(job.trigger(obj), 60)
         assert event["status"] == "timeout"
     else:
         _, error = _in_thread(job.run, 60)
@@ -479,7 +468,7 @@ def test_deferred_the_trigger_streams_the_log_and_complete_reads_it_whole(bed, c
     trigger = KubeJobTrigger(**job.trigger(obj).serialize()[1])  # as the triggerer rebuilds it
     trigger._log = logging.getLogger("test.triggerer")  # structlog otherwise, which caplog misses
     with caplog.at_level(logging.INFO, logger="test.triggerer"):
-        event = _first_event(trigger, 90)
+        event = first_event(trigger, 90)
     assert event["status"] == "done" and event["succeeded"] is True, event
     shown = [r.getMessage() for r in caplog.records if r.name == "test.triggerer"]
     pod = event["log_pod"]

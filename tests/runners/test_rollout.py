@@ -22,6 +22,7 @@ from airflow_mlplatform.exceptions import DeploymentFailedError
 from airflow_mlplatform.models.gate import parse_gate
 from airflow_mlplatform.runners.rollout import Rollout
 from airflow_mlplatform.specs import inference as isvc
+from kube.fixtures import first_event
 
 pytestmark = pytest.mark.slow
 NS = "default"
@@ -238,17 +239,6 @@ def test_storage_the_cluster_cannot_reach_fails_to_load_with_the_reason(k8s, kse
     assert isinstance(models, Path)
 
 
-def _first_event(trigger, seconds: float = 60) -> dict:
-    async def main() -> dict:
-        gen = trigger.run()
-        try:
-            return (await gen.__anext__()).payload
-        finally:
-            await gen.aclose()
-
-    return asyncio.run(asyncio.wait_for(main(), seconds))
-
-
 def test_deferred_the_trigger_waits_then_the_worker_finishes(k8s, kserve, models):
     _deployed(k8s, "r-defer", "a")
     kserve.lag = 0.5
@@ -257,7 +247,7 @@ def test_deferred_the_trigger_waits_then_the_worker_finishes(k8s, kserve, models
         obj = rollout.start()
         trigger = rollout.trigger(obj)
         trigger.start_jitter = 0
-        event = _first_event(trigger)
+        event = first_event(trigger)
     finally:
         kserve.lag = 0.0
     assert (event["status"], event["state"], event["succeeded"]) == ("done", "Ready", True)
@@ -274,7 +264,7 @@ def test_deferred_a_startup_timeout_rolls_back_in_the_triggerer(k8s, kserve, mod
         rollout = _rollout("r-dslow", "b", startup_timeout=1)
         trigger = rollout.trigger(rollout.start())
         trigger.start_jitter = 0
-        event = _first_event(trigger)
+        event = first_event(trigger)
     finally:
         kserve.hold.discard((NS, "r-dslow"))
     assert event["status"] == "error" and "did not start within 1 s" in event["message"]

@@ -178,15 +178,7 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         self.format_version = format_version
         self.min_replicas = min_replicas
         self.max_replicas = max_replicas
-        # every check of the predictor's own fields, at parse time
-        isvc.build_predictor(
-            storage_uri="s3://check/model",
-            model_format=model_format,
-            protocol_version=protocol_version,
-            runtime=runtime,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-        )
+        self._predictor("s3://check/model", None)  # every check of the predictor's own fields, at parse time
         self.storage_uri_map = dict(storage_uri_map) if storage_uri_map is not None else None
         self.startup_timeout = startup_timeout
         self.kubernetes_conn_id = kubernetes_conn_id
@@ -196,6 +188,22 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         self._rollout: Any = None
 
     # ---- pieces -------------------------------------------------------------------------------
+    def _predictor(self, storage_uri: str, profile: Any) -> dict[str, Any]:
+        """``spec.predictor`` of this operator's fields for ``storage_uri``."""
+        from airflow_mlplatform.specs import inference as isvc
+
+        return isvc.build_predictor(
+            storage_uri=storage_uri,
+            model_format=self.model_format,
+            profile=profile,
+            canary_traffic_percent=self.canary_traffic_percent,
+            protocol_version=self.protocol_version,
+            runtime=self.runtime,
+            format_version=self.format_version,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+        )
+
     def _profile(self) -> Any:
         from airflow_mlplatform.compute import resolve_compute
 
@@ -250,17 +258,7 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         if used.get("name"):
             labels[isvc.MODEL_LABEL] = podspec.label_value(used["name"])
             labels[isvc.MODEL_VERSION_LABEL] = podspec.label_value(used["version"])
-        predictor = isvc.build_predictor(
-            storage_uri=storage_uri,
-            model_format=self.model_format,
-            profile=profile,
-            canary_traffic_percent=self.canary_traffic_percent,
-            protocol_version=self.protocol_version,
-            runtime=self.runtime,
-            format_version=self.format_version,
-            min_replicas=self.min_replicas,
-            max_replicas=self.max_replicas,
-        )
+        predictor = self._predictor(storage_uri, profile)
         by = "/".join(str(identity.get(k)) for k in ("dag_id", "task_id", "run_id", "try_number"))
         return {
             "name": isvc.check_name(self.name),

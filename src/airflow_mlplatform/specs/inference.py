@@ -31,6 +31,7 @@ from airflow_mlplatform.exceptions import DeploymentDefinitionError
 from airflow_mlplatform.hooks.kubernetes import Resource
 from airflow_mlplatform.specs import pod as podspec
 from airflow_mlplatform.specs.kinds import JobKind
+from airflow_mlplatform.specs.pod_template import placement
 
 API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
@@ -193,18 +194,7 @@ def build_predictor(
             model["env"] = podspec.env_list(profile.env)
         if profile.secrets:
             model["envFrom"] = [{"secretRef": {"name": s}} for s in profile.secrets]
-        if profile.service_account:
-            predictor["serviceAccountName"] = profile.service_account
-        if profile.node_selector:
-            predictor["nodeSelector"] = dict(profile.node_selector)
-        if profile.tolerations:
-            predictor["tolerations"] = [dict(t) for t in profile.tolerations]
-        if profile.affinity:
-            predictor["affinity"] = dict(profile.affinity)
-        if profile.priority_class:
-            predictor["priorityClassName"] = profile.priority_class
-        if profile.annotations:
-            predictor["annotations"] = dict(profile.annotations)
+        predictor.update(placement(profile))
     else:
         from airflow_mlplatform.compute import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 

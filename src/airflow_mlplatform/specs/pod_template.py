@@ -75,6 +75,25 @@ def pod_fields(profile: Any, *, kueue_pods: bool = False) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v}
 
 
+def placement(profile: Any, *, service_account_key: str = "serviceAccountName") -> dict[str, Any]:
+    """A profile's placement fields, camelCase, as custom resources that embed pod fields name
+    them (a SparkApplication's driver, an InferenceService's predictor); empty ones left out.
+
+    :param profile: the compute profile.
+    :param service_account_key: the kind's name for the service account field
+        (``serviceAccountName``; the Spark operator's ``serviceAccount``).
+    """
+    fields: dict[str, Any] = {
+        service_account_key: profile.service_account,
+        "nodeSelector": dict(profile.node_selector),
+        "tolerations": [dict(t) for t in profile.tolerations],
+        "affinity": dict(profile.affinity) if profile.affinity else None,
+        "priorityClassName": profile.priority_class,
+        "annotations": dict(profile.annotations),
+    }
+    return {k: v for k, v in fields.items() if v}
+
+
 def merge_env(
     profile_env: Mapping[str, Any] | None,
     task_env: Mapping[str, Any] | None = None,

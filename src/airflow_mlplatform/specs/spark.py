@@ -24,7 +24,7 @@ from airflow_mlplatform.exceptions import JobDefinitionError
 from airflow_mlplatform.hooks.kubernetes import Resource
 from airflow_mlplatform.specs.kinds import JobKind
 from airflow_mlplatform.specs.kueue import queue_label
-from airflow_mlplatform.specs.pod_template import merge_env
+from airflow_mlplatform.specs.pod_template import merge_env, placement
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
 KIND = "SparkApplication"
@@ -133,18 +133,7 @@ def role_spec(
         spec["gpu"] = {"name": profile.gpu_resource, "quantity": profile.gpus}
     if profile.image:
         spec["image"] = profile.image
-    if profile.service_account:
-        spec["serviceAccount"] = profile.service_account
-    if profile.node_selector:
-        spec["nodeSelector"] = dict(profile.node_selector)
-    if profile.tolerations:
-        spec["tolerations"] = [dict(t) for t in profile.tolerations]
-    if profile.affinity:
-        spec["affinity"] = dict(profile.affinity)
-    if profile.priority_class:
-        spec["priorityClassName"] = profile.priority_class
-    if profile.annotations:
-        spec["annotations"] = dict(profile.annotations)
+    spec.update(placement(profile, service_account_key="serviceAccount"))
     env_list = merge_env(profile.env, env, provider_env)
     if env_list:
         spec["env"] = env_list
