@@ -63,6 +63,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://mlflow.org/docs/latest/ml/model-registry/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "KServe (model deployment)",
+                "external-doc-url": "https://kserve.github.io/website/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -91,6 +96,10 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "MLflow (model registry, tracking)",
                 "python-modules": ["airflow_mlplatform.operators.models"],
             },
+            {
+                "integration-name": "KServe (model deployment)",
+                "python-modules": ["airflow_mlplatform.operators.deploy"],
+            },
         ],
         "hooks": [
             {"integration-name": "Valohai", "python-modules": ["airflow_mlplatform.hooks.valohai"]},
@@ -102,6 +111,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "MLflow (model registry, tracking)",
                 "python-modules": ["airflow_mlplatform.hooks.mlflow"],
+            },
+            {
+                "integration-name": "KServe (model deployment)",
+                "python-modules": ["airflow_mlplatform.hooks.serving"],
             },
         ],
         "triggers": [

@@ -24,8 +24,25 @@ def _op(**kw):
         ({"model": ""}, DeploymentDefinitionError, "ModelRef"),
         ({"model": "models:/churn"}, ParameterError, "models:/NAME@ALIAS"),
         ({"canary_traffic_percent": 100}, DeploymentDefinitionError, "1 to 99"),
-        ({"canary_gate": "latency_ms < 5"}, DeploymentDefinitionError, "give smoke_request too"),
-        ({"canary_gate": "__import__('os')", "smoke_request": SMOKE}, ModelGateError, "gates do not allow"),
+        (
+            {"canary_gate": "latency_ms < 5"},
+            DeploymentDefinitionError,
+            "give smoke_request and canary_traffic",
+        ),
+        (
+            {"canary_gate": "errors == 0", "smoke_request": SMOKE},
+            DeploymentDefinitionError,
+            "canary_traffic_percent",
+        ),
+        ({"smoke_request": {"inputs": []}}, DeploymentDefinitionError, "named inputs"),
+        ({"smoke_request": {"instances": [[1, 2]]}}, DeploymentDefinitionError, "named inputs"),
+        ({"smoke_count": 0}, DeploymentDefinitionError, "smoke_count"),
+        ({"startup_timeout": 0}, DeploymentDefinitionError, "startup_timeout"),
+        (
+            {"canary_gate": "__import__('os')", "smoke_request": SMOKE, "canary_traffic_percent": 10},
+            ModelGateError,
+            "gates do not allow",
+        ),
         ({"model_format": "sklean"}, DeploymentDefinitionError, "no stock KServe runtime"),
         ({"min_replicas": 2, "max_replicas": 1}, DeploymentDefinitionError, "below min_replicas"),
         ({"smoke_request": [1, 2]}, DeploymentDefinitionError, "v2 inference request"),
@@ -51,3 +68,12 @@ def test_a_model_ref_is_kept_as_its_templated_uri_with_its_connection():
 def test_delete_checks_the_name_too():
     with pytest.raises(DeploymentDefinitionError, match="not valid"):
         DeleteDeploymentOperator(task_id="undeploy", name="not_valid")
+
+
+def test_userinfo_never_reaches_the_record_or_xcom():
+    from airflow_mlplatform.operators.deploy import redact_uri
+
+    assert redact_uri("https://user:s3cret@models.example.com/churn/model.joblib") == (
+        "https://models.example.com/churn/model.joblib"
+    )
+    assert redact_uri("s3://bucket/churn/1") == "s3://bucket/churn/1"

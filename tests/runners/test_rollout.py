@@ -8,9 +8,9 @@ and routes the InferenceService's URL by the traffic split; the smoke test is re
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -73,6 +73,13 @@ def _predict(url: str, name: str) -> tuple[int, str]:
     return int(r.json()["outputs"][0]["data"][0]), r.headers["x-kserve-revision"]
 
 
+def _restored(obj: dict, before: dict) -> bool:
+    """The previous predictor is back, pinned: ``canaryTrafficPercent: 0`` keeps the revision that
+    served before at 100% while the restored spec's own revision starts (KServe's rollback and pin)."""
+    predictor = dict(obj["spec"]["predictor"])
+    return predictor.pop("canaryTrafficPercent", None) == 0 and predictor == before["spec"]["predictor"]
+
+
 def _deployed(k8s, name: str, model: str) -> dict:
     """Roll ``model`` out to a fresh ``name`` (the previous revision of later tests)."""
     result = _rollout(name, model).run()
@@ -123,7 +130,7 @@ def test_failed_to_load_rolls_back_and_the_previous_revision_keeps_serving(k8s, 
     assert "FailedToLoad" in message and "ModelLoadFailed" in message
     assert "Rolled back: churn/a serves again" in message
     obj = _get(k8s, "r-fail")
-    assert obj["spec"]["predictor"] == before["spec"]["predictor"]
+    assert _restored(obj, before)
     assert isvc.read_rollout(obj)["phase"] == "rolled-back"
     assert _predict(isvc.endpoint(obj), "r-fail")[0] == 1
 
@@ -133,17 +140,20 @@ def test_a_failing_smoke_test_rolls_the_canary_back(k8s, kserve, models):
     with pytest.raises(DeploymentFailedError, match=r"smoke test of the new revision failed \(3/3\): HTTP"):
         _rollout("r-smoke", "b", canary=10, smoke_request=BAD_SHAPE).run()
     obj = _get(k8s, "r-smoke")
-    assert obj["spec"]["predictor"] == before["spec"]["predictor"]
+    assert _restored(obj, before)
     assert _predict(isvc.endpoint(obj), "r-smoke")[0] == 1
-    assert all(p == 100 for p in isvc.traffic_of(obj).values())
+    traffic = isvc.traffic_of(obj)
+    assert traffic.get("r-smoke-predictor-00001") == 100 and sum(traffic.values()) == 100
 
 
 def test_a_canary_gate_that_fails_rolls_back(k8s, kserve, models):
-    _deployed(k8s, "r-gate", "a")
+    before = _deployed(k8s, "r-gate", "a")
     gate = parse_gate("latency_ms < 0", alias="prev")
     with pytest.raises(DeploymentFailedError, match=r"the canary gate failed: latency_ms < 0 with"):
         _rollout("r-gate", "b", canary=10, smoke_request=SMOKE, canary_gate=gate).run()
-    assert _predict(isvc.endpoint(_get(k8s, "r-gate")), "r-gate")[0] == 1
+    obj = _get(k8s, "r-gate")
+    assert _restored(obj, before) and isvc.read_rollout(obj)["phase"] == "rolled-back"
+    assert _predict(isvc.endpoint(obj), "r-gate")[0] == 1
 
 
 def test_ready_of_the_old_generation_does_not_count(k8s, kserve, models):
@@ -168,7 +178,7 @@ def test_not_ready_within_the_startup_timeout_rolls_back(k8s, kserve, models):
             _rollout("r-slow", "b", startup_timeout=2).run()
     finally:
         kserve.hold.discard((NS, "r-slow"))
-    assert _get(k8s, "r-slow")["spec"]["predictor"] == before["spec"]["predictor"]
+    assert _restored(_get(k8s, "r-slow"), before)
 
 
 def test_a_kill_mid_rollout_restores_the_previous_predictor(k8s, kserve, models):
@@ -196,7 +206,7 @@ def test_a_kill_mid_rollout_restores_the_previous_predictor(k8s, kserve, models)
     thread.join(60)
     assert not thread.is_alive()
     obj = _get(k8s, "r-kill")
-    assert obj["spec"]["predictor"] == before["spec"]["predictor"]
+    assert _restored(obj, before)
     assert isvc.read_rollout(obj)["phase"] == "rolled-back"
     assert errors and "rolled back" in str(errors[0]).lower()
     assert _predict(isvc.endpoint(obj), "r-kill")[0] == 1
@@ -234,9 +244,52 @@ def test_storage_the_cluster_cannot_reach_fails_to_load_with_the_reason(k8s, kse
         by="d/t/r/1",
         startup_timeout=60,
     )
-    with pytest.raises(DeploymentFailedError, match="storage-initializer"):
+    with pytest.raises(
+        DeploymentFailedError, match=r"storage-initializer.*It never served, so it was deleted"
+    ):
         rollout.run()
-    assert isinstance(models, Path)
+    assert _get(k8s, "r-nostore") is None
+
+
+def test_a_kill_after_the_canary_is_ready_keeps_the_previous_revision_at_full_traffic(k8s, kserve, models):
+    before = _deployed(k8s, "r-kill2", "a")
+    rollout = _rollout("r-kill2", "b", canary=40)
+    obj = rollout.wait_ready(rollout.start())  # the canary serves its 40%
+    assert isvc.traffic_of(obj) == {"r-kill2-predictor-00002": 40, "r-kill2-predictor-00001": 60}
+    rollout.kill()
+    obj = _get(k8s, "r-kill2")
+    assert _restored(obj, before)
+    with pytest.raises(DeploymentFailedError, match="the task was killed"):
+        rollout.finish(obj)
+    # the model that served before answers every request; the killed canary none
+    assert {_predict(isvc.endpoint(obj), "r-kill2")[0] for _ in range(8)} == {1}
+
+
+def test_a_concurrent_write_answered_409_is_decided_again(k8s, k8s_clean, kserve, models):
+    _deployed(k8s, "r-409", "a")
+    fault = k8s.inject(409, match=lambda r: str(r.method).upper().endswith("PATCH"))
+    result = _rollout("r-409", "b").run()
+    assert k8s.call(lambda: fault.hits) == 1  # the first PATCH was refused; read again, written again
+    assert result.changed and _predict(result.url, "r-409")[0] == 0
+    assert isvc.read_rollout(_get(k8s, "r-409"))["phase"] == "done"
+
+
+def test_the_smoke_test_goes_through_the_serving_connection_without_showing_its_token(
+    k8s, kserve, models, monkeypatch, caplog
+):
+    _deployed(k8s, "r-conn", "a")
+    rollout = _rollout("r-conn", "b", canary=20, smoke_request=SMOKE, serving_conn_id="serving_test")
+    obj = rollout.wait_ready(rollout.start())
+    latest = isvc.tag_url(obj, "latest")
+    host, port = latest.removeprefix("http://").split(":")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SERVING_TEST",
+        json.dumps({"conn_type": "http", "host": host, "port": int(port), "password": "tok-3f9a-secret"}),
+    )
+    caplog.set_level("DEBUG")
+    result = rollout.finish(obj)
+    assert result.smoke["url"] == latest and result.metrics["smoke_errors"] == 0
+    assert "tok-3f9a-secret" not in caplog.text and "tok-3f9a-secret" not in json.dumps(result.__dict__)
 
 
 def test_deferred_the_trigger_waits_then_the_worker_finishes(k8s, kserve, models):
@@ -269,7 +322,7 @@ def test_deferred_a_startup_timeout_rolls_back_in_the_triggerer(k8s, kserve, mod
         kserve.hold.discard((NS, "r-dslow"))
     assert event["status"] == "error" and "did not start within 1 s" in event["message"]
     obj = _get(k8s, "r-dslow")
-    assert obj["spec"]["predictor"] == before["spec"]["predictor"]  # the async stop rule restored it
+    assert _restored(obj, before)  # the async stop rule restored it
     with pytest.raises(DeploymentFailedError, match="Rolled back: churn/a serves again"):
         _rollout("r-dslow", "b", startup_timeout=30).complete(event)
 
@@ -284,5 +337,5 @@ def test_deferred_a_kill_restores_the_previous_predictor_from_the_triggerer(k8s,
     finally:
         kserve.hold.discard((NS, "r-dkill"))
     obj = _get(k8s, "r-dkill")
-    assert obj["spec"]["predictor"] == before["spec"]["predictor"]
+    assert _restored(obj, before)
     assert isvc.read_rollout(obj)["phase"] == "rolled-back"

@@ -13,7 +13,44 @@ from airflow_mlplatform.lineage import LineageMixin
 GATE_ALIAS = "prev"
 
 
-def _kubernetes_configured(conn_id: str) -> bool:
+def redact_uri(uri: str) -> str:
+    """``uri`` without the user and password of its authority (``https://u:p@host/m`` ->
+    ``https://host/m``), for logs, XCom and the record.
+
+    :param uri: a storage URI.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def check_smoke_request(request: Any, *, task_id: str) -> None:
+    """A ``smoke_request`` that is None or a v2 inference request (``inputs``, a non-empty list of
+    named tensors), else a DeploymentDefinitionError naming the fix.
+
+    :param request: the request as given (or rendered).
+    :param task_id: the task, for the message.
+    """
+    from airflow_mlplatform.exceptions import DeploymentDefinitionError
+
+    if request is None:
+        return
+    inputs = request.get("inputs") if isinstance(request, Mapping) else None
+    if (
+        not isinstance(inputs, list)
+        or not inputs
+        or not all(isinstance(i, Mapping) and i.get("name") for i in inputs)
+    ):
+        raise DeploymentDefinitionError(
+            f"task {task_id!r}: smoke_request must be a v2 inference request with named inputs, e.g. "
+            '{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [0.1, 0.2, 0.3]}]}'
+        )
+
+
+def _connection_exists(conn_id: str) -> bool:
     """Whether the Airflow connection ``conn_id`` exists."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -27,7 +64,7 @@ def _kubernetes_configured(conn_id: str) -> bool:
 
 def _skip_without(conn_id: str, log: Any, what: str) -> None:
     """Skip the task (AirflowSkipException) when ``conn_id`` is not configured, saying so."""
-    if not _kubernetes_configured(conn_id):
+    if not _connection_exists(conn_id):
         from airflow.sdk.exceptions import AirflowSkipException
 
         log.info(
@@ -98,6 +135,8 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         "namespace",
         "smoke_request",
         "kubernetes_conn_id",
+        "serving_conn_id",
+        "mlflow_conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"smoke_request": "json"}
     ui_color = "#e3d7f9"
@@ -159,17 +198,19 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         resolve_compute(compute, self.compute_overrides)  # unknown profiles fail at parse time
         self.namespace = namespace
         self.canary_traffic_percent = isvc.check_canary(canary_traffic_percent)
-        if smoke_request is not None and not isinstance(smoke_request, (Mapping, str)):
-            raise DeploymentDefinitionError(
-                f"task {self.task_id!r}: smoke_request must be a v2 inference request, e.g. "
-                '{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [0.1, 0.2, 0.3]}]}'
-            )
+        if not (isinstance(smoke_request, str) and "{{" in smoke_request):
+            check_smoke_request(smoke_request, task_id=self.task_id)
         self.smoke_request = smoke_request
+        if isinstance(smoke_count, bool) or not isinstance(smoke_count, int) or smoke_count < 1:
+            raise DeploymentDefinitionError(
+                f"task {self.task_id!r}: smoke_count is {smoke_count!r}; give 1 or more"
+            )
         self.smoke_count = smoke_count
         if canary_gate is not None:
-            if smoke_request is None:
+            if smoke_request is None or canary_traffic_percent is None:
                 raise DeploymentDefinitionError(
-                    f"task {self.task_id!r}: canary_gate reads the smoke test's figures; give smoke_request too"
+                    f"task {self.task_id!r}: canary_gate compares the new revision's smoke test with the "
+                    "previous revision's: give smoke_request and canary_traffic_percent too"
                 )
             parse_gate(canary_gate, alias=GATE_ALIAS)  # a bad gate fails when the DAG file is parsed
         self.canary_gate = canary_gate
@@ -180,6 +221,14 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         self.max_replicas = max_replicas
         self._predictor("s3://check/model", None)  # every check of the predictor's own fields, at parse time
         self.storage_uri_map = dict(storage_uri_map) if storage_uri_map is not None else None
+        if (
+            isinstance(startup_timeout, bool)
+            or not isinstance(startup_timeout, (int, float))
+            or startup_timeout <= 0
+        ):
+            raise DeploymentDefinitionError(
+                f"task {self.task_id!r}: startup_timeout is {startup_timeout!r}; give seconds, more than 0"
+            )
         self.startup_timeout = startup_timeout
         self.kubernetes_conn_id = kubernetes_conn_id
         self.serving_conn_id = serving_conn_id
@@ -219,7 +268,8 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         mapping = self.storage_uri_map if self.storage_uri_map is not None else deploy_storage_map()
         if ref is None:
             uri = isvc.map_storage_uri(str(self.model).strip(), mapping)
-            return isvc.check_storage_uri(uri, what=f"model {uri}"), {"uri": uri}
+            shown = redact_uri(uri)
+            return isvc.check_storage_uri(uri, what=f"model {shown}", from_registry=False), {"uri": shown}
         from airflow_mlplatform.exceptions import ModelRegistryError
         from airflow_mlplatform.hooks.mlflow import MLflowHook
         from airflow_mlplatform.models import registry
@@ -246,13 +296,27 @@ class DeployModelOperator(LineageMixin, BaseOperator):
         import json
 
         from airflow_mlplatform import execution_record as er
+        from airflow_mlplatform.exceptions import DeploymentDefinitionError
         from airflow_mlplatform.specs import inference as isvc
         from airflow_mlplatform.specs import pod as podspec
 
         profile = self._profile()
         storage_uri, used = self._model(context)
-        model = f"{used['name']}/{used['version']}" if used.get("name") else storage_uri
-        smoke = json.loads(self.smoke_request) if isinstance(self.smoke_request, str) else self.smoke_request
+        model = f"{used['name']}/{used['version']}" if used.get("name") else used["uri"]
+        smoke = self.smoke_request
+        if isinstance(smoke, str):  # rendered from a template
+            try:
+                smoke = json.loads(smoke)
+            except ValueError as e:
+                raise DeploymentDefinitionError(
+                    f"task {self.task_id!r}: smoke_request rendered to text that is not JSON ({e}): {smoke[:200]!r}"
+                ) from e
+            check_smoke_request(smoke, task_id=self.task_id)
+        if self.serving_conn_id and not _connection_exists(self.serving_conn_id):
+            raise DeploymentDefinitionError(
+                f"task {self.task_id!r}: serving_conn_id {self.serving_conn_id!r} is not a configured "
+                "connection; add it (an http connection: host = your ingress, password = the token) or drop it"
+            )
         identity = er.task_identity(context)
         labels = {**dict(podspec.MANAGED_BY), **(dict(profile.labels) if profile is not None else {})}
         if used.get("name"):
@@ -373,10 +437,7 @@ class DeployModelOperator(LineageMixin, BaseOperator):
             }
 
         def job() -> JobRun:
-            try:
-                result = step()
-            finally:
-                self._rollout = None
+            result = step()  # on_kill can still stop it until the task ends (a done rollout: no-op)
             seen.update(revision=result.revision, url=result.url)
             values = {
                 "url": result.url,

@@ -815,16 +815,18 @@ def stop_object(hook: Any, kind: JobKind, namespace: str, name: str) -> str:
     :param namespace: the object's namespace.
     :param name: its name.
     """
+    from airflow_mlplatform.specs.kinds import stop_action
+
     if kind.stop is not None:
         try:
             obj = hook.get_object(kind.resource, namespace, name)
         except KubernetesNotFoundError:
             return "gone"
-        patch = kind.stop(obj)
-        if patch:
+        action, patch = stop_action(kind, obj)
+        if action == "patch":
             hook.patch_object(kind.resource, namespace, name, patch)
             return "restored"
-        if patch is not None:
+        if action == "keep":
             return "kept"
     return "deleted" if hook.delete_object(kind.resource, namespace, name, grace_period_seconds=0) else "gone"
 

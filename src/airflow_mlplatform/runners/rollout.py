@@ -8,20 +8,25 @@ one trigger (:class:`~airflow_mlplatform.triggers.kubernetes.KubeJobTrigger`) an
 rule (:func:`~airflow_mlplatform.runners.kube_job.stop_object`, which restores the previous
 predictor instead of deleting).
 
-The protocol, in API requests (at most 6 for a canary rollout, 4 without, however long it takes)::
+The protocol, in API requests (at most 6 for a canary rollout, 4 without, however long it takes;
+a 409 from a concurrent write adds a read and a write)::
 
     GET       the InferenceService (404: first rollout)
     nothing   when it already serves this predictor (same digest, phase done): re-run = no-op
     POST      first rollout, or PATCH spec.predictor + the rollout annotation (resourceVersion-guarded)
               -- or nothing when an earlier try's rollout of the same predictor is still going (re-attach)
-    WATCH     until Ready and observedGeneration >= generation, or FailedToLoad (startup_timeout)
-    [canary]  smoke test the new revision (and the previous one, for the gate) over HTTP,
-              PATCH canaryTrafficPercent away (promote), WATCH until observed and Ready
-    PATCH     the rollout's phase to done
+    WATCH     until Ready, observedGeneration >= generation and the latest created revision is the
+              ready one, or FailedToLoad (startup_timeout)
+    [canary]  smoke test the new revision through its ``latest`` tag URL (and the previous one,
+              ``prev``, for the gate), PATCH canaryTrafficPercent away (promote), WATCH again
+    PATCH     the rollout's phase to done (resourceVersion-guarded)
 
-A failed rollout (FailedToLoad, not ready within ``startup_timeout``, a failed smoke test or
-gate) restores the previous predictor (its revision keeps or takes back the traffic) and
-fails with the reason; a first rollout that never served is deleted. A kill does the same.
+A smoke test without a canary share goes through a 0% canary (a dark launch): the new revision
+answers the smoke test before it takes any traffic. A failed rollout (FailedToLoad, not ready
+within ``startup_timeout``, a failed smoke test or gate, an error or timeout of the task)
+restores the previous predictor, pinned at 100% while its new revision starts
+(:func:`~airflow_mlplatform.specs.inference.stop_rollout`), and fails with the reason; a first
+rollout that never served is deleted. A kill does the same.
 """
 
 from __future__ import annotations
@@ -127,6 +132,10 @@ class Rollout:
         self.name = name
         self.namespace = namespace
         self.predictor = dict(predictor)
+        #: the share the user asked for (None: none); a smoke test alone runs behind a 0% canary
+        self.requested_canary = self.predictor.get("canaryTrafficPercent")
+        if self.requested_canary is None and smoke_request is not None:
+            self.predictor["canaryTrafficPercent"] = 0
         self.digest = isvc.predictor_digest(self.predictor)
         self.canary = self.predictor.get("canaryTrafficPercent")
         self.model = model
@@ -149,6 +158,7 @@ class Rollout:
         self.requests = 0
         self._lock = threading.RLock()
         self._written = False
+        self._finished = False
         self._killed = False
 
     @property
@@ -167,15 +177,26 @@ class Rollout:
         self.requests += 1
         return getattr(self.hook(), method)(*args, **kwargs)
 
-    def _rollout_state(self, phase: str, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _get(self) -> dict[str, Any]:
+        return self._api("get_object", isvc.RESOURCE, self.namespace, self.name)
+
+    def _remaining(self, cap: float) -> float:
+        """Seconds a wait may take: ``cap``, within the deadline (at least 1)."""
+        return max(1.0, min(cap, self.deadline - time.time()))
+
+    def _rollout_state(
+        self, current: Mapping[str, Any] | None, previous: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         return isvc.rollout_state(
             digest=self.digest,
             model=self.model,
-            phase=phase,
+            phase="rolling-out",
             previous=previous,
             previous_digest=self._previous_digest,
             previous_model=self.previous_model,
             by=self.by,
+            rolled_before=isvc.predictor_status(current or {}).get("latestRolledoutRevision"),
+            previous_labels=isvc.managed_labels(current or {}),
         )
 
     # ---- write --------------------------------------------------------------------------------
@@ -185,7 +206,7 @@ class Rollout:
             if self._killed:
                 raise DeploymentFailedError(f"the task was killed before {self.what} was rolled out")
         try:
-            current = self._api("get_object", isvc.RESOURCE, self.namespace, self.name)
+            current = self._get()
         except KubernetesNotFoundError:
             current = None
         except KubernetesResourceTypeNotFoundError as e:
@@ -205,7 +226,7 @@ class Rollout:
             name=self.name,
             namespace=self.namespace,
             predictor=predictor,
-            rollout=self._rollout_state("rolling-out", None),
+            rollout=self._rollout_state(None, None),
             labels=self.labels,
             annotations=self.annotations,
         )
@@ -214,13 +235,12 @@ class Rollout:
         try:
             obj = self._api("create_object", isvc.RESOURCE, self.namespace, manifest)
         except KubernetesConflictError:  # created meanwhile (another task): roll out over it
-            current = self._api("get_object", isvc.RESOURCE, self.namespace, self.name)
-            return self._update(current)
+            return self._update(self._get())
         self.log.info("Created %s serving %s", self.what, self.model)
         self._after_write()
         return obj
 
-    def _update(self, current: dict[str, Any]) -> dict[str, Any]:
+    def _update(self, current: dict[str, Any], *, attempt: int = 1) -> dict[str, Any]:
         state = isvc.read_rollout(current)
         if state.get("digest") == self.digest and state.get("phase") == "done":
             self.changed = False
@@ -237,29 +257,33 @@ class Rollout:
                 "Re-attaching to the rollout of %s to %s (%s)", self.what, self.model, state.get("by")
             )
             return current
-        previous = (current.get("spec") or {}).get("predictor") or {}
+        previous: Mapping[str, Any] | None = (current.get("spec") or {}).get("predictor") or {}
         if state.get("phase") in isvc.ACTIVE_PHASES:
-            # another rollout was cut short (its task died): roll back over what it replaced
-            previous = state.get("previous") or previous
+            # another rollout was cut short (its task died): a failure goes back to what that one
+            # replaced (nothing, for a first rollout: then it is deleted)
+            previous = state.get("previous")
             self.previous_model = state.get("previous_model")
             self._previous_digest = state.get("previous_digest")
             self.log.warning("%s: an unfinished rollout of %s is replaced", self.what, state.get("model"))
         else:
             self.previous_model = state.get("model")
-            self._previous_digest = state.get("digest") or isvc.predictor_digest(previous)
-        patch = isvc.predictor_patch(current, self.predictor, self._rollout_state("rolling-out", previous))
+            self._previous_digest = state.get("digest") or isvc.predictor_digest(previous or {})
+        patch = isvc.predictor_patch(current, self.predictor, self._rollout_state(current, previous))
         if self.labels:
             patch["metadata"]["labels"] = dict(self.labels)
         with self._lock:
             self._written = True
         try:
             obj = self._api("patch_object", isvc.RESOURCE, self.namespace, self.name, patch)
-        except KubernetesConflictError:  # changed between our read and write: read again, once
-            current = self._api("get_object", isvc.RESOURCE, self.namespace, self.name)
-            patch = isvc.predictor_patch(
-                current, self.predictor, self._rollout_state("rolling-out", previous)
-            )
-            obj = self._api("patch_object", isvc.RESOURCE, self.namespace, self.name, patch)
+        except KubernetesConflictError as e:  # changed between our read and write: decide again
+            fresh = self._get()
+            if attempt >= 3:
+                other = isvc.read_rollout(fresh).get("by") or "another writer"
+                raise DeploymentFailedError(
+                    f"{self.what} kept changing while it was being rolled out to {self.model} (last by "
+                    f"{other}); nothing of this rollout was written: run it again once the other is done"
+                ) from e
+            return self._update(fresh, attempt=attempt + 1)
         share = f", {self.canary}% canary" if self.canary is not None else ""
         self.log.info("Rolling %s out to %s (was %s%s)", self.what, self.model, self.previous_model, share)
         self._after_write()
@@ -273,20 +297,60 @@ class Rollout:
             self.kill()
             raise DeploymentFailedError(f"the task was killed while {self.what} was being rolled out")
 
+    def _guarded(self, obj: Mapping[str, Any], patch: dict[str, Any], what: str) -> dict[str, Any]:
+        """Write ``patch`` (computed from ``obj``, resourceVersion-guarded); on a 409, read again:
+        if the rollout is still this one, write once more, else it was stopped or replaced."""
+        for attempt in (1, 2):
+            with self._lock:
+                if self._killed:
+                    raise self._not_ours(obj)
+            try:
+                return self._api("patch_object", isvc.RESOURCE, self.namespace, self.name, patch)
+            except KubernetesConflictError:
+                obj = self._get()
+                if not self._ours(obj) or attempt == 2:
+                    raise self._not_ours(obj) from None
+                patch = {
+                    **patch,
+                    "metadata": {
+                        **patch["metadata"],
+                        "resourceVersion": obj["metadata"].get("resourceVersion"),
+                    },
+                }
+        raise AssertionError(what)  # pragma: no cover
+
     # ---- wait ---------------------------------------------------------------------------------
     def _ours(self, obj: Mapping[str, Any]) -> bool:
         """The object still carries this rollout (not rolled back by a kill, not replaced)."""
-        return isvc.read_rollout(obj).get("digest") == self.digest
+        model = ((obj.get("spec") or {}).get("predictor") or {}).get("model") or {}
+        wanted = self.predictor.get("model") or {}
+        return isvc.read_rollout(obj).get("digest") == self.digest and model.get("storageUri") == wanted.get(
+            "storageUri"
+        )
 
     def _settled(self, obj: Mapping[str, Any]) -> bool:
         return KIND.is_done(obj) or not self._ours(obj)
+
+    def _not_ours(self, obj: Mapping[str, Any]) -> DeploymentFailedError:
+        now = isvc.read_rollout(obj)
+        with self._lock:
+            killed = self._killed
+        if killed:
+            return DeploymentFailedError(
+                f"The rollout of {self.model} to {self.what} was stopped: the task was killed, and "
+                f"{now.get('model') or 'the previous predictor'} was restored (rolled back)"
+            )
+        return DeploymentFailedError(
+            f"The rollout of {self.model} to {self.what} was replaced while it waited: it now rolls out "
+            f"{now.get('model')} ({now.get('phase')}, by {now.get('by')})"
+        )
 
     def wait_ready(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Wait until the current spec is ready or failed for good (``startup_timeout``), or the
         rollout is no longer this one (a kill restored the previous predictor meanwhile)."""
         if self._settled(obj):
             return obj
-        timeout = max(1.0, min(self.startup_timeout, self.deadline - time.time()))
+        timeout = self._remaining(self.startup_timeout)
         try:
             self.requests += 1
             return self.hook().wait_for_object(
@@ -301,58 +365,58 @@ class Rollout:
         except KubernetesTimeoutError as e:
             latest = None
             with contextlib.suppress(Exception):
-                latest = self._api("get_object", isvc.RESOURCE, self.namespace, self.name)
+                latest = self._get()
             state = KIND.describe_state(latest) if latest is not None else "unknown"
             raise self._rolled_back(
                 latest,
                 f"the new revision did not become ready within {timeout:.0f} s (startup_timeout); its state "
                 f"is {state}: check its pods (kubectl describe pods -n {self.namespace} -l "
-                f"{isvc.ISVC_POD_LABEL}={self.name}) ({e})",
+                f"{isvc.ISVC_POD_LABEL}={self.name}); with no pods at all, check the Knative service "
+                f"(kubectl describe ksvc -n {self.namespace} {self.name}-predictor): Knative refuses "
+                "nodeSelector, tolerations, affinity and priorityClassName unless its config-features "
+                "enable kubernetes.podspec-nodeselector, -tolerations, -affinity and -priorityclassname",
             ) from e
 
     # ---- finish -------------------------------------------------------------------------------
     def finish(self, obj: dict[str, Any]) -> RolloutResult:
         """The new revision is ready or failed: smoke test, gate, promote or roll back; phase done."""
         if not self._ours(obj):
-            now = isvc.read_rollout(obj)
-            with self._lock:
-                killed = self._killed
-            if killed:
-                raise DeploymentFailedError(
-                    f"The rollout of {self.model} to {self.what} was stopped: the task was killed, and "
-                    f"{now.get('model')} was restored (rolled back)"
-                )
-            raise DeploymentFailedError(
-                f"The rollout of {self.model} to {self.what} was replaced while it waited: it now rolls out "
-                f"{now.get('model')} ({now.get('phase')}, by {now.get('by')})"
-            )
+            raise self._not_ours(obj)
         state = KIND.state(obj)
         if state != "Ready":
             raise self._rolled_back(obj, f"{state}: {KIND.message(obj) or 'no reason given'}")
         if not self.changed:
+            self._finished = True
             return self._result(obj)
         smoke: Any = None
         gate_verdict: str | None = None
         phase = isvc.read_rollout(obj).get("phase")
         # the share as written (a first rollout has none), whichever process wrote it
         written = ((obj.get("spec") or {}).get("predictor") or {}).get("canaryTrafficPercent")
-        canary = self.canary if phase == "promoting" else written
-        self.canary = canary
         if phase != "promoting" and self.smoke_request is not None:
-            url = (isvc.tag_url(obj, "latest") if canary is not None else None) or isvc.endpoint(obj)
+            if written is not None:
+                url = isvc.tag_url(obj, "latest")
+                if not url:
+                    raise self._rolled_back(
+                        obj,
+                        "the InferenceService publishes no 'latest' tag URL to smoke test the new revision "
+                        f"alone: KServe adds one with the annotation {isvc.TAG_ROUTING_ANNOTATION}: 'true' "
+                        "(written by this operator; is it removed by a webhook or policy?)",
+                    )
+            else:
+                url = isvc.endpoint(obj)  # a first rollout: it has all the traffic already
             smoke = self._smoke(url)
             if not smoke.ok:
                 raise self._rolled_back(
                     obj,
                     f"the smoke test of the new revision failed ({smoke.errors}/{smoke.requests}): {smoke.message}",
                 )
-            if canary is not None:  # a gate compares with the previous revision: none on a first rollout
+            if written is not None and self.canary_gate is not None:  # against the previous revision
                 gate_verdict = self._gate(obj, smoke)
-        if canary is not None and isvc.traffic_of(obj).get(str(isvc.revision(obj)), 100) < 100:
+        if written is not None:
             obj = self._promote(obj)
-        done = self._api(
-            "patch_object", isvc.RESOURCE, self.namespace, self.name, isvc.phase_patch(obj, "done")
-        )
+        done = self._guarded(obj, isvc.phase_patch(obj, "done"), "done")
+        self._finished = True
         self.log.info(
             "%s serves %s (revision %s) at %s",
             self.what,
@@ -361,7 +425,7 @@ class Rollout:
             isvc.endpoint(done),
         )
         result = self._result(done)
-        result.canary = canary
+        result.canary = self.requested_canary if (written is not None or phase == "promoting") else None
         result.gate = gate_verdict
         if smoke is not None:
             result.smoke = {
@@ -392,8 +456,6 @@ class Rollout:
 
     def _gate(self, obj: dict[str, Any], smoke: Any) -> str | None:
         """The canary gate over the new revision's and the previous one's smoke metrics."""
-        if self.canary_gate is None:
-            return None
         from airflow_mlplatform.exceptions import ModelGateError
 
         previous: dict[str, float] = {}
@@ -416,9 +478,11 @@ class Rollout:
         """Give the new revision all traffic (the canary share removed) and wait until it serves."""
         patch = isvc.phase_patch(obj, "promoting")
         patch["spec"] = {"predictor": {"canaryTrafficPercent": None}}
-        promoted = self._api("patch_object", isvc.RESOURCE, self.namespace, self.name, patch)
+        promoted = self._guarded(obj, patch, "promote")
         self.log.info("Promoting revision %s of %s to 100%% of the traffic", isvc.revision(obj), self.what)
         ready = self.wait_ready(promoted)
+        if not self._ours(ready):
+            raise self._not_ours(ready)
         if KIND.state(ready) != "Ready":
             raise self._rolled_back(ready, f"promotion failed: {KIND.describe_state(ready)}")
         return ready
@@ -432,7 +496,7 @@ class Rollout:
             model=self.model,
             changed=self.changed,
             reattached=self.reattached,
-            canary=self.canary,
+            canary=self.requested_canary,
             previous_model=self.previous_model,
             api_requests=self.requests,
         )
@@ -443,6 +507,7 @@ class Rollout:
         from airflow_mlplatform.runners.kube_job import stop_object
 
         what = f"Rolling out {self.model} to {self.what} failed: {reason}."
+        self._finished = True
         try:
             done = stop_object(self.hook(), KIND, self.namespace, self.name)
         except Exception as e:
@@ -459,21 +524,22 @@ class Rollout:
         return DeploymentFailedError(f"{what} Rolled back: {back}")
 
     def _wait_restored(self) -> str:
-        """After a rollback: wait (bounded) until the restored predictor serves again."""
+        """After a rollback: wait (bounded, within the deadline) until the restored predictor serves."""
+        previous = self.previous_model or "the previous predictor"
         try:
             obj = self.hook().wait_for_object(
                 isvc.RESOURCE,
                 self.namespace,
                 self.name,
                 KIND.is_done,
-                timeout=max(1.0, min(self.startup_timeout, 300.0)),
+                timeout=self._remaining(min(self.startup_timeout, 300.0)),
             )
         except Exception as e:
-            return f"{self.previous_model} is restored but not ready yet ({type(e).__name__}); check it"
+            return f"{previous} is restored but not ready yet ({type(e).__name__}); check it"
         self.requests += 1
         if KIND.state(obj) == "Ready":
-            return f"{self.previous_model} serves again (revision {isvc.revision(obj)})"
-        return f"{self.previous_model} is restored but {KIND.describe_state(obj)}"
+            return f"{previous} serves again (revision {isvc.revision(obj)})"
+        return f"{previous} is restored but {KIND.describe_state(obj)}"
 
     def kill(self) -> None:
         """Stop the rollout from any thread (``on_kill``): restore the previous predictor (or delete
@@ -500,20 +566,28 @@ class Rollout:
                 self.name,
             )
             return
-        self.log.info(
-            "Stopped the rollout of %s: %s",
-            self.what,
-            {"restored": "the previous predictor is restored", "deleted": "deleted (it never served)"}.get(
-                done, done
-            ),
-        )
+        outcome = {"restored": "the previous predictor is restored", "deleted": "deleted (it never served)"}
+        self.log.info("Stopped the rollout of %s: %s", self.what, outcome.get(done, done))
+
+    def _stopping(self, step: Any) -> RolloutResult:
+        """Run ``step``; an error or timeout that is not a rollout failure (an unreachable API, the
+        task's ``execution_timeout``) stops the rollout before it propagates."""
+        try:
+            return step()
+        except DeploymentFailedError:
+            raise
+        except BaseException:
+            with self._lock:
+                stop = self._written and not self._finished
+            if stop:
+                self.log.warning("The rollout of %s did not finish: stopping it", self.what)
+                self.kill()
+            raise
 
     # ---- all in one, or deferred ----------------------------------------------------------------
     def run(self) -> RolloutResult:
         """The whole rollout in this process."""
-        obj = self.start()
-        obj = self.wait_ready(obj)
-        return self.finish(obj)
+        return self._stopping(lambda: self.finish(self.wait_ready(self.start())))
 
     def trigger(self, obj: Mapping[str, Any]) -> Any:
         """The lifecycle's trigger, waiting in the triggerer until the new revision is ready."""
@@ -539,17 +613,17 @@ class Rollout:
         """
         with self._lock:
             self._written = True
-        obj = self._api("get_object", isvc.RESOURCE, self.namespace, self.name)
+        obj = self._get()
         state = isvc.read_rollout(obj)
-        self.previous_model = (
-            state.get("previous_model") if state.get("digest") == self.digest else state.get("model")
-        )
+        ours = state.get("digest") == self.digest
+        self.previous_model = state.get("previous_model") if ours else state.get("model")
         self._previous_digest = state.get("previous_digest")
         if event.get("status") != "done":
             message = str(event.get("message") or event.get("status"))
             if state.get("phase") in isvc.ACTIVE_PHASES:
                 raise self._rolled_back(obj, message)
+            self._finished = True
             raise DeploymentFailedError(
                 f"Rolling out {self.model} to {self.what} failed: {message}. Rolled back: {self._wait_restored()}"
             )
-        return self.finish(obj)
+        return self._stopping(lambda: self.finish(obj))

@@ -41,6 +41,10 @@ ROLLOUT_ANNOTATION = podspec.label_key("rollout")
 #: Label of the deployed registered model (and its version), for ``kubectl get -l``.
 MODEL_LABEL = podspec.label_key("model")
 MODEL_VERSION_LABEL = podspec.label_key("model-version")
+#: KServe publishes the ``latest``/``prev`` tag URLs of a canary only with this annotation.
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+#: Labels a rollout sets and a rollback restores (what ``kubectl get -l`` finds).
+MANAGED_LABELS = (MODEL_LABEL, MODEL_VERSION_LABEL)
 #: The label KServe puts on an InferenceService's pods.
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 #: Model formats of KServe's stock ServingRuntimes; others need ``runtime=``.
@@ -104,19 +108,31 @@ def check_canary(percent: Any) -> int | None:
     return percent
 
 
-def check_storage_uri(uri: str, *, what: str) -> str:
+def check_storage_uri(uri: str, *, what: str, from_registry: bool = True) -> str:
     """``uri`` when KServe's storage initializer can download it, else a clear error.
 
     :param uri: the model's storage URI.
     :param what: what the URI belongs to, for the message (``model churn version 3``).
+    :param from_registry: the URI is where the registry keeps the version's files. A ``file://``
+        one is then the workers' disk, which the cluster cannot read; given by hand, ``file://``
+        (and ``oci+native://``, ``oci+fetch://``) name files of the serving container, as KServe
+        takes them.
     """
-    if not uri.startswith(STORAGE_SCHEMES):
+    explicit = () if from_registry else ("file://", "oci+native://", "oci+fetch://")
+    if not uri.startswith((*STORAGE_SCHEMES, *explicit)):
+        hint = (
+            " MLflow's proxied artifacts (mlflow-artifacts:/) are stored where the tracking server's "
+            "--artifacts-destination points: map that prefix to it, e.g. storage_uri_map="
+            "{'mlflow-artifacts:/': 's3://mlflow-bucket/mlartifacts/'}."
+            if uri.startswith("mlflow-artifacts:")
+            else ""
+        )
         raise DeploymentDefinitionError(
             f"{what} is stored at {uri!r}, which the cluster cannot read: KServe's storage "
             f"initializer downloads {', '.join(s.rstrip(':/') for s in STORAGE_SCHEMES)} URIs. Use an "
             "MLflow server whose artifact root is object storage (s3://, gs://), or map the folder to a "
             "volume the cluster mounts with storage_uri_map={'file:///mnt/mlflow/': 'pvc://mlflow/'} "
-            "(or [mlplatform] deploy_storage_map)"
+            f"(or [mlplatform] deploy_storage_map).{hint}"
         )
     return uri
 
@@ -246,7 +262,11 @@ def build_inferenceservice(
             "name": check_name(name),
             "namespace": namespace,
             "labels": dict(labels or {}),
-            "annotations": {**dict(annotations or {}), ROLLOUT_ANNOTATION: json.dumps(dict(rollout))},
+            "annotations": {
+                **dict(annotations or {}),
+                TAG_ROUTING_ANNOTATION: "true",
+                ROLLOUT_ANNOTATION: json.dumps(dict(rollout)),
+            },
         },
         "spec": {"predictor": copy.deepcopy(dict(predictor))},
     }
@@ -261,6 +281,8 @@ def rollout_state(
     previous_digest: str | None,
     previous_model: str | None,
     by: str,
+    rolled_before: str | None = None,
+    previous_labels: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The rollout's state, for :data:`ROLLOUT_ANNOTATION`.
 
@@ -271,6 +293,9 @@ def rollout_state(
     :param previous_digest: its digest.
     :param previous_model: what it served.
     :param by: the task try that rolls out (``dag/task/run/try``).
+    :param rolled_before: the revision that had all traffic before (``latestRolledoutRevision``):
+        while it still has, a rollback pins it (see :func:`stop_rollout`).
+    :param previous_labels: the values of :data:`MANAGED_LABELS` before (restored on rollback).
     """
     return {
         "digest": digest,
@@ -280,6 +305,8 @@ def rollout_state(
         "previous_digest": previous_digest,
         "previous_model": previous_model,
         "by": by,
+        "rolled_before": rolled_before,
+        "previous_labels": dict(previous_labels or {}),
     }
 
 
@@ -331,24 +358,38 @@ def predictor_patch(
     return {
         "metadata": {
             "resourceVersion": meta.get("resourceVersion"),
-            "annotations": {ROLLOUT_ANNOTATION: json.dumps(dict(rollout))},
+            "annotations": {TAG_ROUTING_ANNOTATION: "true", ROLLOUT_ANNOTATION: json.dumps(dict(rollout))},
         },
         "spec": {"predictor": merge_patch_to(current, dict(predictor))},
     }
 
 
 def phase_patch(obj: Mapping[str, Any], phase: str) -> dict[str, Any]:
-    """The merge patch that only moves the rollout to ``phase``.
+    """The merge patch that only moves the rollout to ``phase``, guarded by the object's
+    resourceVersion (a kill's rollback in between answers 409 instead of being overwritten).
 
     :param obj: the InferenceService as read.
     :param phase: the new phase.
     """
     state = {**read_rollout(obj), "phase": phase}
-    return {"metadata": {"annotations": {ROLLOUT_ANNOTATION: json.dumps(state)}}}
+    return {
+        "metadata": {
+            "resourceVersion": (obj.get("metadata") or {}).get("resourceVersion"),
+            "annotations": {ROLLOUT_ANNOTATION: json.dumps(state)},
+        }
+    }
 
 
 def stop_rollout(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     """:attr:`JobKind.stop` of an InferenceService: restore the predictor that served before.
+
+    Restoring the old spec makes Knative start a new revision of it; until that one is ready,
+    traffic without a canary share goes to the latest *ready* revision, which may be the canary
+    that just failed its smoke test. So while the revision that had all traffic before the
+    rollout still has it (``rolled_before``), the restored predictor carries
+    ``canaryTrafficPercent: 0``: KServe then keeps that revision at 100% ("rollback and pin").
+    Once the new revision had taken all traffic, the plain previous predictor is restored.
+    The model labels are restored too.
 
     ``{}`` when no rollout is under way (a deployment is meant to stay); None for a first rollout
     that never served (deleting it leaves the namespace as it was).
@@ -361,6 +402,10 @@ def stop_rollout(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     previous = state.get("previous")
     if not previous:
         return None
+    rolled_now = predictor_status(obj).get("latestRolledoutRevision")
+    pinned = {k: v for k, v in previous.items() if k != "canaryTrafficPercent"}
+    if state.get("rolled_before") and rolled_now == state.get("rolled_before"):
+        pinned["canaryTrafficPercent"] = 0
     restored = {
         **state,
         "phase": "rolled-back",
@@ -369,10 +414,20 @@ def stop_rollout(obj: Mapping[str, Any]) -> dict[str, Any] | None:
         "rolled_back_from": state.get("model"),
     }
     current = (obj.get("spec") or {}).get("predictor") or {}
-    return {
-        "metadata": {"annotations": {ROLLOUT_ANNOTATION: json.dumps(restored)}},
-        "spec": {"predictor": merge_patch_to(current, previous)},
-    }
+    labels = {k: v for k, v in (state.get("previous_labels") or {}).items() if k in MANAGED_LABELS}
+    metadata: dict[str, Any] = {"annotations": {ROLLOUT_ANNOTATION: json.dumps(restored)}}
+    if labels:
+        metadata["labels"] = labels
+    return {"metadata": metadata, "spec": {"predictor": merge_patch_to(current, pinned)}}
+
+
+def managed_labels(obj: Mapping[str, Any]) -> dict[str, str | None]:
+    """The object's :data:`MANAGED_LABELS` now (None for absent ones: a merge patch removes them).
+
+    :param obj: the InferenceService.
+    """
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return {k: labels.get(k) for k in MANAGED_LABELS}
 
 
 # ---- reading the object ----------------------------------------------------------------------
@@ -389,7 +444,10 @@ def condition(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 
 def is_observed(obj: Mapping[str, Any]) -> bool:
-    """The controller has seen the object's current spec (``observedGeneration`` >= generation)."""
+    """The controller has seen the object's current spec (``observedGeneration`` >= generation).
+
+    :param obj: the InferenceService.
+    """
     generation = (obj.get("metadata") or {}).get("generation")
     observed = (obj.get("status") or {}).get("observedGeneration")
     return generation is not None and observed is not None and int(observed) >= int(generation)
@@ -416,7 +474,9 @@ def isvc_state(obj: Mapping[str, Any]) -> str | None:
     ):
         return "FailedToLoad"
     ready = condition(obj, "Ready")
-    if ready.get("status") == "True":
+    predictor = predictor_status(obj)
+    created, latest = predictor.get("latestCreatedRevision"), predictor.get("latestReadyRevision")
+    if ready.get("status") == "True" and (not created or not latest or created == latest):
         return "Ready"
     if ready.get("status") == "False" and ready.get("reason") == "RevisionFailed":
         return "Failed"
@@ -424,7 +484,10 @@ def isvc_state(obj: Mapping[str, Any]) -> str | None:
 
 
 def isvc_message(obj: Mapping[str, Any]) -> str:
-    """Why the rollout is not ready: the model's last failure, else the Ready condition's message."""
+    """Why the rollout is not ready: the model's last failure, else the Ready condition's message.
+
+    :param obj: the InferenceService.
+    """
     failure = ((obj.get("status") or {}).get("modelStatus") or {}).get("lastFailureInfo") or {}
     if failure.get("message") and isvc_state(obj) in ("FailedToLoad", "InvalidSpec", "Failed"):
         return f"{failure.get('reason') or 'ModelLoadFailed'}: {failure['message']}"
@@ -435,18 +498,27 @@ def isvc_message(obj: Mapping[str, Any]) -> str:
 
 
 def predictor_status(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """``status.components.predictor`` ({} when absent)."""
+    """``status.components.predictor`` ({} when absent).
+
+    :param obj: the InferenceService.
+    """
     return dict(((obj.get("status") or {}).get("components") or {}).get("predictor") or {})
 
 
 def endpoint(obj: Mapping[str, Any]) -> str | None:
-    """The InferenceService's URL (``status.url``)."""
+    """The InferenceService's URL (``status.url``, else ``status.address.url``).
+
+    :param obj: the InferenceService.
+    """
     status = obj.get("status") or {}
     return status.get("url") or ((status.get("address") or {}).get("url")) or None
 
 
 def revision(obj: Mapping[str, Any]) -> str | None:
-    """The latest ready revision of the predictor."""
+    """The latest ready revision of the predictor.
+
+    :param obj: the InferenceService.
+    """
     return predictor_status(obj).get("latestReadyRevision") or None
 
 
@@ -464,7 +536,10 @@ def tag_url(obj: Mapping[str, Any], tag: str) -> str | None:
 
 
 def traffic_of(obj: Mapping[str, Any]) -> dict[str, int]:
-    """Revision -> traffic percent."""
+    """Revision -> traffic percent.
+
+    :param obj: the InferenceService.
+    """
     return {
         str(t.get("revisionName")): int(t.get("percent") or 0)
         for t in predictor_status(obj).get("traffic") or []
@@ -473,7 +548,10 @@ def traffic_of(obj: Mapping[str, Any]) -> dict[str, int]:
 
 
 def isvc_replicas(manifest: Mapping[str, Any]) -> list[Any]:
-    """The predictor's pods, for the record's ``usage`` (``minReplicas``, at least 1)."""
+    """The predictor's pods, for the record's ``usage`` (``minReplicas``, at least 1).
+
+    :param manifest: the InferenceService.
+    """
     predictor = (manifest.get("spec") or {}).get("predictor") or {}
     model = predictor.get("model") or {}
     pod = {

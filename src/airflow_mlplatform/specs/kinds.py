@@ -181,6 +181,22 @@ class JobKind:
         return f"{state} ({extra})" if extra else state
 
 
+def stop_action(kind: JobKind, obj: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """What stopping ``obj`` means (:attr:`JobKind.stop`): ``("patch", merge patch)``,
+    ``("keep", None)`` (nothing under way) or ``("delete", None)``. Pure: the worker's and the
+    triggerer's stop (sync and async hooks) both act on it.
+
+    :param kind: the job kind.
+    :param obj: the object as read now.
+    """
+    if kind.stop is None:
+        return "delete", None
+    patch = kind.stop(obj)
+    if patch is None:
+        return "delete", None
+    return ("patch", patch) if patch else ("keep", None)
+
+
 def load_kind(ref: str) -> JobKind:
     """The :class:`JobKind` named by ``"module:NAME"`` (how the trigger finds it again).
 

@@ -332,7 +332,14 @@ class KubeJobTrigger(BaseTrigger):
 
                 metrics.incr("mlplatform.job.deleted_on_stop", tags={"kind": kind.label, "reason": "trigger"})
         except Exception:
-            self.log.exception("Could not stop %s %s; delete it by hand", kind.label, self.name)
+            self.log.exception(
+                "Could not stop %s %s; check it by hand (kubectl get -n %s %s/%s)",
+                kind.label,
+                self.name,
+                self.namespace,
+                kind.resource.plural,
+                self.name,
+            )
         finally:
             if own:
                 await hook.close()
@@ -340,16 +347,18 @@ class KubeJobTrigger(BaseTrigger):
     async def _stop(self, hook: Any, kind: Any) -> str:
         """:func:`airflow_mlplatform.runners.kube_job.stop_object` on the async hook: delete the
         object, or patch it back per the kind's ``stop`` (a rollout restores the previous predictor)."""
+        from airflow_mlplatform.specs.kinds import stop_action
+
         if kind.stop is not None:
             try:
                 obj = await hook.get_object(kind.resource, self.namespace, self.name)
             except KubernetesNotFoundError:
                 return "gone"
-            patch = kind.stop(obj)
-            if patch:
+            action, patch = stop_action(kind, obj)
+            if action == "patch":
                 await hook.patch_object(kind.resource, self.namespace, self.name, patch)
                 return "restored"
-            if patch is not None:
+            if action == "keep":
                 return "kept"
         deleted = await hook.delete_object(kind.resource, self.namespace, self.name, grace_period_seconds=0)
         return "deleted" if deleted else "gone"
