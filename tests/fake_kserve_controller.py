@@ -18,8 +18,11 @@ It keeps KServe's and Knative's rules, which a rollout has to live with:
   gets 100% through ``latestRevision``; a canary share set on the rolled-out revision itself rolls
   it back to previousRolledoutRevision.
 - Tags: the ``latest`` entry is tagged (with its own URL, a router port) only when the
-  InferenceService has the annotation ``serving.kserve.io/enable-tag-routing: "true"`` (read when
-  a generation is reconciled); KServe tags the ``prev`` entry always. Untagged entries have no url.
+  InferenceService has the annotation ``serving.kserve.io/enable-tag-routing: "true"``; KServe tags
+  the ``prev`` entry always. Untagged entries have no url. The fake reads the annotation when it
+  reconciles a generation: set it with (or before) a spec change. (Real KServe also copies the
+  InferenceService's annotations into the revision template, so an annotation-only change makes
+  a new revision there; the fake does not model annotation-only changes.)
 - latestCreatedRevision is the newest revision, latestReadyRevision the newest ready one (a
   revision that failed to load never is); Ready/PredictorReady/LatestDeploymentReady describe the
   latest created revision (Unknown while it loads, False when it failed).
