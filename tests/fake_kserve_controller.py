@@ -437,7 +437,7 @@ class FakeKServeController:
             await self._publish(emulator, svc)
 
     async def _publish(self, emulator: Any, svc: Service) -> None:
-        """Route traffic as KServe + Knative do now, write the status, unload what nothing names."""
+        """Route traffic as KServe + Knative do now, unload what nothing names, write the status."""
         self._route_traffic(svc)
         if self._propagate(svc):  # the rolled-out revision moved: KServe writes the route again
             self._route_traffic(svc)
@@ -446,12 +446,12 @@ class FakeKServeController:
             rev = svc.revisions[route.revision]
             if not rev.loaded:  # routed again after being scaled to zero: it comes back
                 await self._activate(rev)
-        await self._set(emulator, svc, self._status(emulator, svc))
         named = {r.revision for r in svc.traffic}
         named |= {svc.latest_created, svc.latest_ready, svc.rolled_out}
-        for rev in list(svc.revisions.values()):
+        for rev in list(svc.revisions.values()):  # before the status: a test that sees it sees this
             if rev.name not in named and rev.loaded and rev.state == "Ready":
                 await self._unload(rev)
+        await self._set(emulator, svc, self._status(emulator, svc))
 
     def _route_traffic(self, svc: Service) -> None:
         """``svc.traffic`` from the ksvc traffic KServe writes (ksvc_reconciler.go), resolved as
