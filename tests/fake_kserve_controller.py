@@ -1,23 +1,48 @@
 """A fake KServe controller (Knative/serverless mode) for the Kubernetes test bed (a controller of
 tests/kube/emulator.py), serving real models with a real MLServer.
 
-For each InferenceService generation (``metadata.generation`` above ``status.observedGeneration``)
-it does what KServe + Knative do, after ``lag`` seconds: a predictor template it has not served
-yet makes a new revision ``{name}-predictor-{n:05d}`` (a traffic-only change reuses the revision);
-the "storage initializer" copies ``spec.predictor.model.storageUri`` (``pvc://CLAIM/path`` from the
+It keeps KServe's and Knative's rules, which a rollout has to live with:
+
+- Revisions: each generation (``metadata.generation`` above ``status.observedGeneration``, taken
+  after ``lag`` seconds; only the newest of several) whose predictor template (``spec.predictor``
+  minus ``canaryTrafficPercent``) differs from the LATEST CREATED revision's makes a new revision
+  ``{name}-predictor-{n:05d}``, even when an older revision had that template (a restored spec is
+  a new revision that must load and become ready again); a change of ``canaryTrafficPercent``
+  alone makes none. Knative goes on bringing up a revision that a newer one supersedes.
+- Traffic, as KServe's ksvc reconciler writes it and Knative resolves it, from the moment a
+  generation is reconciled (before its revision is ready): with ``canaryTrafficPercent`` p and a
+  ``latestRolledoutRevision`` R: ``latestRevision: true`` p% (Knative's latestReadyRevision: while
+  the newest revision loads or after it failed, the previous READY one) and, when p < 100, R
+  (tagged ``prev``) 100-p%; else 100% to latestReadyRevision. latestRolledoutRevision moves (and
+  previousRolledoutRevision with it) as KServe's PropagateStatus moves it: when latestReadyRevision
+  gets 100% through ``latestRevision``; a canary share set on the rolled-out revision itself rolls
+  it back to previousRolledoutRevision.
+- Tags: the ``latest`` entry is tagged (with its own URL, a router port) only when the
+  InferenceService has the annotation ``serving.kserve.io/enable-tag-routing: "true"``; KServe tags
+  the ``prev`` entry always. Untagged entries have no url. The fake reads the annotation when it
+  reconciles a generation: set it with (or before) a spec change. (Real KServe also copies the
+  InferenceService's annotations into the revision template, so an annotation-only change makes
+  a new revision there; the fake does not model annotation-only changes.)
+- latestCreatedRevision is the newest revision, latestReadyRevision the newest ready one (a
+  revision that failed to load never is); Ready/PredictorReady/LatestDeploymentReady describe the
+  latest created revision (Unknown while it loads, False when it failed).
+
+The "storage initializer" copies ``spec.predictor.model.storageUri`` (``pvc://CLAIM/path`` from the
 folders in ``pvcs``, or one ``http(s)://`` file) under the model server's repository; the revision's
 model is loaded into the one shared MLServer process (``.venv-serving``, started on the first load,
 killed at the end of the session) with its repository API, so a file that is not a loadable
-scikit-learn model fails for real (``BlockedByFailedLoad``, the previous revision keeps serving).
-Traffic follows ``canaryTrafficPercent`` between the latest and the previously rolled-out revision,
-through a router (one loopback port per URL: the service's, and one per tag, ``latest`` and
-``prev``) that rewrites ``/v2/models/{isvc}/...`` to the revision's MLServer model and answers
-with ``x-kserve-revision``. Revisions no route names any more are unloaded; deleting the
-InferenceService unloads all of its revisions and closes its ports.
+scikit-learn model fails for real (``BlockedByFailedLoad``). The router (one loopback port per URL)
+rewrites ``/v2/models/{isvc}/...`` to the revision's MLServer model. Revisions that no traffic
+entry, latestCreated, latestReady or latestRolledout names are unloaded (a revision routed again
+loads again, as one scaled to zero comes back); deleting the InferenceService unloads all of its
+revisions and closes its ports.
 
-For tests: ``lag``, ``hold`` (a set of (namespace, name) never made ready while in it), ``pvcs``
-(claim name -> local folder), ``revisions(ns, name)``, ``url(ns, name)``, ``reconciled``, and
-``server`` (the :class:`ModelServer`).
+The router answers with an ``x-kserve-revision`` header naming the revision that answered, FOR
+TESTS ONLY: real KServe/Knative send no such header, and production code must not rely on it.
+
+For tests: ``lag``, ``hold`` (a set of (namespace, name) whose revisions stay loading while in it),
+``pvcs`` (claim name -> local folder), ``revisions(ns, name)``, ``url(ns, name, tag)``,
+``reconciled`` (generations reconciled) and ``server`` (the :class:`ModelServer`).
 """
 
 from __future__ import annotations
@@ -47,7 +72,8 @@ from repo_paths import REPO
 
 INFERENCESERVICES = "serving.kserve.io/v1beta1/inferenceservices"
 SERVING_PYTHON_ENV = "MLPLATFORM_SERVING_PYTHON"
-REVISION_HEADER = "x-kserve-revision"
+REVISION_HEADER = "x-kserve-revision"  # the fake's, for tests: KServe sends none
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 #: The model file of a folder artifact: the first of these, else the folder's only file.
 MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle")
 #: Condition types of an InferenceService (Knative mode), in the order they are listed.
@@ -233,16 +259,33 @@ class ModelServer:
 
 @dataclass
 class Revision:
+    """A Knative revision: ``state`` Loading | Ready | Failed (Ready stays Ready when unloaded,
+    as a revision scaled to zero does)."""
+
     name: str
+    number: int
     digest: str
     model: str
     folder: Path
+    state: str = "Loading"
+    failure: str | None = None
     loaded: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Route:
+    """One entry of the Knative route's traffic, resolved to a revision."""
+
+    tag: str | None
+    revision: str
+    percent: int
+    latest: bool
 
 
 @dataclass
 class Service:
-    """What the controller knows of one InferenceService."""
+    """What the controller knows of one InferenceService (and of its Knative service)."""
 
     namespace: str
     name: str
@@ -251,16 +294,25 @@ class Service:
     #: router port -> tag (None: the service URL)
     ports: dict[int, str | None] = field(default_factory=dict)
     sites: list[aiohttp.web.SockSite] = field(default_factory=list)
-    #: [(tag, revision name, percent)] of what serves now
-    traffic: list[tuple[str, str, int]] = field(default_factory=list)
+    traffic: list[Route] = field(default_factory=list)
+    #: from the newest reconciled generation: spec.predictor.canaryTrafficPercent, the tag annotation
+    canary: int | None = None
+    tag_routing: bool = False
+    observed: int = 0
+    latest_created: str | None = None
+    latest_ready: str | None = None
     rolled_out: str | None = None
+    previous_rolled_out: str | None = None
     target: int = 0
     deleted: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def tag_url(self, tag: str | None) -> str:
-        port = next(p for p, t in self.ports.items() if t == tag)
-        return f"http://127.0.0.1:{port}"
+    def tag_url(self, tag: str | None) -> str | None:
+        port = next((p for p, t in self.ports.items() if t == tag), None)
+        return f"http://127.0.0.1:{port}" if port is not None else None
+
+    def number(self, revision: str | None) -> int:
+        return self.revisions[revision].number if revision in self.revisions else 0
 
 
 class FakeKServeController:
@@ -272,11 +324,11 @@ class FakeKServeController:
         self.server = ModelServer(python=python)
         #: seconds between a new generation and its reconciliation
         self.lag = 0.0
-        #: (namespace, name) of services that stay loading while listed here
+        #: (namespace, name) of services whose revisions stay loading while listed here
         self.hold: set[tuple[str, str]] = set()
         #: persistent volume claims: claim name -> local folder (``pvc://CLAIM/path``)
         self.pvcs: dict[str, str | Path] = {}
-        #: generations reconciled to a final status (ready or failed)
+        #: generations reconciled (after ``lag``; a generation superseded meanwhile is not)
         self.reconciled = 0
         self.services: dict[tuple[str, str], Service] = {}
         self._runner: aiohttp.web.AppRunner | None = None
@@ -285,19 +337,19 @@ class FakeKServeController:
 
     # ---- for tests (thread-safe reads) ----------------------------------------------------------
     def revisions(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        """The service's revisions, oldest first: ``{name, digest, loaded, model}``."""
+        """The service's revisions, oldest first: ``{name, digest, loaded, model, state}``."""
         svc = self.services.get((namespace, name))
         if svc is None:
             return []
         return [
-            {"name": r.name, "digest": r.digest, "loaded": r.loaded, "model": r.model}
+            {"name": r.name, "digest": r.digest, "loaded": r.loaded, "model": r.model, "state": r.state}
             for r in list(svc.revisions.values())
         ]
 
     def url(self, namespace: str, name: str, tag: str | None = None) -> str | None:
-        """The router URL of a service (or of its ``latest``/``prev`` tag); None if unknown."""
+        """The router URL of a service (or of its ``latest``/``prev`` tag); None if it has none."""
         svc = self.services.get((namespace, name))
-        return svc.tag_url(tag) if svc is not None and svc.ports else None
+        return svc.tag_url(tag) if svc is not None else None
 
     # ---- controller -----------------------------------------------------------------------------
     async def on_event(self, emulator: Any, event_type: str, obj: dict[str, Any]) -> None:
@@ -322,11 +374,17 @@ class FakeKServeController:
         if svc is None:
             svc = self.services[key] = Service(*key)
         svc.target = generation
-        task = asyncio.create_task(self._reconcile(emulator, svc, generation))
+        self._spawn(self._reconcile(emulator, svc, generation))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _reconcile(self, emulator: Any, svc: Service, generation: int) -> None:
+        """Generation ``generation`` as KServe + Knative take it: a new revision when the template
+        differs from the latest created one's, the route written at once (before it is ready)."""
         if self.lag:
             await asyncio.sleep(self.lag)
         forgetting = self._forgetting.get((svc.namespace, svc.name))
@@ -338,44 +396,106 @@ class FakeKServeController:
                 return  # a newer generation (or the deletion) supersedes this one
             if obj["metadata"].get("generation") != generation:
                 return
-            await self._ensure_ports(svc)
             predictor = (obj.get("spec") or {}).get("predictor") or {}
+            canary = predictor.get("canaryTrafficPercent")
+            svc.canary = None if canary is None else int(canary)
+            annotations = obj["metadata"].get("annotations") or {}
+            svc.tag_routing = annotations.get(TAG_ROUTING_ANNOTATION) == "true"
             digest = template_digest(predictor)
-            rev = next((r for r in svc.revisions.values() if r.digest == digest and r.loaded), None)
-            if rev is None:
+            latest = svc.revisions.get(svc.latest_created or "")
+            if latest is None or latest.digest != digest:
                 svc.count += 1
                 name = f"{svc.name}-predictor-{svc.count:05d}"
                 model = f"{svc.namespace}-{svc.name}-{name}"
-                rev = svc.revisions[name] = Revision(name, digest, model, self.server.models / model)
-                await self._set(emulator, svc, self._loading_status(obj, svc, generation, rev))
-            while (svc.namespace, svc.name) in self.hold:
-                if svc.deleted or svc.target != generation:
-                    return
-                await asyncio.sleep(0.05)
-            failure = None
-            try:
-                if not rev.loaded:
-                    await self._load(svc, predictor, rev)
-            except RevisionFailed as e:
-                failure = str(e)
-            obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name)  # its status now
-            if svc.deleted or obj is None:
-                await self._unload(rev)
-                return
-            if failure is not None:
-                status = self._failed_status(obj, svc, generation, rev, failure)
-            else:
-                status = self._ready_status(obj, svc, generation, rev, predictor.get("canaryTrafficPercent"))
-            await self._set(emulator, svc, status)
+                rev = Revision(name, svc.count, digest, model, self.server.models / model)
+                svc.revisions[name] = rev
+                svc.latest_created = name
+                rev.task = self._spawn(self._rollout(emulator, svc, rev, predictor))
+            svc.observed = generation
             self.reconciled += 1
-            await self._unload_unrouted(svc, rev)
+            await self._publish(emulator, svc)
+
+    async def _rollout(self, emulator: Any, svc: Service, rev: Revision, predictor: dict[str, Any]) -> None:
+        """Bring one revision up (Knative goes on with it even when a newer one is created)."""
+        while (svc.namespace, svc.name) in self.hold and not svc.deleted:
+            await asyncio.sleep(0.05)
+        if svc.deleted:
+            return
+        try:
+            await self._load(predictor, rev)
+            rev.state = "Ready"
+        except RevisionFailed as e:
+            rev.state, rev.failure = "Failed", str(e)
+        if svc.deleted:
+            return  # _forget unloads it
+        async with svc.lock:
+            if svc.deleted:
+                return
+            # Knative: the newest ready revision newer than latestReadyRevision becomes it
+            if rev.state == "Ready" and rev.number > svc.number(svc.latest_ready):
+                svc.latest_ready = rev.name
+            await self._publish(emulator, svc)
+
+    async def _publish(self, emulator: Any, svc: Service) -> None:
+        """Route traffic as KServe + Knative do now, unload what nothing names, write the status."""
+        self._route_traffic(svc)
+        if self._propagate(svc):  # the rolled-out revision moved: KServe writes the route again
+            self._route_traffic(svc)
+        await self._ensure_ports(svc)
+        for route in svc.traffic:
+            rev = svc.revisions[route.revision]
+            if not rev.loaded:  # routed again after being scaled to zero: it comes back
+                await self._activate(rev)
+        named = {r.revision for r in svc.traffic}
+        named |= {svc.latest_created, svc.latest_ready, svc.rolled_out}
+        for rev in list(svc.revisions.values()):  # before the status: a test that sees it sees this
+            if rev.name not in named and rev.loaded and rev.state == "Ready":
+                await self._unload(rev)
+        await self._set(emulator, svc, self._status(emulator, svc))
+
+    def _route_traffic(self, svc: Service) -> None:
+        """``svc.traffic`` from the ksvc traffic KServe writes (ksvc_reconciler.go), resolved as
+        Knative resolves it: ``latestRevision: true`` is the latest READY revision."""
+        latest_tag = "latest" if svc.tag_routing else None
+        if svc.latest_ready is None:
+            svc.traffic = []  # the route is not ready: nothing serves
+        elif svc.canary is not None and svc.rolled_out is not None:
+            svc.traffic = [Route(latest_tag, svc.latest_ready, svc.canary, True)]
+            if svc.canary < 100:  # KServe tags the previous revision "prev" always
+                svc.traffic.append(Route("prev", svc.rolled_out, 100 - svc.canary, False))
+        else:
+            svc.traffic = [Route(latest_tag, svc.latest_ready, 100, True)]
+
+    @staticmethod
+    def _propagate(svc: Service) -> bool:
+        """KServe's PropagateStatus for the rolled-out revisions; True if they changed."""
+        before = (svc.rolled_out, svc.previous_rolled_out)
+        share: dict[str, int] = {}
+        for route in svc.traffic:
+            share[route.revision] = share.get(route.revision, 0) + route.percent
+        for route in svc.traffic:
+            if not (route.latest and route.revision == svc.latest_ready):
+                continue
+            if svc.rolled_out != svc.latest_ready:
+                if route.percent == 100:  # the last revision that got all the traffic
+                    svc.previous_rolled_out, svc.rolled_out = svc.rolled_out, svc.latest_ready
+            elif (
+                svc.latest_ready == svc.latest_created
+                and route.percent < 100
+                and share.get(route.revision) == 100
+                and svc.previous_rolled_out
+            ):
+                # a canary share set on the rolled-out revision itself: KServe rolls back to the
+                # previously rolled-out revision
+                svc.rolled_out = svc.previous_rolled_out
+        return (svc.rolled_out, svc.previous_rolled_out) != before
 
     async def _set(self, emulator: Any, svc: Service, status: dict[str, Any]) -> None:
         if not svc.deleted:
             await emulator.set_status(INFERENCESERVICES, svc.namespace, svc.name, status)
 
     # ---- the storage initializer and the model server --------------------------------------------
-    async def _load(self, svc: Service, predictor: dict[str, Any], rev: Revision) -> None:
+    async def _load(self, predictor: dict[str, Any], rev: Revision) -> None:
         model = predictor.get("model") or {}
         fmt = (model.get("modelFormat") or {}).get("name")
         if fmt != "sklearn":
@@ -383,6 +503,15 @@ class FakeKServeController:
         file = await self._download(model.get("storageUri"), rev.folder)
         await self.server.load(rev.model, rev.folder, file)
         rev.loaded = True
+
+    async def _activate(self, rev: Revision) -> None:
+        """Load a ready revision again from its copied files (as a revision scales up from zero)."""
+        await self.server.start()
+        with contextlib.suppress(aiohttp.ClientError):  # then it stays unloaded: the router says 503
+            async with self.server.session().post(
+                f"{self.server.url}/v2/repository/models/{rev.model}/load"
+            ) as resp:
+                rev.loaded = resp.status == 200
 
     async def _download(self, uri: str | None, dest: Path) -> Path:
         """Fetch ``uri`` into ``dest`` (a new folder); the model file's path there."""
@@ -425,132 +554,105 @@ class FakeKServeController:
         return target
 
     async def _unload(self, rev: Revision) -> None:
+        """Take the revision out of the model server (its files stay: it may be routed again)."""
         if rev.loaded:
             rev.loaded = False
             await self.server.unload(rev.model)
-        shutil.rmtree(rev.folder, ignore_errors=True)
-
-    async def _unload_unrouted(self, svc: Service, latest_created: Revision) -> None:
-        named = {r for _, r, _ in svc.traffic} | {latest_created.name, svc.rolled_out}
-        for rev in list(svc.revisions.values()):
-            if rev.name not in named and rev.loaded:
-                await self._unload(rev)
 
     async def _forget(self, svc: Service) -> None:
         svc.deleted = True
-        async with svc.lock:  # a load under way finishes first (then sees ``deleted``)
+        async with svc.lock:  # a reconciliation under way finishes first (then sees ``deleted``)
             pass
         for rev in svc.revisions.values():
+            if rev.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await rev.task  # a load under way ends first
+        for rev in svc.revisions.values():
             await self._unload(rev)
+            shutil.rmtree(rev.folder, ignore_errors=True)
         for site in svc.sites:
-            await site.stop()
+            with contextlib.suppress(RuntimeError):  # the runner closed at the session's end
+                await site.stop()
         svc.sites.clear()
+        svc.ports.clear()
 
-    # ---- statuses (one set_status each; null removes a key) --------------------------------------
-    def _serving(self, svc: Service) -> bool:
-        return any(svc.revisions[r].loaded for _, r, _ in svc.traffic if r in svc.revisions)
-
-    def _loading_status(self, obj: dict[str, Any], svc: Service, generation: int, rev: Revision) -> dict:
-        current = obj.get("status") or {}
-        return {
-            "observedGeneration": generation,
-            "conditions": merged_conditions(
-                current.get("conditions"),
-                {c: ("Unknown", "Loading", f"revision {rev.name} is loading") for c in NOT_READY},
-            ),
-            "components": {"predictor": {"latestCreatedRevision": rev.name}},
-            "modelStatus": {
-                "transitionStatus": "InProgress",
-                "states": {
-                    "activeModelState": "Loaded" if self._serving(svc) else "Pending",
-                    "targetModelState": "Loading",
-                },
-            },
-        }
-
-    def _ready_status(
-        self, obj: dict[str, Any], svc: Service, generation: int, rev: Revision, canary: int | None
-    ) -> dict:
-        prev = svc.rolled_out
-        latest = {"tag": "latest", "revisionName": rev.name, "latestRevision": True}
-        latest["url"] = svc.tag_url("latest")
-        predictor: dict[str, Any] = {"latestCreatedRevision": rev.name, "latestReadyRevision": rev.name}
-        if canary is None or prev is None or prev == rev.name:
-            svc.traffic = [("latest", rev.name, 100)]
-            entries = [{**latest, "percent": 100}]
-            predictor["latestRolledoutRevision"] = rev.name
-            if prev is not None and prev != rev.name:
-                predictor["previousRolledoutRevision"] = prev
-            svc.rolled_out = rev.name
-        else:
-            p = int(canary)
-            svc.traffic = [("latest", rev.name, p), ("prev", prev, 100 - p)]
-            entries = [
-                {**latest, "percent": p},
-                {
-                    "tag": "prev",
-                    "revisionName": prev,
-                    "percent": 100 - p,
-                    "latestRevision": False,
-                    "url": svc.tag_url("prev"),
-                },
-            ]
-            predictor["latestRolledoutRevision"] = prev
-        url = svc.tag_url(None)
-        predictor.update(url=url, traffic=entries)
-        return {
-            "observedGeneration": generation,
-            "url": url,
-            "address": {"url": url},
-            "conditions": merged_conditions(
-                (obj.get("status") or {}).get("conditions"), {c: ("True", None, None) for c in CONDITIONS}
-            ),
-            "components": {"predictor": predictor},
-            "modelStatus": {
+    # ---- the status (one set_status each; null removes a key) ------------------------------------
+    def _status(self, emulator: Any, svc: Service) -> dict[str, Any]:
+        obj = emulator.get_object(INFERENCESERVICES, svc.namespace, svc.name) or {}
+        created = svc.revisions[svc.latest_created or ""]
+        serving = svc.latest_ready is not None
+        if created.state == "Ready":
+            updates = {c: ("True", None, None) for c in CONDITIONS}
+            model_status: dict[str, Any] = {
                 "transitionStatus": "UpToDate",
                 "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
                 "copies": {"failedCopies": 0, "totalCopies": 1},
                 "lastFailureInfo": None,
-            },
-        }
-
-    def _failed_status(
-        self, obj: dict[str, Any], svc: Service, generation: int, rev: Revision, why: str
-    ) -> dict:
-        return {
-            "observedGeneration": generation,
-            "conditions": merged_conditions(
-                (obj.get("status") or {}).get("conditions"),
-                {c: ("False", "RevisionFailed", why) for c in NOT_READY},
-            ),
-            "components": {"predictor": {"latestCreatedRevision": rev.name}},
-            "modelStatus": {
+            }
+        elif created.state == "Failed":
+            why = created.failure or "the revision failed"
+            updates = {c: ("False", "RevisionFailed", why) for c in NOT_READY}
+            model_status = {
                 "transitionStatus": "BlockedByFailedLoad",
                 "states": {
-                    "activeModelState": "Loaded" if self._serving(svc) else "FailedToLoad",
+                    "activeModelState": "Loaded" if serving else "FailedToLoad",
                     "targetModelState": "FailedToLoad",
                 },
                 "lastFailureInfo": {
                     "reason": "ModelLoadFailed",
                     "message": why,
-                    "location": rev.name,
-                    "modelRevisionName": rev.name,
+                    "location": created.name,
+                    "modelRevisionName": created.name,
                     "time": now_iso(),
                 },
+            }
+        else:
+            updates = {c: ("Unknown", "Loading", f"revision {created.name} is loading") for c in NOT_READY}
+            model_status = {
+                "transitionStatus": "InProgress",
+                "states": {
+                    "activeModelState": "Loaded" if serving else "Pending",
+                    "targetModelState": "Loading",
+                },
+            }
+        url = svc.tag_url(None) if serving else None
+        traffic = []
+        for route in svc.traffic:
+            entry: dict[str, Any] = {"revisionName": route.revision, "percent": route.percent}
+            entry["latestRevision"] = route.latest
+            if route.tag is not None:
+                entry.update(tag=route.tag, url=svc.tag_url(route.tag))
+            traffic.append(entry)
+        status: dict[str, Any] = {
+            "observedGeneration": svc.observed,
+            "conditions": merged_conditions((obj.get("status") or {}).get("conditions"), updates),
+            "components": {
+                "predictor": {
+                    "latestCreatedRevision": created.name,
+                    "latestReadyRevision": svc.latest_ready,
+                    "latestRolledoutRevision": svc.rolled_out,
+                    "previousRolledoutRevision": svc.previous_rolled_out,
+                    "url": url,
+                    "traffic": traffic or None,
+                }
             },
+            "modelStatus": model_status,
         }
+        if url is not None:
+            status.update(url=url, address={"url": url})
+        return status
 
     # ---- the router -----------------------------------------------------------------------------
     async def _ensure_ports(self, svc: Service) -> None:
-        """One listening loopback port per URL: the service's, ``latest``'s and ``prev``'s."""
-        if svc.ports:
-            return
+        """One listening loopback port per URL: the service's, and one per tag the route has."""
         if self._runner is None:
             app = aiohttp.web.Application()
             app.router.add_route("*", "/{path:.*}", self._route)
             self._runner = aiohttp.web.AppRunner(app, access_log=None)
             await self._runner.setup()
-        for tag in (None, "latest", "prev"):
+        for tag in (None, *(r.tag for r in svc.traffic if r.tag is not None)):
+            if tag in svc.ports.values():
+                continue
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
             site = aiohttp.web.SockSite(self._runner, sock)
@@ -559,12 +661,13 @@ class FakeKServeController:
             svc.sites.append(site)
 
     def _pick(self, svc: Service, tag: str | None) -> Revision | None:
-        entries = [(r, p) for t, r, p in svc.traffic if tag is None or t == tag]
         if tag is None:
-            entries = [(r, p) for r, p in entries if p > 0]
+            entries = [(r.revision, r.percent) for r in svc.traffic if r.percent > 0]
+        else:
+            entries = [(r.revision, 1) for r in svc.traffic if r.tag == tag]
         if not entries:
             return None
-        name = random.choices([r for r, _ in entries], weights=[p or 1 for _, p in entries])[0]
+        name = random.choices([r for r, _ in entries], weights=[p for _, p in entries])[0]
         return svc.revisions.get(name)
 
     async def _route(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
@@ -578,8 +681,11 @@ class FakeKServeController:
         if path != prefix and not path.startswith(prefix + "/"):
             asked = path.split("/")[3] if path.startswith("/v2/models/") else path
             return aiohttp.web.json_response({"error": f"Model {asked} not found"}, status=404)
-        rev = self._pick(svc, svc.ports[port])
-        if rev is None:
+        tag = svc.ports[port]
+        if tag is not None and all(r.tag != tag for r in svc.traffic):
+            return aiohttp.web.json_response({"error": f"no route for the tag {tag}"}, status=404)
+        rev = self._pick(svc, tag)
+        if rev is None or not rev.loaded:
             return aiohttp.web.json_response({"error": f"no revision of {svc.name} serves here"}, status=503)
         upstream = f"{self.server.url}/v2/models/{rev.model}{path[len(prefix) :]}"
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}

@@ -1,5 +1,7 @@
 """The fake KServe controller behaves as KServe (Knative mode) does, for the real kubernetes client:
-revisions, canary traffic, failed loads, lag, deletion; its statuses fit the CRD's status schema."""
+revisions (a restored spec is a new one), canary traffic (applied before the new revision is ready,
+"latest" = the latest READY revision), tags only with tag routing, failed loads, lag, deletion; its
+statuses fit the CRD's status schema."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from specs.crd_schema import crd_schema, validate
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 CRD = "serving.kserve.io_inferenceservices.yaml"
 NS = "default"
+TAG_ROUTING = {"serving.kserve.io/enable-tag-routing": "true"}
 INFER = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [0.9, 0.2, 0.3]}]}
 
 
@@ -62,11 +65,11 @@ class Isvcs:
         self.api = client.CustomObjectsApi(api)
         self.names: list[str] = []
 
-    def create(self, name, uri, **predictor):
+    def create(self, name, uri, annotations=None, **predictor):
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "InferenceService",
-            "metadata": {"name": name},
+            "metadata": {"name": name, **({"annotations": annotations} if annotations else {})},
             "spec": {
                 "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}, **predictor}
             },
@@ -119,6 +122,14 @@ def reconciled(obj, generation):
     return (obj.get("status") or {}).get("observedGeneration") == generation
 
 
+def traffic(obj):
+    return obj["status"]["components"]["predictor"].get("traffic")
+
+
+def revisions(kserve, name):
+    return [(r["name"], r["loaded"]) for r in kserve.revisions(NS, name)]
+
+
 def condition(obj, kind, field="status"):
     return next((c.get(field) for c in obj["status"].get("conditions", []) if c["type"] == kind), None)
 
@@ -159,17 +170,15 @@ def test_first_revision_is_ready_and_answers_v2_through_the_router(isvcs, kserve
     assert predictor["latestRolledoutRevision"] == rev
     assert "previousRolledoutRevision" not in predictor
     assert predictor["url"] == url
-    latest_url = kserve.url(NS, "iris", "latest")
-    assert predictor["traffic"] == [
-        {"tag": "latest", "revisionName": rev, "percent": 100, "latestRevision": True, "url": latest_url}
-    ]
+    # no tag routing annotation: no tags, no tag URLs
+    assert predictor["traffic"] == [{"revisionName": rev, "percent": 100, "latestRevision": True}]
+    assert kserve.url(NS, "iris", "latest") is None
     assert status["modelStatus"] == {
         "transitionStatus": "UpToDate",
         "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
         "copies": {"failedCopies": 0, "totalCopies": 1},
     }
     assert infer(url) == (rev, 1)
-    assert infer(latest_url) == (rev, 1)
     ready = requests.get(f"{url}/v2/models/iris/ready", timeout=10)
     assert (ready.status_code, ready.headers["x-kserve-revision"]) == (200, rev)
     other = requests.post(f"{url}/v2/models/other/infer", json=INFER, timeout=10)
@@ -182,7 +191,7 @@ def test_first_revision_is_ready_and_answers_v2_through_the_router(isvcs, kserve
 
 
 def test_canary_splits_traffic_with_per_tag_urls_then_promotes(isvcs, kserve, http_models):
-    isvcs.create("canary", "pvc://models/one")
+    isvcs.create("canary", "pvc://models/one", annotations=TAG_ROUTING)
     url = isvcs.wait_ready("canary", 1)["status"]["url"]
     isvcs.patch(
         "canary", {"model": {"storageUri": f"{http_models}/two/model.joblib"}, "canaryTrafficPercent": 30}
@@ -216,7 +225,7 @@ def test_canary_splits_traffic_with_per_tag_urls_then_promotes(isvcs, kserve, ht
         (second, True),
     ]
     assert {infer(url, "canary") for _ in range(5)} == {(second, 2)}
-    assert requests.get(f"{prev_url}/v2/models/canary/ready", timeout=10).status_code == 503
+    assert requests.get(f"{prev_url}/v2/models/canary/ready", timeout=10).status_code == 404  # no prev
 
 
 def test_failed_load_blocks_while_the_previous_revision_serves(isvcs, kserve):
@@ -247,7 +256,7 @@ def test_failed_load_blocks_while_the_previous_revision_serves(isvcs, kserve):
     predictor = status["components"]["predictor"]
     assert predictor["latestCreatedRevision"] == "broken-predictor-00002"
     assert predictor["latestReadyRevision"] == first
-    assert [t["revisionName"] for t in predictor["traffic"]] == [first]
+    assert predictor["traffic"] == [{"revisionName": first, "percent": 100, "latestRevision": True}]
     assert status["url"] == url
     assert infer(url, "broken") == (first, 1)
 
@@ -285,6 +294,14 @@ def test_failed_load_blocks_while_the_previous_revision_serves(isvcs, kserve):
     isvcs.patch("broken", {"model": {"modelFormat": {"name": "sklearn"}}})
     obj = isvcs.wait_ready("broken", 7)
     assert "lastFailureInfo" not in obj["status"]["modelStatus"]
+    # the first revision's template again, yet a new revision (Knative compares with the latest
+    # created one), loaded anew; the first, routed no more, unloaded
+    restored = "broken-predictor-00007"
+    predictor = obj["status"]["components"]["predictor"]
+    assert predictor["latestReadyRevision"] == predictor["latestRolledoutRevision"] == restored
+    assert predictor["previousRolledoutRevision"] == first
+    assert infer(url, "broken") == (restored, 1)
+    assert [r for r in revisions(kserve, "broken") if r[1]] == [(restored, True)]
 
     # a first revision that fails: nothing serves, no URL
     isvcs.create("broken-first", "pvc://models/garbage")
@@ -294,6 +311,65 @@ def test_failed_load_blocks_while_the_previous_revision_serves(isvcs, kserve):
         "targetModelState": "FailedToLoad",
     }
     assert "url" not in obj["status"]
+
+
+def test_a_restored_spec_is_a_new_revision_and_the_bad_canary_keeps_its_share(isvcs, kserve):
+    isvcs.create("restore", "pvc://models/one")
+    url = isvcs.wait_ready("restore", 1)["status"]["url"]
+    first, second, third = (f"restore-predictor-{n:05d}" for n in (1, 2, 3))
+    isvcs.patch("restore", {"model": {"storageUri": "pvc://models/two"}, "canaryTrafficPercent": 20})
+    obj = isvcs.wait_ready("restore", 2)
+    prev_url = kserve.url(NS, "restore", "prev")
+    assert prev_url is not None
+    assert kserve.url(NS, "restore", "latest") is None  # KServe tags "latest" only with tag routing
+    assert traffic(obj) == [
+        {"revisionName": second, "percent": 20, "latestRevision": True},
+        {"tag": "prev", "revisionName": first, "percent": 80, "latestRevision": False, "url": prev_url},
+    ]
+
+    # back to the first template, the canary at 0%: a new revision; the split applies at once,
+    # "latest" being the latest READY revision (the bad canary) until the new one is ready
+    kserve.hold.add((NS, "restore"))
+    isvcs.patch("restore", {"model": {"storageUri": "pvc://models/one"}, "canaryTrafficPercent": 0})
+    obj = isvcs.wait("restore", lambda o: reconciled(o, 3))
+    predictor = obj["status"]["components"]["predictor"]
+    assert [predictor[f"{k}Revision"] for k in ("latestCreated", "latestReady", "latestRolledout")] == [
+        third,
+        second,
+        first,
+    ]
+    assert condition(obj, "Ready") == "Unknown"
+    split = [
+        {"revisionName": second, "percent": 0, "latestRevision": True},
+        {"tag": "prev", "revisionName": first, "percent": 100, "latestRevision": False, "url": prev_url},
+    ]
+    assert traffic(obj) == split
+    assert {infer(url, "restore") for _ in range(10)} == {(first, 1)}
+    kserve.hold.discard((NS, "restore"))
+    obj = isvcs.wait_ready("restore", 3)
+    split[0]["revisionName"] = third
+    assert traffic(obj) == split
+    assert obj["status"]["components"]["predictor"]["latestRolledoutRevision"] == first
+    assert revisions(kserve, "restore") == [(first, True), (second, False), (third, True)]
+
+    # canaryTrafficPercent alone: no new revision; without it the latest ready one is rolled out
+    isvcs.patch("restore", {"canaryTrafficPercent": None})
+    obj = isvcs.wait_ready("restore", 4)
+    predictor = obj["status"]["components"]["predictor"]
+    assert traffic(obj) == [{"revisionName": third, "percent": 100, "latestRevision": True}]
+    assert (predictor["latestRolledoutRevision"], predictor["previousRolledoutRevision"]) == (third, first)
+    assert revisions(kserve, "restore") == [(first, False), (second, False), (third, True)]
+
+    # a canary share on the rolled-out revision itself: KServe rolls back to the previous one,
+    # which loads again
+    isvcs.patch("restore", {"canaryTrafficPercent": 10})
+    obj = isvcs.wait_ready("restore", 5)
+    assert traffic(obj) == [
+        {"revisionName": third, "percent": 10, "latestRevision": True},
+        {"tag": "prev", "revisionName": first, "percent": 90, "latestRevision": False, "url": prev_url},
+    ]
+    assert obj["status"]["components"]["predictor"]["latestRolledoutRevision"] == first
+    assert infer(prev_url, "restore") == (first, 1)
 
 
 def test_lag_keeps_the_old_status_and_hold_keeps_it_loading(isvcs, kserve):
@@ -333,6 +409,10 @@ def test_lag_keeps_the_old_status_and_hold_keeps_it_loading(isvcs, kserve):
     predictor = obj["status"]["components"]["predictor"]
     assert predictor["latestCreatedRevision"] == "slow-predictor-00003"
     assert predictor["latestReadyRevision"] == "slow-predictor-00002"
+    # no canary: all traffic to the latest READY revision while the new one loads
+    assert predictor["traffic"] == [
+        {"revisionName": "slow-predictor-00002", "percent": 100, "latestRevision": True}
+    ]
     time.sleep(0.3)
     assert condition(isvcs.get("slow"), "Ready") == "Unknown"
     assert infer(obj["status"]["url"], "slow") == ("slow-predictor-00002", 2)
