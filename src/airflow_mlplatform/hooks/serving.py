@@ -27,7 +27,6 @@ class SmokeResult:
     :param errors: how many did not get a good answer.
     :param latency_ms: the median time of the good answers (ms; None: none was good).
     :param message: the first failure, e.g. ``HTTP 500: ...`` ("" when all were good).
-    :param revision: the revision that answered, when the server says (``x-kserve-revision``).
     :param outputs: the first good answer's ``outputs`` (names and shapes only).
     """
 
@@ -36,7 +35,6 @@ class SmokeResult:
     errors: int
     latency_ms: float | None
     message: str = ""
-    revision: str | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -140,11 +138,11 @@ def smoke_test(client: InferenceClient, request: Mapping[str, Any], *, count: in
     import requests
 
     latencies: list[float] = []
-    errors, message, revision = 0, "", None
+    errors, message = 0, ""
     outputs: list[dict[str, Any]] = []
     for _ in range(max(1, count)):
         try:
-            status, answer, seconds, headers = client.infer(request)
+            status, answer, seconds, _headers = client.infer(request)
         except requests.RequestException as e:
             errors += 1
             message = message or f"{type(e).__name__}: {e}"
@@ -155,7 +153,6 @@ def smoke_test(client: InferenceClient, request: Mapping[str, Any], *, count: in
             message = message or why
             continue
         latencies.append(seconds * 1000.0)
-        revision = revision or headers.get("x-kserve-revision")
         if not outputs:
             outputs = [
                 {k: o.get(k) for k in ("name", "shape", "datatype")}
@@ -168,6 +165,5 @@ def smoke_test(client: InferenceClient, request: Mapping[str, Any], *, count: in
         errors=errors,
         latency_ms=round(statistics.median(latencies), 3) if latencies else None,
         message=message,
-        revision=revision,
         outputs=outputs,
     )

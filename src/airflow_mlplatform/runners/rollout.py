@@ -431,7 +431,7 @@ class Rollout:
             result.smoke = {
                 "url": smoke.url,
                 "requests": smoke.requests,
-                "revision": smoke.revision,
+                "revision": isvc.revision(done),
                 "outputs": smoke.outputs,
             }
             result.metrics = {f"smoke_{k}": v for k, v in smoke.metrics().items()}
