@@ -183,17 +183,19 @@ def _run_all(jobs, folder: Path):
 
 
 @pytest.mark.slow
-def test_eight_processes_on_a_fresh_store_get_eight_versions_then_two_promotions_agree(tmp_path):
+def test_four_processes_on_a_fresh_store_get_four_versions_then_two_promotions_agree(tmp_path):
+    # several processes creating the same fresh SQLite store at once (the issue saw 7 of 8 crash in
+    # MLflow's alembic migrations without a lock); four, as each process costs ~15 s of CPU here
     home = str(tmp_path / "fresh-store")
     artifact = tmp_path / "m.pkl"
     artifact.write_bytes(b"m")
-    accuracies = [0.70, 0.72, 0.74, 0.76, 0.78, 0.80, 0.85, 0.90]
+    accuracies = [0.70, 0.78, 0.85, 0.90]
     outs = _run_all(
         [(home, "register", "conc", f"key{i}", str(a), str(artifact)) for i, a in enumerate(accuracies)],
         tmp_path,
     )
     versions = [o["version"] for o in outs]
-    assert sorted(versions, key=int) == [str(v) for v in range(1, 9)]  # 8 distinct, no crash
+    assert sorted(versions, key=int) == [str(v) for v in range(1, 5)]  # 4 distinct, no crash
 
     by_accuracy = dict(zip(accuracies, versions, strict=True))
     gate = "accuracy >= champion.accuracy"
