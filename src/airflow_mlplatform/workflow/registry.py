@@ -298,7 +298,9 @@ DEPLOY = StepType(
         "startup_timeout": Field("startup_timeout", "number", description="seconds a new revision may take"),
         "namespace": Field("namespace", templated=True, description="Kubernetes namespace"),
         "kubernetes_conn_id": _K8S_CONN,
-        "serving_conn_id": Field("serving_conn_id", templated=True, description="HTTP connection for the smoke test"),
+        "serving_conn_id": Field(
+            "serving_conn_id", templated=True, description="HTTP connection for the smoke test"
+        ),
         "deferrable": _DEFERRABLE,
         "skip_without_kubernetes": Field(
             "skip_without_kubernetes", "bool", description="skip when no Kubernetes connection is configured"
