@@ -175,34 +175,46 @@ def test_a_version_that_fails_to_load_fails_the_task_with_its_record(
     assert obj["spec"]["predictor"]["model"]["storageUri"] == good["environment"]["storage_uri"]
 
 
-UNDEPLOY_DAG = """
+UNDEPLOY_DAG = f"""
 from airflow.sdk import DAG
 from airflow_mlplatform.operators.deploy import DeleteDeploymentOperator, DeployModelOperator
 
 with DAG(dag_id="undeploy", schedule=None, catchup=False) as dag:
-    DeleteDeploymentOperator(task_id="undeploy", name="churn-fail")
+    DeleteDeploymentOperator(task_id="undeploy", name="churn-old")
     DeleteDeploymentOperator(task_id="undeploy_again", name="churn-none")
     DeployModelOperator(
         task_id="no_cluster", model="s3://models/churn/1", name="churn",
         kubernetes_conn_id="no_such_cluster", skip_without_kubernetes=True,
     )
+    # no deploy_storage_map here: the registry's file:// source is the worker's disk
+    DeployModelOperator(task_id="unmapped", model="models:/{MODEL}/1", name="churn-nomap")
 """
 
 
 def test_undeploy_and_a_deploy_skipped_without_a_cluster(
     run_dag, k8s, kserve, versions, profiles_file, capfd
 ):
+    old = {
+        "metadata": {"name": "churn-old"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}}}},
+    }
+    k8s.call(k8s.emulator.add_object, "serving.kserve.io/v1beta1/inferenceservices", "default", old)
     result = run_dag(UNDEPLOY_DAG, "undeploy")
     assert result.task_states() == {
         "undeploy": "success",
         "undeploy_again": "success",
         "no_cluster": "skipped",
+        "unmapped": "failed",
     }
+    record = result.xcom("unmapped", "execution_record")
+    assert record["status"] == "failed" and "storage_uri_map" in str(record["error"])
+    isvcs = k8s.call(k8s.emulator.objects, "serving.kserve.io/v1beta1/inferenceservices", "default")
+    assert "churn-nomap" not in {o["metadata"]["name"] for o in isvcs}  # refused before anything was created
     assert result.xcom("undeploy", "deleted") is True
     assert result.xcom("undeploy_again", "deleted") is False
     assert (
         k8s.call(
-            k8s.emulator.get_object, "serving.kserve.io/v1beta1/inferenceservices", "default", "churn-fail"
+            k8s.emulator.get_object, "serving.kserve.io/v1beta1/inferenceservices", "default", "churn-old"
         )
         is None
     )

@@ -270,17 +270,10 @@ class DeployModelOperator(LineageMixin, BaseOperator):
             uri = isvc.map_storage_uri(str(self.model).strip(), mapping)
             shown = redact_uri(uri)
             return isvc.check_storage_uri(uri, what=f"model {shown}", from_registry=False), {"uri": shown}
-        from airflow_mlplatform.exceptions import ModelRegistryError
         from airflow_mlplatform.hooks.mlflow import MLflowHook
         from airflow_mlplatform.models import registry
 
-        try:
-            version = registry.lookup(MLflowHook(ref.mlflow_conn_id), ref)
-        except ModelRegistryError as e:
-            from airflow_mlplatform.jobs import record_failed_before_run
-
-            record_failed_before_run(context, e)
-            raise
+        version = registry.lookup(MLflowHook(ref.mlflow_conn_id), ref)
         source = registry.files_uri(version)
         uri = isvc.map_storage_uri(source, mapping)
         used = {
@@ -369,11 +362,17 @@ class DeployModelOperator(LineageMixin, BaseOperator):
 
         :param context: the task's Airflow context.
         """
+        from airflow_mlplatform.exceptions import MLPlatformError
+        from airflow_mlplatform.jobs import record_failed_before_run
         from airflow_mlplatform.specs.inference import INFERENCESERVICE_KIND
 
         if self.skip_without_kubernetes:
             _skip_without(self.kubernetes_conn_id, self.log, "deployment")
-        plan = self._plan(context)
+        try:
+            plan = self._plan(context)
+        except MLPlatformError as e:  # nothing was created: the try's record says why it failed
+            record_failed_before_run(context, e)
+            raise
         rollout = self._rollout = self._make_rollout(context, plan)
         if not self.deferrable:
             return self._record(context, plan, rollout, rollout.run)
