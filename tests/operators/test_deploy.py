@@ -223,3 +223,42 @@ def test_undeploy_and_a_deploy_skipped_without_a_cluster(
         "No Kubernetes connection 'no_such_cluster' is configured: skipping the deployment"
         in out.out + out.err
     )
+
+
+def test_the_quickstarts_deploy_step_serves_the_quickstarts_model(k8s, kserve, tmp_path):
+    """The quickstart's own deploy task, as the README shows it: its smoke request (one row, 30
+    features) answered by MLServer loading a model pickled as train.ipynb pickles it."""
+    import pickle
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from airflow_mlplatform.runners.rollout import Rollout
+    from airflow_mlplatform.testing import load_dag
+
+    repo = Path(__file__).resolve().parents[2]
+    task = load_dag(repo / "example_dags" / "quickstart_ml_pipeline.py", "quickstart_ml_pipeline").get_task(
+        "deploy"
+    )
+    frame = load_breast_cancer(as_frame=True).frame
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(frame.drop(columns="target"), frame["target"])
+    (tmp_path / "model").mkdir()
+    with open(tmp_path / "model" / "model.pkl", "wb") as f:
+        pickle.dump(model, f)
+    kserve.pvcs["quickstart"] = tmp_path
+    rollout = Rollout(
+        name=task.name,
+        namespace="default",
+        predictor=task._predictor("pvc://quickstart/model", None),
+        model="quickstart-classifier/1",
+        by="test/deploy/run/1",
+        smoke_request=task.smoke_request,
+        startup_timeout=120,
+    )
+    result = rollout.run()
+    assert result.metrics["smoke_errors"] == 0  # the smoke request of the quickstart got outputs
+    r = requests.post(f"{result.url}/v2/models/{task.name}/infer", json=task.smoke_request, timeout=30)
+    assert r.json()["outputs"][0]["data"] == [0]  # the first row of the data set is malignant (0)
