@@ -119,7 +119,8 @@ from airflow_mlplatform.hooks.mlflow import MLflowHook
 from airflow_mlplatform.models import registry
 from airflow_mlplatform.models.gate import parse_gate
 
-print("READY", flush=True)
+sys.stdout.write("READY\n")  # one write: nothing can land between the word and its newline
+sys.stdout.flush()
 while not go.exists():  # every process starts on the fresh store at the same moment
     time.sleep(0.01)
 hook = MLflowHook()
