@@ -7,6 +7,7 @@ Every setting can also be given as an environment variable, e.g.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 SECTION = "mlplatform"
 #: Where the provider's plugin app (designer, output viewer) is mounted under ``[api] base_url``.
@@ -78,3 +79,18 @@ def deploy_storage_map() -> dict[str, str]:
     if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
         raise ConfigurationError("[mlplatform] deploy_storage_map must be a JSON object of prefix -> prefix")
     return {str(k): v for k, v in mapping.items()}
+
+
+def optional_connection(conn_id: str) -> Any:
+    """The Airflow connection ``conn_id``, or None when none is configured (environment, secrets
+    backend or metadata database).
+
+    :param conn_id: the connection id.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None

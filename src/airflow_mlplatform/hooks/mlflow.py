@@ -177,12 +177,9 @@ class MLflowHook(BaseHook):
 
     def _connection(self) -> Any:
         """The ``mlflow`` connection, or None when none is configured."""
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow_mlplatform.config import optional_connection
 
-        try:
-            return self.get_connection(self.mlflow_conn_id)
-        except AirflowNotFoundException:
-            return None
+        return optional_connection(self.mlflow_conn_id)
 
     def get_conn(self) -> Any:
         """An ``mlflow.MlflowClient`` for the store (the embedded schema created first)."""

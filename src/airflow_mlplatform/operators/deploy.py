@@ -51,15 +51,10 @@ def check_smoke_request(request: Any, *, task_id: str) -> None:
 
 
 def _connection_exists(conn_id: str) -> bool:
-    """Whether the Airflow connection ``conn_id`` exists."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    """Whether the Airflow connection ``conn_id`` is configured."""
+    from airflow_mlplatform.config import optional_connection
 
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        return False
-    return True
+    return optional_connection(conn_id) is not None
 
 
 def _skip_without(conn_id: str, log: Any, what: str) -> None:

@@ -297,10 +297,10 @@ class Rollout:
             self.kill()
             raise DeploymentFailedError(f"the task was killed while {self.what} was being rolled out")
 
-    def _guarded(self, obj: Mapping[str, Any], patch: dict[str, Any], what: str) -> dict[str, Any]:
+    def _guarded(self, obj: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         """Write ``patch`` (computed from ``obj``, resourceVersion-guarded); on a 409, read again:
         if the rollout is still this one, write once more, else it was stopped or replaced."""
-        for attempt in (1, 2):
+        for retry in (False, True):
             with self._lock:
                 if self._killed:
                     raise self._not_ours(obj)
@@ -308,16 +308,11 @@ class Rollout:
                 return self._api("patch_object", isvc.RESOURCE, self.namespace, self.name, patch)
             except KubernetesConflictError:
                 obj = self._get()
-                if not self._ours(obj) or attempt == 2:
+                if retry or not self._ours(obj):
                     raise self._not_ours(obj) from None
-                patch = {
-                    **patch,
-                    "metadata": {
-                        **patch["metadata"],
-                        "resourceVersion": obj["metadata"].get("resourceVersion"),
-                    },
-                }
-        raise AssertionError(what)  # pragma: no cover
+                rv = obj["metadata"].get("resourceVersion")
+                patch = {**patch, "metadata": {**patch["metadata"], "resourceVersion": rv}}
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ---- wait ---------------------------------------------------------------------------------
     def _ours(self, obj: Mapping[str, Any]) -> bool:
@@ -415,7 +410,7 @@ class Rollout:
                 gate_verdict = self._gate(obj, smoke)
         if written is not None:
             obj = self._promote(obj)
-        done = self._guarded(obj, isvc.phase_patch(obj, "done"), "done")
+        done = self._guarded(obj, isvc.phase_patch(obj, "done"))
         self._finished = True
         self.log.info(
             "%s serves %s (revision %s) at %s",
@@ -478,7 +473,7 @@ class Rollout:
         """Give the new revision all traffic (the canary share removed) and wait until it serves."""
         patch = isvc.phase_patch(obj, "promoting")
         patch["spec"] = {"predictor": {"canaryTrafficPercent": None}}
-        promoted = self._guarded(obj, patch, "promote")
+        promoted = self._guarded(obj, patch)
         self.log.info("Promoting revision %s of %s to 100%% of the traffic", isvc.revision(obj), self.what)
         ready = self.wait_ready(promoted)
         if not self._ours(ready):
